@@ -1,0 +1,294 @@
+//! The syscall catalogue: numbers per arch, typed argument signatures, systemd's syscall
+//! groups, symbolic constants and capability names.
+//!
+//! Everything here is generated from kernel sources by `scripts/gen-catalogue.py`
+//! (`generated.rs`); this module only adds lookups.
+
+mod generated;
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+pub use generated::KERNEL_VERSION;
+
+/// A target architecture (one seccomp `AUDIT_ARCH`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    X86_64,
+    X86,
+    X32,
+    Aarch64,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 4] = [Arch::X86_64, Arch::X86, Arch::X32, Arch::Aarch64];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::X86 => "x86",
+            Arch::X32 => "x32",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Arch> {
+        Some(match s {
+            "x86_64" | "amd64" => Arch::X86_64,
+            "x86" | "i386" | "i686" => Arch::X86,
+            "x32" => Arch::X32,
+            "aarch64" | "arm64" => Arch::Aarch64,
+            _ => return None,
+        })
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Registers are 64 bits wide (arguments fill all of `seccomp_data.args[i]`).
+    pub fn is_64bit(self) -> bool {
+        !matches!(self, Arch::X86)
+    }
+
+    /// Numbers of this ABI carry the x32 bit (`__X32_SYSCALL_BIT`) in `seccomp_data.nr`.
+    pub fn nr_offset(self) -> u32 {
+        if self == Arch::X32 {
+            0x4000_0000
+        } else {
+            0
+        }
+    }
+
+    /// `AUDIT_ARCH_*` value seen in `seccomp_data.arch` (x32 shares x86_64's).
+    pub fn audit_arch(self) -> u32 {
+        match self {
+            Arch::X86_64 | Arch::X32 => 0xc000_003e,
+            Arch::X86 => 0x4000_0003,
+            Arch::Aarch64 => 0xc000_00b7,
+        }
+    }
+}
+
+/// How an argument is passed, on 64-bit ABIs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArgKind {
+    /// `int` and friends: only the low 32 bits are meaningful.
+    I32,
+    /// `unsigned int`, `umode_t`, `uid_t`…: only the low 32 bits are meaningful.
+    U32,
+    /// `long`, `loff_t`…: all 64 bits.
+    I64,
+    /// `unsigned long`, `size_t`…: all 64 bits.
+    U64,
+    /// A pointer: the kernel reads memory the filter cannot see.
+    Ptr,
+}
+
+impl ArgKind {
+    pub fn is_32bit(self) -> bool {
+        matches!(self, ArgKind::I32 | ArgKind::U32)
+    }
+    pub fn is_signed(self) -> bool {
+        matches!(self, ArgKind::I32 | ArgKind::I64)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Arg {
+    pub name: &'static str,
+    pub kind: ArgKind,
+}
+
+#[derive(Debug)]
+pub struct SyscallDef {
+    pub name: &'static str,
+    nr: [Option<u32>; 4],
+    args: Option<&'static [Arg]>,
+    args_aarch64: Option<&'static [Arg]>,
+    i386_split: bool,
+}
+
+impl SyscallDef {
+    /// The number of this syscall on `arch`, as the filter sees it (x32 bit included).
+    pub fn nr(&self, arch: Arch) -> Option<u32> {
+        self.nr[arch.index()].map(|n| n | arch.nr_offset())
+    }
+
+    /// Argument signature on `arch`, if the kernel sources gave one.
+    pub fn args(&self, arch: Arch) -> Option<&'static [Arg]> {
+        if arch == Arch::Aarch64 {
+            self.args_aarch64.or(self.args)
+        } else {
+            self.args
+        }
+    }
+
+    /// The signature used to resolve argument names (x86_64's, or the first known).
+    pub fn signature(&self) -> Option<&'static [Arg]> {
+        self.args.or(self.args_aarch64)
+    }
+
+    /// Whether an argument is 64-bit on every ABI (`loff_t`, `u64`…). On i386 such an
+    /// argument occupies two registers, so argument positions there differ from the
+    /// signature and argument rules cannot be mapped.
+    pub fn splits_on_i386(&self) -> bool {
+        self.i386_split
+    }
+}
+
+#[derive(Debug)]
+pub struct GroupDef {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub members: &'static [&'static str],
+}
+
+pub fn syscalls() -> &'static [SyscallDef] {
+    generated::SYSCALLS
+}
+
+pub fn syscall(name: &str) -> Option<&'static SyscallDef> {
+    let s = generated::SYSCALLS;
+    s.binary_search_by(|d| d.name.cmp(name)).ok().map(|i| &s[i])
+}
+
+/// Name of syscall `nr` on `arch` (x32 numbers with their x32 bit).
+pub fn syscall_by_nr(arch: Arch, nr: u32) -> Option<&'static SyscallDef> {
+    generated::SYSCALLS.iter().find(|d| d.nr(arch) == Some(nr))
+}
+
+/// Highest syscall number of `arch` (x32 bit included).
+pub fn max_nr(arch: Arch) -> u32 {
+    generated::SYSCALLS
+        .iter()
+        .filter_map(|d| d.nr(arch))
+        .max()
+        .unwrap_or(0)
+}
+
+pub fn groups() -> &'static [GroupDef] {
+    generated::SYSTEMD_GROUPS
+}
+
+pub fn group(name: &str) -> Option<&'static GroupDef> {
+    generated::SYSTEMD_GROUPS.iter().find(|g| g.name == name)
+}
+
+/// The syscall names of a group, nested groups expanded; names unknown to the catalogue
+/// (systemd lists some of other arches) are kept out.
+pub fn expand_group(name: &str) -> Option<BTreeSet<&'static str>> {
+    let mut out = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    fn walk(
+        g: &'static GroupDef,
+        out: &mut BTreeSet<&'static str>,
+        seen: &mut BTreeSet<&'static str>,
+    ) {
+        if !seen.insert(g.name) {
+            return;
+        }
+        for m in g.members {
+            if let Some(sub) = m.strip_prefix('@') {
+                if let Some(g) = group(sub) {
+                    walk(g, out, seen);
+                }
+            } else if let Some(d) = syscall(m) {
+                out.insert(d.name);
+            }
+        }
+    }
+    walk(group(name)?, &mut out, &mut seen);
+    Some(out)
+}
+
+/// A symbolic constant's value on `arch`.
+pub fn constant(name: &str, arch: Arch) -> Option<u64> {
+    let c = generated::CONSTANTS;
+    let i = c.binary_search_by(|(n, _, _)| (*n).cmp(name)).ok()?;
+    let (_, v, a64) = c[i];
+    Some(if arch == Arch::Aarch64 {
+        a64.unwrap_or(v)
+    } else {
+        v
+    })
+}
+
+/// Whether a constant has a different value on some arch.
+pub fn constant_varies(name: &str) -> bool {
+    let c = generated::CONSTANTS;
+    c.binary_search_by(|(n, _, _)| (*n).cmp(name))
+        .is_ok_and(|i| c[i].2.is_some())
+}
+
+pub fn constant_names() -> impl Iterator<Item = &'static str> {
+    generated::CONSTANTS.iter().map(|(n, _, _)| *n)
+}
+
+/// Capability names without the `CAP_` prefix, indexed by number.
+pub fn capabilities() -> &'static [&'static str] {
+    generated::CAPABILITIES
+}
+
+/// A capability's number, from `NAME` or `CAP_NAME` (any case).
+pub fn capability(name: &str) -> Option<u32> {
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    generated::CAPABILITIES
+        .iter()
+        .position(|c| *c == bare)
+        .map(|i| i as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_match_the_kernel_abi() {
+        let read = syscall("read").unwrap();
+        assert_eq!(read.nr(Arch::X86_64), Some(0));
+        assert_eq!(read.nr(Arch::X86), Some(3));
+        assert_eq!(read.nr(Arch::X32), Some(0x4000_0000));
+        assert_eq!(read.nr(Arch::Aarch64), Some(63));
+        assert_eq!(syscall("open").unwrap().nr(Arch::Aarch64), None);
+        assert_eq!(syscall_by_nr(Arch::X86_64, 257).unwrap().name, "openat");
+    }
+
+    #[test]
+    fn signatures_have_names_and_widths() {
+        let args = syscall("openat").unwrap().signature().unwrap();
+        let names: Vec<_> = args.iter().map(|a| a.name).collect();
+        assert_eq!(names, ["dfd", "filename", "flags", "mode"]);
+        assert_eq!(args[1].kind, ArgKind::Ptr);
+        assert_eq!(args[2].kind, ArgKind::I32);
+        let clone = syscall("clone").unwrap();
+        assert_eq!(clone.args(Arch::X86_64).unwrap()[4].name, "tls");
+        assert_eq!(clone.args(Arch::Aarch64).unwrap()[3].name, "tls");
+    }
+
+    #[test]
+    fn groups_expand_nested_members() {
+        let svc = expand_group("system-service").unwrap();
+        assert!(svc.contains("read") && svc.contains("openat") && svc.contains("futex"));
+        assert!(!svc.contains("mount"));
+        assert!(expand_group("mount").unwrap().contains("pivot_root"));
+        assert!(expand_group("container-default")
+            .unwrap()
+            .contains("openat"));
+    }
+
+    #[test]
+    fn constants_and_capabilities() {
+        assert_eq!(constant("EPERM", Arch::X86_64), Some(1));
+        assert_eq!(constant("AF_VSOCK", Arch::X86_64), Some(40));
+        assert_eq!(constant("O_DIRECTORY", Arch::X86_64), Some(0o200000));
+        assert_eq!(constant("O_DIRECTORY", Arch::Aarch64), Some(0o40000));
+        assert_eq!(capabilities().len(), 41);
+        assert_eq!(capability("cap_checkpoint_restore"), Some(40));
+        assert_eq!(capability("SYS_ADMIN"), Some(21));
+    }
+}

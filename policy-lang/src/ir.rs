@@ -1,0 +1,653 @@
+//! The resolved policy: what a policy means once `extends`/`use` are applied, names are
+//! resolved and defaults are filled in. Backends are pure functions of this type.
+//!
+//! Architecture invariant: nothing here refers to syntax. Rules keep an [`Origin`] (file,
+//! line, column) so tools can say which rule decided, but no spans or pest types.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::catalogue::{self, Arch};
+pub use crate::syntax::CmpOp;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Policy {
+    pub name: String,
+    pub description: Option<String>,
+    /// Files the policy was built from, root first.
+    pub sources: Vec<String>,
+    pub seccomp: Seccomp,
+    pub capabilities: Capabilities,
+    pub identity: Identity,
+    pub namespaces: Namespaces,
+    pub filesystem: Filesystem,
+    pub network: Network,
+    pub resources: Resources,
+    pub process: Process,
+    pub selinux: Option<SeLinux>,
+    pub apparmor: Option<AppArmor>,
+}
+
+/// Where a rule or setting was written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+// ---------------------------------------------------------------------------------------
+// seccomp
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "action", content = "value", rename_all = "kebab-case")]
+pub enum Action {
+    Allow,
+    Errno(u16),
+    KillProcess,
+    KillThread,
+    Trap,
+    Log,
+    Trace(u16),
+    Notify,
+}
+
+impl Action {
+    /// The policy-language spelling (`errno(EPERM)` is shown by number: `errno(1)`).
+    pub fn to_source(self) -> String {
+        match self {
+            Action::Allow => "allow".into(),
+            Action::Errno(e) => format!("errno({})", errno_name(e).unwrap_or(&e.to_string())),
+            Action::KillProcess => "kill-process".into(),
+            Action::KillThread => "kill-thread".into(),
+            Action::Trap => "trap".into(),
+            Action::Log => "log".into(),
+            Action::Trace(n) => format!("trace({n})"),
+            Action::Notify => "notify".into(),
+        }
+    }
+}
+
+fn errno_name(e: u16) -> Option<&'static str> {
+    // Prefer the canonical names for values with aliases.
+    match e {
+        11 => return Some("EAGAIN"),
+        35 => return Some("EDEADLK"),
+        _ => {}
+    }
+    catalogue::constant_names()
+        .filter(|n| n.starts_with('E') && !n.starts_with("EXT"))
+        .find(|n| catalogue::constant(n, Arch::X86_64) == Some(u64::from(e)))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeccompFlag {
+    Log,
+    SpecAllow,
+    Tsync,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Seccomp {
+    /// `false` when the policy says `seccomp off`: no filter is installed.
+    pub enabled: bool,
+    pub default_action: Action,
+    /// For syscalls of an architecture the policy does not target (and x32 numbers on
+    /// x86_64 unless x32 is targeted).
+    pub bad_arch_action: Action,
+    pub arches: Vec<Arch>,
+    pub flags: Vec<SeccompFlag>,
+    /// Ordered: the first rule that matches a syscall decides.
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Rule {
+    pub action: Action,
+    /// Syscall names, sorted, sets expanded.
+    pub syscalls: Vec<String>,
+    pub cond: Option<Cond>,
+    pub origin: Origin,
+}
+
+/// A condition on the arch and arguments of a syscall.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cond {
+    And(Vec<Cond>),
+    Or(Vec<Cond>),
+    Not(Box<Cond>),
+    /// True on these arches.
+    Arch(Vec<Arch>),
+    Arg(ArgCmp),
+}
+
+/// `(arg & mask) OP value`, with constants kept symbolic where their value depends on the
+/// arch (e.g. `O_DIRECTORY`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ArgCmp {
+    pub arg: String,
+    pub mask: Option<ConstExpr>,
+    pub op: CmpOp,
+    pub value: ConstExpr,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConstExpr {
+    Num(u64),
+    Name(String),
+    And(Box<ConstExpr>, Box<ConstExpr>),
+    Or(Box<ConstExpr>, Box<ConstExpr>),
+}
+
+impl ConstExpr {
+    pub fn eval(&self, arch: Arch) -> u64 {
+        match self {
+            ConstExpr::Num(n) => *n,
+            // Names were checked during resolution.
+            ConstExpr::Name(n) => catalogue::constant(n, arch).unwrap_or(0),
+            ConstExpr::And(a, b) => a.eval(arch) & b.eval(arch),
+            ConstExpr::Or(a, b) => a.eval(arch) | b.eval(arch),
+        }
+    }
+}
+
+/// A comparison made concrete for one arch: register index, width and numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ConcreteCmp {
+    pub index: u8,
+    /// Only the low 32 bits take part (a 32-bit argument, or any argument on i386).
+    pub low32: bool,
+    pub mask: Option<u64>,
+    #[serde(skip)]
+    pub op: CmpOpOrd,
+    pub value: u64,
+}
+
+/// `CmpOp` with an ordering, for use in sets and maps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CmpOpOrd {
+    #[default]
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl From<CmpOp> for CmpOpOrd {
+    fn from(o: CmpOp) -> Self {
+        match o {
+            CmpOp::Eq => CmpOpOrd::Eq,
+            CmpOp::Ne => CmpOpOrd::Ne,
+            CmpOp::Lt => CmpOpOrd::Lt,
+            CmpOp::Le => CmpOpOrd::Le,
+            CmpOp::Gt => CmpOpOrd::Gt,
+            CmpOp::Ge => CmpOpOrd::Ge,
+        }
+    }
+}
+
+impl ConcreteCmp {
+    /// Evaluate against the raw 64-bit register value.
+    pub fn eval(&self, args: &[u64; 6]) -> bool {
+        let mut a = args[self.index as usize];
+        let mut v = self.value;
+        if self.low32 {
+            a &= 0xffff_ffff;
+            v &= 0xffff_ffff;
+        }
+        if let Some(m) = self.mask {
+            a &= m;
+        }
+        match self.op {
+            CmpOpOrd::Eq => a == v,
+            CmpOpOrd::Ne => a != v,
+            CmpOpOrd::Lt => a < v,
+            CmpOpOrd::Le => a <= v,
+            CmpOpOrd::Gt => a > v,
+            CmpOpOrd::Ge => a >= v,
+        }
+    }
+}
+
+impl Cond {
+    /// Resolve against one arch and syscall: arch tests become constants, argument names
+    /// become register indexes. `None` when an argument cannot be located on this arch
+    /// (resolution rejects such policies, so backends never see it).
+    pub fn concrete(&self, arch: Arch, syscall: &str) -> Option<ConcreteCond> {
+        Some(match self {
+            Cond::And(v) => ConcreteCond::And(
+                v.iter()
+                    .map(|c| c.concrete(arch, syscall))
+                    .collect::<Option<_>>()?,
+            ),
+            Cond::Or(v) => ConcreteCond::Or(
+                v.iter()
+                    .map(|c| c.concrete(arch, syscall))
+                    .collect::<Option<_>>()?,
+            ),
+            Cond::Not(c) => ConcreteCond::Not(Box::new(c.concrete(arch, syscall)?)),
+            Cond::Arch(a) => ConcreteCond::Const(a.contains(&arch)),
+            Cond::Arg(c) => {
+                let def = catalogue::syscall(syscall)?;
+                let args = def.args(arch)?;
+                let index = args.iter().position(|a| a.name == c.arg)?;
+                let kind = args[index].kind;
+                ConcreteCond::Cmp(ConcreteCmp {
+                    index: index as u8,
+                    low32: kind.is_32bit() || !arch.is_64bit(),
+                    mask: c.mask.as_ref().map(|m| m.eval(arch)),
+                    op: c.op.into(),
+                    value: c.value.eval(arch),
+                })
+            }
+        })
+    }
+}
+
+/// A condition for one arch and syscall.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ConcreteCond {
+    Const(bool),
+    And(Vec<ConcreteCond>),
+    Or(Vec<ConcreteCond>),
+    Not(Box<ConcreteCond>),
+    Cmp(ConcreteCmp),
+}
+
+impl ConcreteCond {
+    pub fn eval(&self, args: &[u64; 6]) -> bool {
+        match self {
+            ConcreteCond::Const(b) => *b,
+            ConcreteCond::And(v) => v.iter().all(|c| c.eval(args)),
+            ConcreteCond::Or(v) => v.iter().any(|c| c.eval(args)),
+            ConcreteCond::Not(c) => !c.eval(args),
+            ConcreteCond::Cmp(c) => c.eval(args),
+        }
+    }
+}
+
+/// One rule made concrete for an arch: syscall numbers instead of names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArchRule {
+    pub action: Action,
+    pub nrs: Vec<u32>,
+    pub cond: Option<ConcreteCond>,
+    /// Index into [`Seccomp::rules`].
+    pub rule: usize,
+}
+
+/// The decision for one syscall, and which rule made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub action: Action,
+    /// `None` for the default or bad-arch action.
+    pub rule: Option<usize>,
+}
+
+impl Seccomp {
+    /// The rules that apply on `arch`, in order, with names turned into numbers. Syscalls
+    /// that do not exist on `arch` are left out.
+    pub fn for_arch(&self, arch: Arch) -> Vec<ArchRule> {
+        let mut out = Vec::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            let nrs: Vec<u32> = r
+                .syscalls
+                .iter()
+                .filter_map(|s| catalogue::syscall(s).and_then(|d| d.nr(arch)))
+                .collect();
+            if nrs.is_empty() {
+                continue;
+            }
+            // A condition only depends on the syscall through argument positions, which
+            // are the same for every syscall a multi-syscall rule names (resolution checks
+            // this), so the first syscall is enough.
+            let cond = match &r.cond {
+                None => None,
+                Some(c) => {
+                    let first = r
+                        .syscalls
+                        .iter()
+                        .find(|s| catalogue::syscall(s).and_then(|d| d.nr(arch)).is_some());
+                    match first.and_then(|s| c.concrete(arch, s)) {
+                        Some(ConcreteCond::Const(true)) => None,
+                        Some(ConcreteCond::Const(false)) => continue,
+                        Some(c) => Some(c),
+                        None => continue,
+                    }
+                }
+            };
+            out.push(ArchRule {
+                action: r.action,
+                nrs,
+                cond,
+                rule: i,
+            });
+        }
+        out
+    }
+
+    /// The policy's own meaning: the decision for a syscall, straight from the rules.
+    /// This is the independent interpretation compiled filters are checked against.
+    pub fn decide(&self, audit_arch: u32, nr: u32, args: &[u64; 6]) -> Decision {
+        let default = Decision {
+            action: self.default_action,
+            rule: None,
+        };
+        let bad = Decision {
+            action: self.bad_arch_action,
+            rule: None,
+        };
+        if !self.enabled {
+            return Decision {
+                action: Action::Allow,
+                rule: None,
+            };
+        }
+        // x86_64 and x32 share an AUDIT_ARCH; the x32 bit of the number tells them apart.
+        let arch = if audit_arch == Arch::X86_64.audit_arch() {
+            let x32 = nr & 0x4000_0000 != 0 && nr != u32::MAX;
+            let a = if x32 { Arch::X32 } else { Arch::X86_64 };
+            if !self.arches.contains(&a) {
+                // Targeting x32 alone still sees native x86_64 numbers as a foreign ABI.
+                return bad;
+            }
+            a
+        } else {
+            match self.arches.iter().find(|a| a.audit_arch() == audit_arch) {
+                Some(a) => *a,
+                None => return bad,
+            }
+        };
+        let Some(def) = catalogue::syscall_by_nr(arch, nr) else {
+            return default;
+        };
+        for (i, r) in self.rules.iter().enumerate() {
+            if !r.syscalls.iter().any(|s| s == def.name) {
+                continue;
+            }
+            let hit = match &r.cond {
+                None => true,
+                Some(c) => c.concrete(arch, def.name).is_some_and(|c| c.eval(args)),
+            };
+            if hit {
+                return Decision {
+                    action: r.action,
+                    rule: Some(i),
+                };
+            }
+        }
+        default
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// capabilities
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Capability names without `CAP_`, sorted by number.
+    pub bounding: Vec<String>,
+    pub effective: Vec<String>,
+    pub permitted: Vec<String>,
+    pub inheritable: Vec<String>,
+    pub ambient: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// identity and namespaces
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    pub user: Option<u32>,
+    pub group: Option<u32>,
+    pub groups: Vec<u32>,
+    pub uid_map: Vec<IdMap>,
+    pub gid_map: Vec<IdMap>,
+    /// Take extra id ranges of this user from /etc/subuid and /etc/subgid at launch.
+    pub subids: Option<String>,
+    pub rootless: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct IdMap {
+    pub inside: u32,
+    pub outside: u32,
+    pub count: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NsKind {
+    Cgroup,
+    Ipc,
+    Mount,
+    Net,
+    Pid,
+    Time,
+    User,
+    Uts,
+}
+
+impl NsKind {
+    pub const ALL: [NsKind; 8] = [
+        NsKind::Cgroup,
+        NsKind::Ipc,
+        NsKind::Mount,
+        NsKind::Net,
+        NsKind::Pid,
+        NsKind::Time,
+        NsKind::User,
+        NsKind::Uts,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            NsKind::Cgroup => "cgroup",
+            NsKind::Ipc => "ipc",
+            NsKind::Mount => "mount",
+            NsKind::Net => "net",
+            NsKind::Pid => "pid",
+            NsKind::Time => "time",
+            NsKind::User => "user",
+            NsKind::Uts => "uts",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "mode", content = "path", rename_all = "lowercase")]
+pub enum NsMode {
+    /// Share the launcher's namespace.
+    Host,
+    /// A new namespace.
+    New,
+    /// Join the namespace at this path (e.g. `/proc/1/ns/net`).
+    Join(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Namespaces(pub BTreeMap<NsKind, NsMode>);
+
+impl Namespaces {
+    pub fn get(&self, k: NsKind) -> &NsMode {
+        self.0.get(&k).unwrap_or(&NsMode::Host)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// filesystem
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Rootfs {
+    /// Built from the host's /usr, /bin, /lib*, /etc, read-only.
+    Host,
+    Dir {
+        path: String,
+        readonly: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Overlay {
+    pub lower: Vec<String>,
+    /// `None`: a tmpfs upper layer, discarded at exit.
+    pub upper: Option<String>,
+    pub work: Option<String>,
+    pub target: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Bind {
+    pub source: String,
+    pub target: String,
+    pub readonly: bool,
+    pub idmap: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Tmpfs {
+    pub target: String,
+    pub size: Option<u64>,
+    pub mode: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    Read,
+    Write,
+    Exec,
+    Make,
+    Remove,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PathRule {
+    pub path: String,
+    pub access: Vec<Access>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Enforcement {
+    Required,
+    BestEffort,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Filesystem {
+    pub rootfs: Rootfs,
+    pub overlays: Vec<Overlay>,
+    pub binds: Vec<Bind>,
+    pub tmpfs: Vec<Tmpfs>,
+    pub masked: Vec<String>,
+    pub readonly: Vec<String>,
+    /// File access rules (Landlock, AppArmor). Empty: no file access restriction.
+    pub access: Vec<PathRule>,
+    pub landlock: Enforcement,
+}
+
+// ---------------------------------------------------------------------------------------
+// network
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum NetMode {
+    /// Own network namespace with only `lo`.
+    None,
+    Host,
+    Veth {
+        bridge: Option<String>,
+        address: Option<String>,
+        gateway: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Network {
+    pub mode: NetMode,
+    /// Allowed socket families (`AF_*` names without the prefix), empty: not restricted.
+    pub families: Vec<String>,
+    pub tcp_bind: Vec<u16>,
+    pub tcp_connect: Vec<u16>,
+}
+
+// ---------------------------------------------------------------------------------------
+// resources and process
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Resources {
+    pub memory: Option<u64>,
+    pub memory_swap: Option<u64>,
+    pub pids: Option<u64>,
+    /// CPU quota in microseconds per `cpu_period`.
+    pub cpu_quota: Option<u64>,
+    pub cpu_period: u64,
+    pub cpu_weight: Option<u64>,
+    pub io_weight: Option<u64>,
+    pub rlimits: Vec<Rlimit>,
+    /// Whether a missing cgroup (rootless, no delegation) is fatal.
+    pub cgroup: Option<Enforcement>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rlimit {
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Process {
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub no_new_privs: bool,
+    pub hostname: Option<String>,
+    /// Time-namespace offsets in seconds: (clock, offset).
+    pub time_offsets: Vec<(String, i64)>,
+    /// Wall-time limit in milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+// ---------------------------------------------------------------------------------------
+// LSMs
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
+pub enum Level {
+    Fixed(String),
+    /// A random pair of MCS categories chosen at launch.
+    Random,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SeLinux {
+    pub enforcement: Enforcement,
+    pub user: String,
+    pub role: String,
+    pub r#type: String,
+    pub level: Level,
+    pub mount_label: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AaMode {
+    Enforce,
+    Complain,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AppArmor {
+    pub enforcement: Enforcement,
+    pub profile: String,
+    pub mode: AaMode,
+    pub rules: Vec<String>,
+}

@@ -1,0 +1,383 @@
+#!/usr/bin/env python3
+"""Generate policy-lang/src/catalogue/generated.rs: kakoi's syscall catalogue.
+
+Sources (nothing is typed in by hand):
+  * syscall numbers: the kernel's own tables, arch/x86/entry/syscalls/syscall_64.tbl
+    (x86_64 and x32), syscall_32.tbl (i386) and scripts/syscall.tbl (aarch64, with the
+    ABIs listed in arch/arm64/kernel/Makefile.syscalls);
+  * argument names and C types: the SYSCALL_DEFINEn(...) definitions in the kernel's C
+    sources, falling back to the asmlinkage prototypes in include/linux/syscalls.h;
+  * systemd's syscall groups: `systemd-analyze syscall-filter` on the generating machine;
+  * @container-default: the unconditional allow-list of Docker's default seccomp profile
+    (../shared/data/docker-default-seccomp.json).
+
+Regenerate with:  make catalogue   (runs scripts/gen-catalogue.sh, which fetches
+Debian's linux-source-6.12 package and calls this script)
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+KSRC = sys.argv[1]
+DOCKER_JSON = sys.argv[2]
+OUT = sys.argv[3]
+
+ARCHES = ["x86_64", "x86", "x32", "aarch64"]
+# arch/arm64/kernel/Makefile.syscalls: syscall_abis_64 += renameat rlimit memfd_secret
+ARM64_ABIS = {"common", "64", "renameat", "rlimit", "memfd_secret"}
+
+
+def read_tbl(path, abis):
+    out = []
+    for line in open(path):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        nr, abi, name = int(parts[0]), parts[1], parts[2]
+        entry = parts[3] if len(parts) > 3 else None
+        if abi in abis:
+            out.append((name, nr, entry))
+    return out
+
+
+tables = {
+    "x86_64": read_tbl(f"{KSRC}/arch/x86/entry/syscalls/syscall_64.tbl", {"common", "64"}),
+    "x32": read_tbl(f"{KSRC}/arch/x86/entry/syscalls/syscall_64.tbl", {"common", "x32"}),
+    "x86": read_tbl(f"{KSRC}/arch/x86/entry/syscalls/syscall_32.tbl", {"i386"}),
+    "aarch64": read_tbl(f"{KSRC}/scripts/syscall.tbl", ARM64_ABIS),
+}
+
+# --- signatures -------------------------------------------------------------------------
+
+DEFINE_RE = re.compile(r"\b(?:COMPAT_)?SYSCALL_DEFINE(\d)\(\s*(\w+)\s*((?:,[^)]*)?)\)", re.S)
+
+
+def split_define(argtext):
+    # "int, dfd, const char __user *, filename" -> [("int","dfd"), ...]
+    items = [a.strip() for a in argtext.strip().lstrip(",").split(",")]
+    items = [" ".join(i.split()) for i in items if i]
+    return list(zip(items[0::2], items[1::2]))
+
+
+defs = {}  # name -> {prefix: [(type, name)]}
+
+
+def scan_defines():
+    for root, _dirs, files in os.walk(KSRC):
+        rel = os.path.relpath(root, KSRC)
+        if rel.startswith(("tools", "Documentation", "samples", "arch/um")):
+            continue
+        for f in files:
+            if not f.endswith(".c"):
+                continue
+            path = os.path.join(root, f)
+            try:
+                text = open(path, encoding="utf-8", errors="replace").read()
+            except OSError:
+                continue
+            if "SYSCALL_DEFINE" not in text:
+                continue
+            for m in DEFINE_RE.finditer(text):
+                if m.group(0).startswith("COMPAT_"):
+                    continue
+                n, name, args = int(m.group(1)), m.group(2), m.group(3)
+                pairs = split_define(args)
+                if len(pairs) != n:
+                    continue
+                if name == "clone" and rel == "kernel":
+                    # kernel/fork.c defines clone under #ifdef CONFIG_CLONE_BACKWARDS{,2,3};
+                    # x86 takes the #else layout (child_tidptr before tls), arm64 selects
+                    # CLONE_BACKWARDS (tls before child_tidptr) in arch/arm64/Kconfig.
+                    names = [p[1] for p in pairs]
+                    if names[3:5] == ["child_tidptr", "tls"]:
+                        defs.setdefault(name, {})["x86"] = pairs
+                    elif names[3:5] == ["tls", "child_tidptr"] and names[1] == "newsp":
+                        defs.setdefault(name, {})["arm64"] = pairs
+                    continue
+                where = "x86" if rel.startswith("arch/x86") else (
+                    "arm64" if rel.startswith("arch/arm64") else (
+                        "arch" if rel.startswith("arch/") else "generic"))
+                defs.setdefault(name, {}).setdefault(where, pairs)
+
+
+PROTO_RE = re.compile(r"asmlinkage\s+long\s+sys_(\w+)\(([^)]*)\);", re.S)
+
+
+def scan_protos():
+    text = open(f"{KSRC}/include/linux/syscalls.h").read()
+    protos = {}
+    for m in PROTO_RE.finditer(text):
+        name, args = m.group(1), " ".join(m.group(2).split())
+        if args == "void" or not args:
+            pairs = []
+        else:
+            pairs = []
+            for a in args.split(","):
+                a = a.strip()
+                mm = re.match(r"(.*?)(\w+)(\s*\[\s*\])?$", a)
+                if not mm:
+                    pairs = None
+                    break
+                ty, an = mm.group(1).strip(), mm.group(2)
+                if not ty:  # unnamed parameter
+                    pairs = None
+                    break
+                if mm.group(3):
+                    ty += " *"
+                pairs.append((ty, an))
+        if pairs is not None:
+            protos.setdefault(name, pairs)
+    return protos
+
+
+scan_defines()
+protos = scan_protos()
+
+INT32 = {"int", "s32", "__s32", "pid_t", "timer_t", "clockid_t", "mqd_t", "key_serial_t",
+         "rwf_t", "key_perm_t", "key_t"}
+UINT32 = {"unsigned int", "unsigned", "u32", "__u32", "uid_t", "gid_t", "umode_t", "qid_t",
+          "unsigned short", "u16", "__u16", "old_uid_t", "old_gid_t", "fmode_t", "unsigned char"}
+INT64 = {"long", "ssize_t", "off_t", "loff_t", "s64", "__s64", "__kernel_old_time_t",
+         "long long", "time_t", "__kernel_off_t", "__kernel_loff_t"}
+UINT64 = {"unsigned long", "size_t", "u64", "__u64", "aio_context_t", "__kernel_size_t",
+          "unsigned long long", "__kernel_ulong_t", "old_sigset_t"}
+PTR_TYPEDEFS = {"cap_user_header_t", "cap_user_data_t", "__sighandler_t"}
+
+unknown_types = set()
+
+
+def classify(ty):
+    t = ty.replace("__user", "").replace("const ", "").replace("volatile ", "")
+    t = " ".join(t.split())
+    if "*" in t or t in PTR_TYPEDEFS:
+        return "Ptr"
+    if t.startswith("enum "):
+        return "U32"
+    if t in INT32:
+        return "I32"
+    if t in UINT32:
+        return "U32"
+    if t in INT64:
+        return "I64"
+    if t in UINT64:
+        return "U64"
+    unknown_types.add(t)
+    return "U64"
+
+
+def signature(name, entry, prefer):
+    base = name
+    if entry:
+        e = entry.split("/")[0]
+        for p in ("__x64_sys_", "__ia32_sys_", "__x32_compat_sys_", "sys_", "compat_sys_"):
+            if e.startswith(p):
+                base = e[len(p):]
+                break
+    for cand in (base, name):
+        d = defs.get(cand)
+        if d:
+            for where in prefer + ["generic", "arch"]:
+                if where in d:
+                    return d[where]
+        if cand in protos:
+            return protos[cand]
+    return None
+
+
+catalogue = {}  # name -> dict
+for arch in ARCHES:
+    for name, nr, entry in tables[arch]:
+        c = catalogue.setdefault(name, {"nr": {}, "sig": None, "sig_aarch64": None})
+        c["nr"][arch] = nr
+        if arch in ("x86_64", "x86") and c["sig"] is None:
+            c["sig"] = signature(name, entry, ["x86"])
+        if arch == "aarch64":
+            s = signature(name, entry, ["arm64"])
+            if c["sig"] is None:
+                c["sig"] = s
+            elif s is not None and s != c["sig"]:
+                c["sig_aarch64"] = s
+
+# --- systemd groups ---------------------------------------------------------------------
+
+
+def systemd_groups():
+    out = subprocess.run(["systemd-analyze", "syscall-filter", "--no-pager"],
+                         capture_output=True, text=True, check=True).stdout
+    groups, cur, desc = {}, None, {}
+    for line in out.splitlines():
+        if line.startswith("@"):
+            cur = line.strip()
+            groups[cur] = []
+        elif cur and line.strip().startswith("#"):
+            desc.setdefault(cur, line.strip().lstrip("# ").strip())
+        elif cur and line.strip():
+            groups[cur].append(line.strip())
+    groups.pop("@known", None)
+    return groups, desc
+
+
+groups, group_desc = systemd_groups()
+
+# --- Docker default allow-list ----------------------------------------------------------
+
+docker = json.load(open(DOCKER_JSON))
+container_default = []
+for s in docker["syscalls"]:
+    if s["action"] != "SCMP_ACT_ALLOW" or s.get("args") or s.get("includes") or s.get("excludes"):
+        continue
+    container_default.extend(s["names"])
+container_default = sorted(set(container_default))
+
+# --- symbolic constants -----------------------------------------------------------------
+# (header, name prefixes) from the same kernel tree; values are evaluated in order so later
+# definitions may refer to earlier ones (e.g. SOCK_CLOEXEC = O_CLOEXEC).
+CONST_SOURCES = [
+    ("include/uapi/asm-generic/errno-base.h", ("E",)),
+    ("include/uapi/asm-generic/errno.h", ("E",)),
+    ("include/uapi/asm-generic/fcntl.h", ("O_", "F_", "AT_")),
+    ("include/uapi/linux/fcntl.h", ("AT_", "F_")),
+    ("include/uapi/asm-generic/mman-common.h", ("PROT_", "MAP_", "MADV_", "MLOCK_")),
+    ("include/uapi/asm-generic/mman.h", ("MAP_", "MCL_")),
+    ("arch/x86/include/uapi/asm/mman.h", ("MAP_32BIT",)),
+    ("include/linux/socket.h", ("AF_", "PF_", "MSG_", "SOL_")),
+    ("include/linux/net.h", ("SOCK_",)),
+    ("include/uapi/linux/in.h", ("IPPROTO_",)),
+    ("include/uapi/linux/net.h", ("SYS_",)),
+    ("include/uapi/linux/sched.h", ("CLONE_", "SCHED_")),
+    ("include/uapi/linux/personality.h", ("PER_", "UNAME26", "ADDR_", "FDPIC_", "MMAP_", "READ_IMPLIES", "SHORT_", "WHOLE_", "STICKY_", "ADDR_LIMIT")),
+    ("include/uapi/linux/prctl.h", ("PR_",)),
+    ("include/uapi/linux/capability.h", ("CAP_",)),
+    ("include/uapi/asm-generic/ioctls.h", ("TIOC", "TC", "FIO", "TIOCS")),
+    ("include/uapi/asm-generic/signal.h", ("SIG",)),
+]
+# arch/arm64/include/uapi/asm/fcntl.h overrides a few O_* flags on aarch64.
+ARM64_CONST_SOURCES = [("arch/arm64/include/uapi/asm/fcntl.h", ("O_",))]
+
+DEFINE_LINE = re.compile(r"^\s*#\s*define\s+([A-Z_][A-Z0-9_]*)\s+(.+?)\s*(?:/\*.*)?$")
+ENUM_LINE = re.compile(r"^\s*([A-Z_][A-Z0-9_]*)\s*=\s*([^,/]+?)\s*,?\s*(?:/\*.*)?$")
+
+
+def c_eval(expr, env):
+    e = expr.strip()
+    e = re.sub(r"(0x[0-9a-fA-F]+|\d+)[uUlL]+\b", r"\1", e)
+    if re.search(r"[^\w\s()|&<>~+\-*/]", e):
+        return None
+    e = re.sub(r"\b0([0-7]+)\b", r"0o\1", e)
+    try:
+        v = eval(e, {"__builtins__": {}}, dict(env))
+    except Exception:
+        return None
+    return v if isinstance(v, int) else None
+
+
+def read_consts(sources, env):
+    out = {}
+    for header, prefixes in sources:
+        path = f"{KSRC}/{header}"
+        if not os.path.exists(path):
+            raise SystemExit(f"missing {path}")
+        text = open(path).read()
+        text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+        for line in text.splitlines():
+            m = DEFINE_LINE.match(line) or ENUM_LINE.match(line)
+            if not m or not m.group(1).startswith(prefixes):
+                continue
+            v = c_eval(m.group(2), {**env, **out})
+            if v is not None and m.group(1) not in out:
+                out[m.group(1)] = v & 0xFFFFFFFFFFFFFFFF if v < 0 else v
+    return out
+
+
+constants = read_consts(CONST_SOURCES, {})
+constants_arm64 = {k: v for k, v in read_consts(ARM64_CONST_SOURCES, {}).items()
+                   if constants.get(k) != v}
+# CAP_LAST_CAP and friends are not capabilities.
+capabilities = sorted(((v, k[4:]) for k, v in constants.items()
+                       if k.startswith("CAP_") and k not in ("CAP_LAST_CAP",) and
+                       isinstance(v, int) and v < 64 and not k.startswith("CAP_TO")))
+
+# --- write Rust -------------------------------------------------------------------------
+
+
+def rs_args(sig):
+    if sig is None:
+        return "None"
+    items = ", ".join(f'Arg {{ name: "{n}", kind: ArgKind::{classify(t)} }}' for t, n in sig)
+    return f"Some(&[{items}])"
+
+
+FIXED64 = {"loff_t", "u64", "__u64", "s64", "__s64", "long long", "unsigned long long",
+           "__kernel_loff_t"}
+
+
+def splits_on_i386(sig):
+    """64-bit types take two registers on i386, shifting later argument positions."""
+    if sig is None:
+        return "false"
+    plain = [" ".join(t.replace("__user", "").replace("const ", "").split()) for t, _ in sig]
+    return "true" if any(t in FIXED64 for t in plain) else "false"
+
+
+def rs_nr(v):
+    return f"Some({v})" if v is not None else "None"
+
+
+lines = []
+lines.append("// @generated by scripts/gen-catalogue.py from Linux 6.12 (Debian linux-source-6.12),")
+lines.append("// `systemd-analyze syscall-filter` and Docker's default seccomp profile. Do not edit:")
+lines.append("// run `make catalogue` instead.")
+lines.append("")
+lines.append("use super::{Arg, ArgKind, GroupDef, SyscallDef};")
+lines.append("")
+lines.append("pub static KERNEL_VERSION: &str = \"6.12\";")
+lines.append("")
+lines.append("/// Every syscall of x86_64, i386, x32 and aarch64, sorted by name.")
+lines.append("pub(crate) static SYSCALLS: &[SyscallDef] = &[")
+for name in sorted(catalogue):
+    c = catalogue[name]
+    nrs = ", ".join(rs_nr(c["nr"].get(a)) for a in ARCHES)
+    lines.append(f'    SyscallDef {{ name: "{name}", nr: [{nrs}], args: {rs_args(c["sig"])}, '
+                 f'args_aarch64: {rs_args(c["sig_aarch64"])}, i386_split: {splits_on_i386(c["sig"])} }},')
+lines.append("];")
+lines.append("")
+lines.append("/// systemd's syscall groups (`SystemCallFilter=`), members as systemd lists them.")
+lines.append("pub(crate) static SYSTEMD_GROUPS: &[GroupDef] = &[")
+for g in sorted(groups):
+    mem = ", ".join(f'"{m}"' for m in groups[g])
+    d = group_desc.get(g, "").replace('"', '\\"')
+    lines.append(f'    GroupDef {{ name: "{g[1:]}", description: "{d}", members: &[{mem}] }},')
+lines.append(
+    '    GroupDef { name: "container-default", description: "Docker\'s default seccomp allow-list '
+    '(unconditional part)", members: &[' + ", ".join(f'"{m}"' for m in container_default) + "] },")
+lines.append("];")
+lines.append("")
+lines.append("/// Symbolic constants usable in conditions: (name, value, aarch64 value if different).")
+lines.append("pub(crate) static CONSTANTS: &[(&str, u64, Option<u64>)] = &[")
+for k in sorted(constants):
+    a = constants_arm64.get(k)
+    lines.append(f'    ("{k}", {constants[k]:#x}, {rs_nr(hex(a) if a is not None else None)}),')
+lines.append("];")
+lines.append("")
+lines.append("/// Capabilities by number, from include/uapi/linux/capability.h.")
+lines.append("pub(crate) static CAPABILITIES: &[&str] = &[")
+for v, k in capabilities:
+    lines.append(f'    "{k}", // {v}')
+lines.append("];")
+lines.append("")
+
+tmp = OUT + ".tmp"
+with open(tmp, "w") as f:
+    f.write("\n".join(lines))
+os.replace(tmp, OUT)
+
+missing = [n for n, c in catalogue.items() if c["sig"] is None]
+print(f"{len(catalogue)} syscalls, {len(groups) + 1} groups, "
+      f"{len(container_default)} in @container-default, {len(constants)} constants, "
+      f"{len(capabilities)} capabilities", file=sys.stderr)
+print(f"no signature for {len(missing)}: {' '.join(sorted(missing))}", file=sys.stderr)
+if unknown_types:
+    print(f"types classified as 64-bit by default: {sorted(unknown_types)}", file=sys.stderr)

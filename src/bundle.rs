@@ -1,0 +1,191 @@
+//! The compiled bundle: every artifact of a policy plus a manifest, written atomically.
+//!
+//! Architecture invariant: building the artifacts ([`build`]) is pure and deterministic
+//! (no timestamps, sorted keys); only [`write_dir`] touches the file system, and it either
+//! leaves a complete bundle or nothing.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use policy_lang::{Policy, SourceMap};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::seccomp::{self, Host};
+
+/// Bundle layout version, bumped on incompatible changes.
+pub const FORMAT: u32 = 1;
+
+/// One file of a bundle.
+#[derive(Clone, Debug)]
+pub struct Artifact {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ManifestEntry {
+    pub name: String,
+    pub sha256: String,
+    pub bytes: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub kakoi: &'static str,
+    pub policy: String,
+    pub sources: Vec<String>,
+    /// SHA-256 over every source file's name and text, in order.
+    pub source_sha256: String,
+    pub targets: Vec<&'static str>,
+    pub artifacts: Vec<ManifestEntry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::libseccomp::Error),
+    #[error("`{path}` exists and is not a kakoi bundle")]
+    NotABundle { path: PathBuf },
+    #[error("cannot write the bundle to `{path}`: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The kinds `--emit` accepts, with the artifact each one prints.
+pub const EMIT_KINDS: &[&str] = &["policy", "manifest", "seccomp-x86_64", "seccomp-aarch64"];
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn json<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut s = serde_json::to_vec_pretty(v).expect("IR types serialize");
+    s.push(b'\n');
+    s
+}
+
+/// Build every artifact and the manifest (last in the list).
+pub fn build(policy: &Policy, map: &SourceMap) -> Result<Vec<Artifact>, Error> {
+    let mut arts = vec![Artifact {
+        name: "policy.json".into(),
+        bytes: json(policy),
+    }];
+    if policy.seccomp.enabled {
+        for host in Host::for_policy(&policy.seccomp) {
+            let prog = seccomp::libseccomp::compile(&policy.seccomp, host)?;
+            arts.push(Artifact {
+                name: format!("seccomp.{}.bpf", host.name()),
+                bytes: prog.bpf,
+            });
+        }
+    }
+    let mut h = Sha256::new();
+    for name in &policy.sources {
+        let text = map.find(name).map_or("", |id| map.text(id));
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        h.update([0]);
+    }
+    let manifest = Manifest {
+        format: FORMAT,
+        kakoi: env!("CARGO_PKG_VERSION"),
+        policy: policy.name.clone(),
+        sources: policy.sources.clone(),
+        source_sha256: hex(&h.finalize()),
+        targets: policy.seccomp.arches.iter().map(|a| a.name()).collect(),
+        artifacts: arts
+            .iter()
+            .map(|a| ManifestEntry {
+                name: a.name.clone(),
+                sha256: hex(&Sha256::digest(&a.bytes)),
+                bytes: a.bytes.len(),
+            })
+            .collect(),
+    };
+    arts.push(Artifact {
+        name: "manifest.json".into(),
+        bytes: json(&manifest),
+    });
+    Ok(arts)
+}
+
+/// The artifact `--emit KIND` prints.
+pub fn emit<'a>(arts: &'a [Artifact], kind: &str) -> Option<&'a Artifact> {
+    let name = match kind {
+        "policy" => "policy.json".to_string(),
+        "manifest" => "manifest.json".to_string(),
+        k => match k.strip_prefix("seccomp-") {
+            Some(host) => format!("seccomp.{host}.bpf"),
+            None => return None,
+        },
+    };
+    arts.iter().find(|a| a.name == name)
+}
+
+/// Write the bundle into directory `dir`: into a temporary sibling first, then renamed
+/// into place, so a failure leaves no partial bundle. An existing bundle is replaced; any
+/// other existing non-empty directory is left alone.
+pub fn write_dir(dir: &Path, arts: &[Artifact]) -> Result<(), Error> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let existing = dir.exists();
+    if existing {
+        let empty = fs::read_dir(dir).map_err(io(dir))?.next().is_none();
+        if !empty && !dir.join("manifest.json").is_file() {
+            return Err(Error::NotABundle {
+                path: dir.to_path_buf(),
+            });
+        }
+    }
+    let base = dir
+        .file_name()
+        .map_or("bundle".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{base}.tmp-"))
+        .tempdir_in(&parent)
+        .map_err(io(&parent))?;
+    for a in arts {
+        let p = tmp.path().join(&a.name);
+        let mut f = fs::File::create(&p).map_err(io(&p))?;
+        f.write_all(&a.bytes).map_err(io(&p))?;
+        f.sync_all().map_err(io(&p))?;
+    }
+    let staged = tmp.keep();
+    let finish = || -> Result<(), Error> {
+        if existing {
+            let old = parent.join(format!(".{base}.old-{}", std::process::id()));
+            fs::rename(dir, &old).map_err(io(dir))?;
+            if let Err(e) = fs::rename(&staged, dir) {
+                // Put the previous bundle back before reporting.
+                let _ = fs::rename(&old, dir);
+                return Err(Error::Io {
+                    path: dir.to_path_buf(),
+                    source: e,
+                });
+            }
+            fs::remove_dir_all(&old).map_err(io(&old))?;
+        } else {
+            fs::rename(&staged, dir).map_err(io(dir))?;
+        }
+        Ok(())
+    };
+    let r = finish();
+    if r.is_err() {
+        let _ = fs::remove_dir_all(&staged);
+    }
+    r
+}

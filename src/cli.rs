@@ -1,0 +1,338 @@
+//! The command line: clap structs (raw flags) -> validated configuration -> actions.
+//!
+//! Architecture invariant: nothing here has side effects before the arguments are fully
+//! validated; every error reaches `main` as a [`Failure`] with its exit code.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use policy_lang::diagnostics::{line_col, render};
+use policy_lang::{Diagnostic, Policy, SourceMap};
+
+use crate::{bundle, loader};
+
+/// Exit codes, one meaning each.
+pub mod exit {
+    /// Success; for `check`, no errors (warnings allowed).
+    pub const OK: i32 = 0;
+    /// The policy has errors (or warnings with `--deny-warnings`).
+    pub const POLICY: i32 = 1;
+    /// Bad usage, unreadable input, or an output that could not be written.
+    pub const USAGE: i32 = 2;
+}
+
+const ABOUT: &str = "Security policy compiler, auditor and hardened launcher for Linux";
+
+const LONG_ABOUT: &str = "\
+kakoi (囲い, \"enclosure\") compiles one small policy language into every layer of a
+workload's sandbox: seccomp BPF, capability sets, namespaces, mounts, cgroup limits,
+Landlock rules and LSM profiles, as one deterministic bundle.
+
+A POLICY argument is a path to a `.kakoi` file or the name of a shipped policy
+(see `kakoi profiles`).";
+
+const EXAMPLES: &str = "\
+Examples:
+  kakoi check profiles/*.kakoi          report every error and warning
+  kakoi compile default -o bundle/      compile the embedded default policy
+  kakoi compile my.kakoi --emit policy  print the resolved policy as JSON
+  kakoi completions bash > /etc/bash_completion.d/kakoi";
+
+#[derive(Debug, Parser)]
+#[command(name = "kakoi", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES)]
+pub struct Cli {
+    /// When to colour output: auto (a terminal and NO_COLOR unset), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Caret snippets with help lines.
+    Human,
+    /// One JSON document with every diagnostic (file, line, column, code, message, help).
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check policies and report every error and warning.
+    ///
+    /// Exit status: 0 when no policy has errors, 1 when one does, 2 when a file cannot
+    /// be read.
+    Check {
+        /// Policy files or shipped policy names.
+        #[arg(required = true, value_name = "POLICY")]
+        policies: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Treat warnings as errors (exit status 1).
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Compile a policy into a bundle directory, or print one artifact.
+    ///
+    /// The bundle holds `policy.json` (the resolved policy), `seccomp.<arch>.bpf` (raw
+    /// BPF for each host architecture the policy targets) and `manifest.json` (format
+    /// version, source hash, and the SHA-256 of every artifact). It is written
+    /// atomically: on any error nothing is left behind. Output is byte-identical across
+    /// runs.
+    Compile {
+        /// Policy file or shipped policy name.
+        #[arg(value_name = "POLICY")]
+        policy: String,
+        /// Write the bundle into this directory (replacing an existing bundle).
+        #[arg(short, long, value_name = "DIR", required_unless_present = "emit")]
+        output: Option<PathBuf>,
+        /// Print one artifact to stdout instead: policy, manifest, seccomp-x86_64,
+        /// seccomp-aarch64.
+        #[arg(long, value_name = "KIND", value_parser = clap::builder::PossibleValuesParser::new(bundle::EMIT_KINDS))]
+        emit: Option<String>,
+    },
+    /// List the shipped policies embedded in this binary.
+    Profiles,
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// A failure with the exit code it maps to; its message is printed by `main`.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: Option<String>,
+}
+
+impl Failure {
+    fn usage(msg: impl Into<String>) -> Self {
+        Failure {
+            code: exit::USAGE,
+            message: Some(msg.into()),
+        }
+    }
+    fn policy() -> Self {
+        Failure {
+            code: exit::POLICY,
+            message: None,
+        }
+    }
+}
+
+fn use_color(choice: ColorChoice, stream_is_tty: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            stream_is_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+/// A policy loaded and checked, with its sources for rendering.
+pub struct Loaded {
+    pub map: SourceMap,
+    pub policy: Option<Policy>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Load and check a policy named on the command line.
+pub fn load(name: &str) -> Result<Loaded, Failure> {
+    let (display, text) = loader::read_root(name).map_err(Failure::usage)?;
+    let mut map = SourceMap::new();
+    let root = map.add(display, text);
+    let checked = policy_lang::check(&mut map, root, &loader::FsLoader);
+    Ok(Loaded {
+        map,
+        policy: checked.policy,
+        diagnostics: checked.diagnostics,
+    })
+}
+
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    let color_err = use_color(cli.color, std::io::stderr().is_terminal());
+    match cli.command {
+        Command::Check {
+            policies,
+            format,
+            deny_warnings,
+        } => check(&policies, format, deny_warnings, color_err),
+        Command::Compile {
+            policy,
+            output,
+            emit,
+        } => compile(&policy, output, emit, color_err),
+        Command::Profiles => {
+            let mut out = std::io::stdout().lock();
+            for (name, text) in crate::profiles::SHIPPED {
+                let desc = text
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("description "))
+                    .map(|d| d.trim_matches('"'))
+                    .unwrap_or("");
+                let _ = writeln!(out, "{name:<14} {desc}");
+            }
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "kakoi", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let man = clap_mangen::Man::new(Cli::command());
+            man.render(&mut std::io::stdout())
+                .map_err(|e| Failure::usage(format!("cannot write the man page: {e}")))
+        }
+    }
+}
+
+fn diag_json(map: &SourceMap, d: &Diagnostic) -> serde_json::Value {
+    let (file, line, column) = match &d.span {
+        Some(s) => {
+            let (l, c) = line_col(map, s);
+            (Some(map.name(s.file).to_string()), Some(l), Some(c))
+        }
+        None => (None, None, None),
+    };
+    serde_json::json!({
+        "severity": d.severity,
+        "code": d.code,
+        "message": d.message,
+        "file": file,
+        "line": line,
+        "column": column,
+        "label": d.label,
+        "help": d.help,
+    })
+}
+
+fn check(
+    policies: &[String],
+    format: Format,
+    deny_warnings: bool,
+    color: bool,
+) -> Result<(), Failure> {
+    let mut failed = false;
+    let mut unreadable = None;
+    let mut reports = Vec::new();
+    for p in policies {
+        let loaded = match load(p) {
+            Ok(l) => l,
+            Err(f) => {
+                eprintln!("error: {}", f.message.as_deref().unwrap_or(""));
+                unreadable = Some(f);
+                continue;
+            }
+        };
+        let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
+        let warnings = loaded.diagnostics.len() - errors;
+        failed |= errors > 0 || (deny_warnings && warnings > 0);
+        match format {
+            Format::Human => {
+                eprint!("{}", render(&loaded.map, &loaded.diagnostics, color));
+                let name = loaded.map.name(policy_lang::FileId(0));
+                if errors == 0 {
+                    eprintln!("{name}: ok ({warnings} warning{})", if warnings == 1 { "" } else { "s" });
+                } else {
+                    eprintln!("{name}: {errors} error{}, {warnings} warning{}", plural(errors), plural(warnings));
+                }
+            }
+            Format::Json => reports.push(serde_json::json!({
+                "policy": loaded.map.name(policy_lang::FileId(0)),
+                "ok": errors == 0,
+                "errors": errors,
+                "warnings": warnings,
+                "diagnostics": loaded.diagnostics.iter().map(|d| diag_json(&loaded.map, d)).collect::<Vec<_>>(),
+            })),
+        }
+    }
+    if format == Format::Json {
+        let doc = serde_json::json!({ "format": 1, "policies": reports });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("json values serialize")
+        );
+    }
+    if let Some(f) = unreadable {
+        return Err(Failure {
+            code: f.code,
+            message: None,
+        });
+    }
+    if failed {
+        return Err(Failure::policy());
+    }
+    Ok(())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn compile(
+    policy: &str,
+    output: Option<PathBuf>,
+    emit: Option<String>,
+    color: bool,
+) -> Result<(), Failure> {
+    let loaded = load(policy)?;
+    eprint!("{}", render(&loaded.map, &loaded.diagnostics, color));
+    let Some(p) = loaded.policy else {
+        let n = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
+        eprintln!(
+            "error: `{policy}` has {n} error{}; nothing was written",
+            plural(n)
+        );
+        return Err(Failure::policy());
+    };
+    let arts = bundle::build(&p, &loaded.map).map_err(|e| {
+        eprintln!("error: {e}");
+        Failure::policy()
+    })?;
+    if let Some(kind) = emit {
+        let Some(a) = bundle::emit(&arts, &kind) else {
+            return Err(Failure::usage(format!(
+                "this policy has no `{kind}` artifact (its targets: {})",
+                p.seccomp
+                    .arches
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        let mut out = std::io::stdout().lock();
+        if kind.starts_with("seccomp-") && out.is_terminal() {
+            return Err(Failure::usage(
+                "refusing to write binary BPF to a terminal; redirect stdout to a file",
+            ));
+        }
+        out.write_all(&a.bytes)
+            .and_then(|()| out.flush())
+            .map_err(|e| Failure::usage(format!("cannot write to stdout: {e}")))?;
+    }
+    if let Some(dir) = output {
+        bundle::write_dir(&dir, &arts).map_err(|e| Failure::usage(e.to_string()))?;
+        eprintln!("wrote {} ({} artifacts)", dir.display(), arts.len());
+    }
+    Ok(())
+}

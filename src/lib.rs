@@ -1,0 +1,12 @@
+//! kakoi: security policy compiler, auditor and hardened launcher for Linux.
+//!
+//! The language lives in the `policy-lang` crate; this crate holds the backends, the
+//! bundle writer and the CLI. See ARCHITECTURE.md for the map.
+
+pub mod bundle;
+pub mod cli;
+pub mod loader;
+pub mod profiles;
+pub mod seccomp;
+
+pub use policy_lang;

@@ -1,0 +1,65 @@
+//! Seccomp backend: the resolved policy -> raw BPF programs, one per host architecture.
+//!
+//! A host architecture's program covers every ABI that host can enter the kernel with and
+//! the policy targets: an x86_64 host program checks x86_64, and i386 and x32 when the
+//! policy lists them (the kernel feeds all three to one filter). `seccomp.x86_64.bpf`
+//! is that program; `seccomp.aarch64.bpf` the aarch64 one.
+//!
+//! The reference backend is libseccomp ([`libseccomp`]). Its limits are documented there.
+
+pub mod libseccomp;
+
+use policy_lang::catalogue::Arch;
+use policy_lang::ir::Seccomp;
+
+/// A host machine type and the ABIs its programs cover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Host {
+    X86_64,
+    Aarch64,
+}
+
+impl Host {
+    pub fn name(self) -> &'static str {
+        match self {
+            Host::X86_64 => "x86_64",
+            Host::Aarch64 => "aarch64",
+        }
+    }
+
+    /// The native ABI and the compat ABIs a program for this host covers.
+    pub fn abis(self) -> &'static [Arch] {
+        match self {
+            Host::X86_64 => &[Arch::X86_64, Arch::X86, Arch::X32],
+            Host::Aarch64 => &[Arch::Aarch64],
+        }
+    }
+
+    /// Hosts the policy needs a program for: those whose native ABI it targets.
+    pub fn for_policy(s: &Seccomp) -> Vec<Host> {
+        [Host::X86_64, Host::Aarch64]
+            .into_iter()
+            .filter(|h| s.arches.contains(&h.abis()[0]))
+            .collect()
+    }
+}
+
+/// One compiled program.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub host: Host,
+    /// Raw `struct sock_filter` array, little-endian.
+    pub bpf: Vec<u8>,
+    /// `arch:syscall` the backend could not name (newer than its syscall table); they
+    /// get the default action.
+    pub skipped: Vec<String>,
+}
+
+impl Program {
+    pub fn len(&self) -> usize {
+        self.bpf.len() / 8
+    }
+    pub fn is_empty(&self) -> bool {
+        self.bpf.is_empty()
+    }
+}
