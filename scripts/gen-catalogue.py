@@ -242,6 +242,7 @@ CONST_SOURCES = [
     ("include/uapi/linux/fcntl.h", ("AT_", "F_")),
     ("include/uapi/asm-generic/mman-common.h", ("PROT_", "MAP_", "MADV_", "MLOCK_")),
     ("include/uapi/asm-generic/mman.h", ("MAP_", "MCL_")),
+    ("include/uapi/linux/mman.h", ("MAP_",)),
     ("arch/x86/include/uapi/asm/mman.h", ("MAP_32BIT",)),
     ("include/linux/socket.h", ("AF_", "PF_", "MSG_", "SOL_")),
     ("include/linux/net.h", ("SOCK_",)),

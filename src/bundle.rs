@@ -41,6 +41,8 @@ pub struct Manifest {
     pub source_sha256: String,
     pub targets: Vec<&'static str>,
     pub artifacts: Vec<ManifestEntry>,
+    /// What the backends could not honour exactly, one line each.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,9 +79,17 @@ pub fn build(policy: &Policy, map: &SourceMap) -> Result<Vec<Artifact>, Error> {
         name: "policy.json".into(),
         bytes: json(policy),
     }];
+    let mut notes = Vec::new();
     if policy.seccomp.enabled {
         for host in Host::for_policy(&policy.seccomp) {
             let prog = seccomp::libseccomp::compile(&policy.seccomp, host)?;
+            if !prog.skipped.is_empty() {
+                notes.push(format!(
+                    "seccomp.{}.bpf: the system libseccomp does not know {}; they get the default action",
+                    host.name(),
+                    prog.skipped.join(", ")
+                ));
+            }
             arts.push(Artifact {
                 name: format!("seccomp.{}.bpf", host.name()),
                 bytes: prog.bpf,
@@ -109,6 +119,7 @@ pub fn build(policy: &Policy, map: &SourceMap) -> Result<Vec<Artifact>, Error> {
                 bytes: a.bytes.len(),
             })
             .collect(),
+        notes,
     };
     arts.push(Artifact {
         name: "manifest.json".into(),
@@ -188,4 +199,16 @@ pub fn write_dir(dir: &Path, arts: &[Artifact]) -> Result<(), Error> {
         let _ = fs::remove_dir_all(&staged);
     }
     r
+}
+
+/// The notes recorded in a built bundle's manifest.
+pub fn notes(arts: &[Artifact]) -> Vec<String> {
+    arts.iter()
+        .find(|a| a.name == "manifest.json")
+        .and_then(|m| serde_json::from_slice::<serde_json::Value>(&m.bytes).ok())
+        .and_then(|v| v["notes"].as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|n| n.as_str().map(String::from))
+        .collect()
 }

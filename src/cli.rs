@@ -308,6 +308,9 @@ fn compile(
         eprintln!("error: {e}");
         Failure::policy()
     })?;
+    for n in bundle::notes(&arts) {
+        eprintln!("note: {n}");
+    }
     if let Some(kind) = emit {
         let Some(a) = bundle::emit(&arts, &kind) else {
             return Err(Failure::usage(format!(

@@ -49,11 +49,11 @@ impl Loader for FsLoader {
             return Err("a shipped policy cannot include a relative file".into());
         }
         let base = Path::new(from).parent().unwrap_or(Path::new(""));
-        let path: PathBuf = if Path::new(name).is_absolute() {
+        let path: PathBuf = normalize(&if Path::new(name).is_absolute() {
             name.into()
         } else {
             base.join(name)
-        };
+        });
         let shown = path.to_string_lossy().into_owned();
         std::fs::read_to_string(&path)
             .map(|t| (shown.clone(), t))
@@ -63,4 +63,23 @@ impl Loader for FsLoader {
     fn shipped(&self) -> Vec<String> {
         profiles::names().map(String::from).collect()
     }
+}
+
+/// Remove `.` and resolve `..` lexically, so one file has one display name (and include
+/// cycles are seen at once).
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }

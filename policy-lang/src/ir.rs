@@ -351,8 +351,14 @@ impl Seccomp {
         }
         // x86_64 and x32 share an AUDIT_ARCH; the x32 bit of the number tells them apart.
         let arch = if audit_arch == Arch::X86_64.audit_arch() {
-            let x32 = nr & 0x4000_0000 != 0 && nr != u32::MAX;
-            let a = if x32 { Arch::X32 } else { Arch::X86_64 };
+            // Numbers at or above the x32 bit belong to x32 (or nothing), except -1,
+            // which a tracer uses to skip a syscall and which stays on the native path.
+            let a = match nr {
+                u32::MAX => Arch::X86_64,
+                0x4000_0000..0x8000_0000 => Arch::X32,
+                0x8000_0000.. => return bad,
+                _ => Arch::X86_64,
+            };
             if !self.arches.contains(&a) {
                 // Targeting x32 alone still sees native x86_64 numbers as a foreign ABI.
                 return bad;

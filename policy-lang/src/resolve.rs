@@ -512,7 +512,7 @@ impl Builder {
     }
 
     /// Values flattened: `a b [c, d]` -> a, b, c, d.
-    fn flat<'v>(values: &'v [Value]) -> Vec<&'v Value> {
+    fn flat(values: &[Value]) -> Vec<&Value> {
         let mut out = Vec::new();
         for v in values {
             match &v.kind {
@@ -1269,7 +1269,7 @@ impl Builder {
     fn const_expr(&mut self, file: FileId, o: &Operand) -> Option<ConstExpr> {
         Some(match &o.kind {
             OperandKind::Number(n) => match (n.int, &n.unit) {
-                (Some(i), None) if i >= -(1i128 << 63) && i < (1i128 << 64) => {
+                (Some(i), None) if (-(1i128 << 63)..(1i128 << 64)).contains(&i) => {
                     ConstExpr::Num(i as u64)
                 }
                 _ => {

@@ -144,8 +144,8 @@ pub fn parse(file: FileId, text: &str) -> (SyntaxTree, Vec<Diagnostic>) {
             let root = pairs.next().expect("file rule yields one pair");
             for p in root.into_inner() {
                 match p.as_rule() {
-                    Rule::stmt => stmts.push(lower_stmt(file, p, &mut diags)),
-                    Rule::bad_line => diags.push(explain_bad(file, &p)),
+                    Rule::stmt => stmts.push(lower_stmt(file, text, p, &mut diags)),
+                    Rule::bad_line => diags.push(explain_bad(file, text, &p)),
                     _ => {}
                 }
             }
@@ -153,12 +153,12 @@ pub fn parse(file: FileId, text: &str) -> (SyntaxTree, Vec<Diagnostic>) {
         // The grammar accepts any text through its bad_line fallback, so this is only
         // reached for input it cannot even split into lines (e.g. an unclosed block at
         // the end of the file). Report pest's own message at its position.
-        Err(e) => diags.push(pest_error(file, 0, e)),
+        Err(e) => diags.push(pest_error(file, 0, text, e)),
     }
     (SyntaxTree { file, stmts }, diags)
 }
 
-fn lower_stmt(file: FileId, p: Pair<'_, Rule>, diags: &mut Vec<Diagnostic>) -> Stmt {
+fn lower_stmt(file: FileId, text: &str, p: Pair<'_, Rule>, diags: &mut Vec<Diagnostic>) -> Stmt {
     let span = range(&p);
     let mut inner = p.into_inner();
     let head = inner.next().expect("stmt starts with a head");
@@ -197,8 +197,8 @@ fn lower_stmt(file: FileId, p: Pair<'_, Rule>, diags: &mut Vec<Diagnostic>) -> S
                 let mut block = Vec::new();
                 for s in p.into_inner() {
                     match s.as_rule() {
-                        Rule::stmt => block.push(lower_stmt(file, s, diags)),
-                        Rule::bad_stmt => diags.push(explain_bad(file, &s)),
+                        Rule::stmt => block.push(lower_stmt(file, text, s, diags)),
+                        Rule::bad_stmt => diags.push(explain_bad(file, text, &s)),
                         _ => {}
                     }
                 }
@@ -386,10 +386,10 @@ fn range(p: &Pair<'_, Rule>) -> Range<usize> {
 }
 
 /// A line the grammar could not read: re-parse it alone to find what is wrong.
-fn explain_bad(file: FileId, p: &Pair<'_, Rule>) -> Diagnostic {
+fn explain_bad(file: FileId, text: &str, p: &Pair<'_, Rule>) -> Diagnostic {
     let offset = p.as_span().start();
     match PolicyParser::parse(Rule::single, p.as_str()) {
-        Err(e) => pest_error(file, offset, e),
+        Err(e) => pest_error(file, offset, text, e),
         Ok(_) => {
             // The line parses alone, so what follows it on the same line is the problem
             // (only reachable through the lookahead after a statement).
@@ -399,22 +399,27 @@ fn explain_bad(file: FileId, p: &Pair<'_, Rule>) -> Diagnostic {
     }
 }
 
-fn pest_error(file: FileId, offset: usize, e: pest::error::Error<Rule>) -> Diagnostic {
+fn pest_error(file: FileId, offset: usize, text: &str, e: pest::error::Error<Rule>) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
     let pos = match e.location {
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
     };
-    let expected = match &e.variant {
+    let mut expected: Vec<&str> = match &e.variant {
         ErrorVariant::ParsingError { positives, .. } => {
-            let mut names: Vec<&str> = positives.iter().filter_map(|r| rule_name(*r)).collect();
-            names.sort_unstable();
-            names.dedup();
-            names
+            positives.iter().filter_map(|r| rule_name(*r)).collect()
         }
         ErrorVariant::CustomError { .. } => Vec::new(),
     };
+    expected.sort_unstable();
+    expected.dedup();
     let at = offset + pos;
+    let found = text[at.min(text.len())..].chars().next();
+    // Point at the offending character; at the end of a line, at the line's end.
+    let span = match found {
+        None | Some('\n') => at..at,
+        Some(c) => at..at + c.len_utf8(),
+    };
     let expected_text = match expected.len() {
         0 => String::from("cannot read this"),
         1 => format!("expected {}", expected[0]),
@@ -423,32 +428,41 @@ fn pest_error(file: FileId, offset: usize, e: pest::error::Error<Rule>) -> Diagn
             format!("expected {} or {}", rest.join(", "), last)
         }
     };
-    Diagnostic::error("E0001", "syntax error", Span::new(file, at..at + 1))
-        .with_label(expected_text)
-        .with_help(
-            "a statement is `keyword value… [if condition] [{ … }]`; strings are \"quoted\", \
-             lists are `[a, b]`",
-        )
+    let d = |msg: String| Diagnostic::error("E0001", msg, Span::new(file, span.clone()));
+    match found {
+        Some('"') if !text[at + 1..].lines().next().unwrap_or("").contains('"') => d("unterminated string".into())
+            .with_label("this string does not end on its line")
+            .with_help("close the string with `\"` before the end of the line"),
+        None | Some('\n') => d("unexpected end of line".into()).with_label(expected_text).with_help(
+            "a statement ends at the end of its line; lists `[…]` may span lines, other lines can be continued with `\\`",
+        ),
+        Some(c) => d(format!("unexpected `{c}`")).with_label(expected_text).with_help(
+            "a statement is `keyword value… [if condition] [{ … }]`; strings are \"quoted\", lists are `[a, b]`",
+        ),
+    }
 }
 
 fn rule_name(r: Rule) -> Option<&'static str> {
     Some(match r {
-        Rule::keyword | Rule::word | Rule::ident => "a name",
-        Rule::value | Rule::list => "a value",
-        Rule::string | Rule::str_inner => "a string",
-        Rule::number => "a number",
-        Rule::set_ref => "a set `@name`",
-        Rule::call => "an action call",
+        Rule::keyword
+        | Rule::word
+        | Rule::ident
+        | Rule::value
+        | Rule::list
+        | Rule::string
+        | Rule::str_inner
+        | Rule::number
+        | Rule::set_ref
+        | Rule::call
+        | Rule::arrow => "a value",
         Rule::cond => "`if`",
-        Rule::block | Rule::block_item => "`{`",
+        Rule::block | Rule::block_item | Rule::set => "`{`",
         Rule::cmp_op => "a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`)",
         Rule::cmp | Rule::expr | Rule::conj | Rule::not | Rule::paren => "a condition",
         Rule::operand => "an argument name or constant",
-        Rule::set => "`{`",
-        Rule::bit_op => "`&` or `|`",
-        Rule::EOI => "end of line",
+        Rule::bit_op => "`&`, `|`, `&&`, `||` or `)`",
+        Rule::EOI => "the end of the line",
         Rule::stmt => "a statement",
-        Rule::arrow => "`->`",
         _ => return None,
     })
 }

@@ -8,6 +8,7 @@
 //! The reference backend is libseccomp ([`libseccomp`]). Its limits are documented there.
 
 pub mod libseccomp;
+pub mod verify;
 
 use policy_lang::catalogue::Arch;
 use policy_lang::ir::Seccomp;

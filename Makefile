@@ -1,0 +1,35 @@
+# kakoi: the two commands of the README, and helpers.
+#   make demo   set up, build, and compile + check the embedded default policy
+#   make test   set up, then run the whole test suite (what CI runs)
+
+CARGO ?= cargo
+KAKOI := target/release/kakoi
+
+.PHONY: setup build demo test lint catalogue
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --locked
+
+demo: build
+	@echo "== kakoi check default"
+	$(KAKOI) check default
+	@echo "== kakoi compile default -o target/demo-bundle"
+	$(KAKOI) compile default -o target/demo-bundle
+	@echo "== bundle contents"
+	@ls -l target/demo-bundle
+	@cat target/demo-bundle/manifest.json
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+test: lint
+	$(CARGO) test --workspace --locked
+
+# Regenerate the syscall catalogue from Debian's linux-source package (needs network
+# access to the Debian archive and systemd-analyze).
+catalogue:
+	scripts/gen-catalogue.sh

@@ -1,0 +1,133 @@
+use crate::util::{self, run, stderr, stdout};
+
+#[test]
+fn check_exit_codes() {
+    let ok = run(&["check", "default", "strict"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    let bad = run(&["check", "fixtures/invalid/unknown-syscall.kakoi"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let missing = run(&["check", "no/such/file.kakoi"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("cannot read `no/such/file.kakoi`"));
+    let usage = run(&["check"]);
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn check_json_reports_positions() {
+    let o = run(&[
+        "check",
+        "--format",
+        "json",
+        "fixtures/invalid/unknown-syscall.kakoi",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let d = &v["policies"][0]["diagnostics"][0];
+    assert_eq!(d["code"], "E0207");
+    assert_eq!(d["severity"], "error");
+    assert!(d["line"].as_u64().unwrap() > 1);
+    assert!(d["column"].as_u64().unwrap() > 1);
+    assert!(d["help"].as_str().unwrap().contains("did you mean"));
+}
+
+#[test]
+fn deny_warnings_turns_warnings_into_failure() {
+    let f = "fixtures/warnings/shadowed.kakoi";
+    assert_eq!(run(&["check", f]).status.code(), Some(0));
+    assert_eq!(run(&["check", "--deny-warnings", f]).status.code(), Some(1));
+}
+
+#[test]
+fn compile_writes_a_complete_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("b");
+    let o = run(&["compile", "default", "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["format"], 1);
+    for a in manifest["artifacts"].as_array().unwrap() {
+        let bytes = std::fs::read(out.join(a["name"].as_str().unwrap())).unwrap();
+        assert_eq!(bytes.len() as u64, a["bytes"].as_u64().unwrap());
+    }
+    assert!(out.join("seccomp.x86_64.bpf").is_file());
+    // Replacing an existing bundle works and leaves no temporary directories.
+    let o = run(&["compile", "strict", "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("b")]);
+}
+
+#[test]
+fn compile_errors_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("b");
+    let o = run(&[
+        "compile",
+        "fixtures/invalid/unknown-syscall.kakoi",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("nothing was written"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // A non-bundle directory is never overwritten.
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("precious.txt"), "keep").unwrap();
+    let o = run(&["compile", "default", "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is not a kakoi bundle"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("precious.txt")).unwrap(),
+        "keep"
+    );
+}
+
+#[test]
+fn compile_into_an_unwritable_place_fails_cleanly() {
+    let o = run(&["compile", "default", "-o", "/proc/kakoi-bundle"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("cannot write the bundle"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn emit_prints_one_artifact() {
+    let o = run(&["compile", "default", "--emit", "policy"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["name"], "default");
+    let o = run(&["compile", "default", "--emit", "seccomp-x86_64"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(o.stdout.len() % 8, 0);
+    let o = run(&["compile", "default", "--emit", "seccomp-aarch64"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no `seccomp-aarch64` artifact"));
+}
+
+#[test]
+fn help_completions_and_man_page() {
+    let o = run(&["--help"]);
+    assert!(stdout(&o).contains("Examples:"));
+    let o = run(&["completions", "bash"]);
+    assert!(stdout(&o).contains("_kakoi"));
+    let o = run(&["man"]);
+    assert!(stdout(&o).contains(".TH kakoi"));
+    let o = run(&["profiles"]);
+    for n in ["default", "strict", "web-server", "python-batch"] {
+        assert!(stdout(&o).contains(n));
+    }
+}
+
+#[test]
+fn local_extends_resolves_relative_to_the_file() {
+    let o = util::run(&["check", "fixtures/valid/extends-local.kakoi"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

@@ -1,0 +1,37 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The project root (where Cargo.toml is).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A `kakoi` command with colours off.
+pub fn kakoi() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kakoi"));
+    c.env("NO_COLOR", "1").current_dir(root());
+    c
+}
+
+pub fn run(args: &[&str]) -> Output {
+    kakoi().args(args).output().expect("kakoi runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Files with `ext` directly in `dir`, sorted.
+pub fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    v
+}
