@@ -101,6 +101,17 @@ pub enum Command {
         #[arg(long, value_name = "KIND", value_parser = clap::builder::PossibleValuesParser::new(bundle::EMIT_KINDS))]
         emit: Option<String>,
     },
+    /// Rewrite policy files in the canonical layout (comments are kept).
+    ///
+    /// With `--check`, change nothing and exit 1 if a file is not formatted.
+    Fmt {
+        /// Policy files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Report files that would change, and exit 1 if any would.
+        #[arg(long)]
+        check: bool,
+    },
     /// List the shipped policies embedded in this binary.
     Profiles,
     /// Print a shell completion script.
@@ -177,6 +188,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             output,
             emit,
         } => compile(&policy, output, emit, color_err),
+        Command::Fmt { files, check } => fmt(&files, check, color_err),
         Command::Profiles => {
             let mut out = std::io::stdout().lock();
             for (name, text) in crate::profiles::SHIPPED {
@@ -337,5 +349,61 @@ fn compile(
         bundle::write_dir(&dir, &arts).map_err(|e| Failure::usage(e.to_string()))?;
         eprintln!("wrote {} ({} artifacts)", dir.display(), arts.len());
     }
+    Ok(())
+}
+
+fn fmt(files: &[PathBuf], check: bool, color: bool) -> Result<(), Failure> {
+    let mut unformatted = 0;
+    let mut failed = false;
+    for path in files {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Failure::usage(format!("cannot read `{shown}`: {e}")))?;
+        let mut map = SourceMap::new();
+        let id = map.add(shown.clone(), text.clone());
+        match policy_lang::format::format(id, &text) {
+            Err(diags) => {
+                eprint!("{}", render(&map, &diags, color));
+                failed = true;
+            }
+            Ok(out) if out == text => {}
+            Ok(out) => {
+                unformatted += 1;
+                if check {
+                    println!("{shown}");
+                } else {
+                    write_atomic(path, out.as_bytes())
+                        .map_err(|e| Failure::usage(format!("cannot write `{shown}`: {e}")))?;
+                    eprintln!("formatted {shown}");
+                }
+            }
+        }
+    }
+    if failed || (check && unformatted > 0) {
+        if check && unformatted > 0 {
+            eprintln!(
+                "{unformatted} file{} would be reformatted; run `kakoi fmt` on them",
+                plural(unformatted)
+            );
+        }
+        return Err(Failure::policy());
+    }
+    Ok(())
+}
+
+/// Replace a file's contents atomically (temporary file in the same directory, renamed
+/// over the original), keeping its permissions.
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        std::fs::set_permissions(tmp.path(), meta.permissions())?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

@@ -10,6 +10,7 @@
 
 pub mod catalogue;
 pub mod diagnostics;
+pub mod format;
 pub mod ir;
 pub mod resolve;
 pub mod source;

@@ -380,9 +380,27 @@ fn unescape(s: &str) -> String {
     out
 }
 
+/// The span of a pair, ending at its last token: pest lets a non-atomic rule's span run
+/// over whitespace and comments skipped before an optional part that then did not match.
 fn range(p: &Pair<'_, Rule>) -> Range<usize> {
     let s = p.as_span();
-    s.start()..s.end()
+    // Rules that end in a literal token (`"`, `]`, `}`, `)`) or are atomic end exactly.
+    let tight = |r: Rule| {
+        matches!(
+            r,
+            Rule::string | Rule::list | Rule::block | Rule::paren | Rule::set | Rule::call
+        )
+    };
+    if tight(p.as_rule()) || p.clone().into_inner().next().is_none() {
+        return s.start()..s.end();
+    }
+    let mut end = s.start();
+    for d in p.clone().into_inner().flatten() {
+        if tight(d.as_rule()) || d.clone().into_inner().next().is_none() {
+            end = end.max(d.as_span().end());
+        }
+    }
+    s.start()..end
 }
 
 /// A line the grammar could not read: re-parse it alone to find what is wrong.

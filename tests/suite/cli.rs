@@ -131,3 +131,42 @@ fn local_extends_resolves_relative_to_the_file() {
     let o = util::run(&["check", "fixtures/valid/extends-local.kakoi"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+#[test]
+fn fmt_check_and_rewrite() {
+    let o = run(&[
+        "fmt",
+        "--check",
+        "profiles/default.kakoi",
+        "profiles/strict.kakoi",
+        "profiles/web-server.kakoi",
+        "profiles/python-batch.kakoi",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "shipped policies are not formatted:\n{}",
+        stdout(&o)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("p.kakoi");
+    std::fs::write(&f, "seccomp{\nallow   read # keep me\n}\n").unwrap();
+    let p = f.to_str().unwrap();
+    let o = run(&["fmt", "--check", p]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("p.kakoi"));
+    assert_eq!(run(&["fmt", p]).status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(&f).unwrap(),
+        "seccomp {\n    allow read  # keep me\n}\n"
+    );
+    // A file with syntax errors is reported and left alone.
+    std::fs::write(&f, "seccomp {\n allow read %\n}\n").unwrap();
+    let o = run(&["fmt", p]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unexpected `%`"));
+    assert_eq!(
+        std::fs::read_to_string(&f).unwrap(),
+        "seccomp {\n allow read %\n}\n"
+    );
+}

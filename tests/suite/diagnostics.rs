@@ -57,3 +57,60 @@ fn valid_fixtures() {
         assert!(errors == 0 && warnings == 0, "{}:\n{text}", f.display());
     }
 }
+
+/// `kakoi fmt` is idempotent and never changes what a policy means: on every fixture and
+/// shipped policy without syntax errors, formatting twice gives the same text, and the
+/// formatted policy resolves to the same IR (or the same diagnostics).
+#[test]
+fn formatting_is_idempotent_and_preserves_meaning() {
+    use policy_lang::{format::format, FileId};
+    let mut files = Vec::new();
+    for d in [
+        "fixtures/valid",
+        "fixtures/warnings",
+        "fixtures/invalid",
+        "profiles",
+    ] {
+        files.extend(util::files(&util::root().join(d), "kakoi"));
+    }
+    let mut formatted = 0;
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let Ok(once) = format(FileId(0), &text) else {
+            continue;
+        };
+        formatted += 1;
+        let twice = format(FileId(0), &once).unwrap();
+        assert_eq!(once, twice, "{}: not idempotent", f.display());
+        let name = f.to_string_lossy().into_owned();
+        let meaning = |t: &str| {
+            let mut map = policy_lang::SourceMap::new();
+            let id = map.add(name.clone(), t.to_string());
+            let c = policy_lang::check(&mut map, id, &kakoi::loader::FsLoader);
+            let codes: Vec<&str> = c.diagnostics.iter().map(|d| d.code).collect();
+            (
+                c.policy.map(|p| {
+                    serde_json::to_string(
+                        &p.seccomp
+                            .rules
+                            .iter()
+                            .map(|r| (&r.syscalls, &r.action, &r.cond))
+                            .collect::<Vec<_>>(),
+                    )
+                    .unwrap()
+                        + &serde_json::to_string(&p.capabilities).unwrap()
+                        + &serde_json::to_string(&p.filesystem).unwrap()
+                        + &serde_json::to_string(&p.process).unwrap()
+                }),
+                codes,
+            )
+        };
+        assert_eq!(
+            meaning(&text),
+            meaning(&once),
+            "{}: formatting changed the meaning",
+            f.display()
+        );
+    }
+    assert!(formatted > 40);
+}
