@@ -12,7 +12,7 @@ use policy_lang::{Policy, SourceMap};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::seccomp::{self, Host};
+use crate::seccomp::{self, Backend, Host};
 
 /// Bundle layout version, bumped on incompatible changes.
 pub const FORMAT: u32 = 1;
@@ -40,6 +40,8 @@ pub struct Manifest {
     /// SHA-256 over every source file's name and text, in order.
     pub source_sha256: String,
     pub targets: Vec<&'static str>,
+    /// The seccomp code generator used.
+    pub backend: Backend,
     pub artifacts: Vec<ManifestEntry>,
     /// What the backends could not honour exactly, one line each.
     pub notes: Vec<String>,
@@ -49,7 +51,7 @@ pub struct Manifest {
 #[non_exhaustive]
 pub enum Error {
     #[error(transparent)]
-    Seccomp(#[from] seccomp::libseccomp::Error),
+    Seccomp(#[from] seccomp::Error),
     #[error("`{path}` exists and is not a kakoi bundle")]
     NotABundle { path: PathBuf },
     #[error("cannot write the bundle to `{path}`: {source}")]
@@ -74,7 +76,7 @@ fn json<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 /// Build every artifact and the manifest (last in the list).
-pub fn build(policy: &Policy, map: &SourceMap) -> Result<Vec<Artifact>, Error> {
+pub fn build(policy: &Policy, map: &SourceMap, backend: Backend) -> Result<Vec<Artifact>, Error> {
     let mut arts = vec![Artifact {
         name: "policy.json".into(),
         bytes: json(policy),
@@ -82,7 +84,7 @@ pub fn build(policy: &Policy, map: &SourceMap) -> Result<Vec<Artifact>, Error> {
     let mut notes = Vec::new();
     if policy.seccomp.enabled {
         for host in Host::for_policy(&policy.seccomp) {
-            let prog = seccomp::libseccomp::compile(&policy.seccomp, host)?;
+            let prog = seccomp::compile_checked(&policy.seccomp, host, backend)?;
             if !prog.skipped.is_empty() {
                 notes.push(format!(
                     "seccomp.{}.bpf: the system libseccomp does not know {}; they get the default action",
@@ -111,6 +113,7 @@ pub fn build(policy: &Policy, map: &SourceMap) -> Result<Vec<Artifact>, Error> {
         sources: policy.sources.clone(),
         source_sha256: hex(&h.finalize()),
         targets: policy.seccomp.arches.iter().map(|a| a.name()).collect(),
+        backend,
         artifacts: arts
             .iter()
             .map(|a| ManifestEntry {

@@ -10,6 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use policy_lang::diagnostics::{line_col, render};
 use policy_lang::{Diagnostic, Policy, SourceMap};
 
+use crate::seccomp::Backend;
 use crate::{bundle, loader};
 
 /// Exit codes, one meaning each.
@@ -100,6 +101,10 @@ pub enum Command {
         /// seccomp-aarch64.
         #[arg(long, value_name = "KIND", value_parser = clap::builder::PossibleValuesParser::new(bundle::EMIT_KINDS))]
         emit: Option<String>,
+        /// Seccomp code generator. Either way the program is checked against the policy's
+        /// own meaning before it is written.
+        #[arg(long, value_enum, default_value_t = Backend::Kakoi)]
+        backend: Backend,
     },
     /// Rewrite policy files in the canonical layout (comments are kept).
     ///
@@ -111,6 +116,30 @@ pub enum Command {
         /// Report files that would change, and exit 1 if any would.
         #[arg(long)]
         check: bool,
+    },
+    /// Show a policy's compiled seccomp programs side by side: length, instructions
+    /// executed per allowed syscall, and how many allowed syscalls the kernel's action
+    /// cache serves.
+    Stats {
+        /// Policy file or shipped policy name.
+        #[arg(value_name = "POLICY")]
+        policy: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Disassemble a raw seccomp BPF program (a `seccomp.<arch>.bpf` file), or the
+    /// program a policy compiles to.
+    Disasm {
+        /// A `.bpf` file, or a policy file or shipped policy name.
+        #[arg(value_name = "INPUT")]
+        input: String,
+        /// For a policy: the code generator.
+        #[arg(long, value_enum, default_value_t = Backend::Kakoi)]
+        backend: Backend,
+        /// For a policy: the host architecture.
+        #[arg(long, default_value = "x86_64", value_parser = ["x86_64", "aarch64"])]
+        host: String,
     },
     /// List the shipped policies embedded in this binary.
     Profiles,
@@ -187,8 +216,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             policy,
             output,
             emit,
-        } => compile(&policy, output, emit, color_err),
+            backend,
+        } => compile(&policy, output, emit, backend, color_err),
         Command::Fmt { files, check } => fmt(&files, check, color_err),
+        Command::Stats { policy, format } => stats(&policy, format, color_err),
+        Command::Disasm {
+            input,
+            backend,
+            host,
+        } => disasm(&input, backend, &host, color_err),
         Command::Profiles => {
             let mut out = std::io::stdout().lock();
             for (name, text) in crate::profiles::SHIPPED {
@@ -304,6 +340,7 @@ fn compile(
     policy: &str,
     output: Option<PathBuf>,
     emit: Option<String>,
+    backend: Backend,
     color: bool,
 ) -> Result<(), Failure> {
     let loaded = load(policy)?;
@@ -316,7 +353,7 @@ fn compile(
         );
         return Err(Failure::policy());
     };
-    let arts = bundle::build(&p, &loaded.map).map_err(|e| {
+    let arts = bundle::build(&p, &loaded.map, backend).map_err(|e| {
         eprintln!("error: {e}");
         Failure::policy()
     })?;
@@ -405,5 +442,104 @@ fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
         std::fs::set_permissions(tmp.path(), meta.permissions())?;
     }
     tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Load a policy and fail (exit 1) with its diagnostics if it has errors.
+fn load_ok(name: &str, color: bool) -> Result<(Policy, SourceMap), Failure> {
+    let loaded = load(name)?;
+    eprint!("{}", render(&loaded.map, &loaded.diagnostics, color));
+    match loaded.policy {
+        Some(p) => Ok((p, loaded.map)),
+        None => Err(Failure::policy()),
+    }
+}
+
+fn stats(policy: &str, format: Format, color: bool) -> Result<(), Failure> {
+    use crate::seccomp::{compile_checked, stats::stats, Host};
+    let (p, _) = load_ok(policy, color)?;
+    let mut rows = Vec::new();
+    for host in Host::for_policy(&p.seccomp) {
+        for backend in [Backend::Kakoi, Backend::Libseccomp] {
+            match compile_checked(&p.seccomp, host, backend) {
+                Ok(prog) => {
+                    let insns = crate::bpf::decode(&prog.bpf).expect("checked program");
+                    rows.push((backend, Ok(stats(&p.seccomp, &insns, host))));
+                }
+                Err(e) => rows.push((backend, Err(e.to_string()))),
+            }
+        }
+    }
+    if format == Format::Json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(b, r)| match r {
+                Ok(s) => serde_json::json!({ "backend": b, "stats": s }),
+                Err(e) => serde_json::json!({ "backend": b, "error": e }),
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("stats serialize")
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<11} {:<8} {:<8} {:>6} {:>8} {:>10} {:>6} {:>14}",
+        "backend", "host", "abi", "length", "allowed", "mean insns", "worst", "cached/indep."
+    );
+    for (b, r) in &rows {
+        let name = format!("{b:?}").to_lowercase();
+        match r {
+            Ok(s) => {
+                for a in &s.abis {
+                    println!(
+                        "{name:<11} {:<8} {:<8} {:>6} {:>8} {:>10.1} {:>6} {:>14}",
+                        s.host,
+                        a.arch,
+                        s.length,
+                        a.allowed,
+                        a.mean_insns,
+                        a.worst_insns,
+                        format!("{}/{}", a.cache_eligible, a.argument_independent)
+                    );
+                }
+            }
+            Err(e) => println!("{name:<11} cannot compile: {e}"),
+        }
+    }
+    Ok(())
+}
+
+fn disasm(input: &str, backend: Backend, host: &str, color: bool) -> Result<(), Failure> {
+    use crate::seccomp::{compile_checked, Host};
+    let bytes = if input.ends_with(".bpf")
+        || std::path::Path::new(input)
+            .extension()
+            .is_some_and(|e| e == "bpf")
+    {
+        std::fs::read(input).map_err(|e| Failure::usage(format!("cannot read `{input}`: {e}")))?
+    } else {
+        let (p, _) = load_ok(input, color)?;
+        let host = if host == "aarch64" {
+            Host::Aarch64
+        } else {
+            Host::X86_64
+        };
+        compile_checked(&p.seccomp, host, backend)
+            .map_err(|e| Failure {
+                code: exit::POLICY,
+                message: Some(e.to_string()),
+            })?
+            .bpf
+    };
+    let insns = crate::bpf::decode(&bytes).map_err(|e| Failure {
+        code: exit::POLICY,
+        message: Some(format!("`{input}`: {e}")),
+    })?;
+    if let Err(e) = crate::bpf::validate(&insns) {
+        eprintln!("warning: `{input}` would be rejected by the kernel: {e}");
+    }
+    print!("{}", crate::bpf::Disasm(&insns));
     Ok(())
 }

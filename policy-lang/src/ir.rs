@@ -161,6 +161,8 @@ pub struct ConcreteCmp {
     pub index: u8,
     /// Only the low 32 bits take part (a 32-bit argument, or any argument on i386).
     pub low32: bool,
+    /// A signed 32-bit argument (`int`): libc passes it sign-extended to 64 bits.
+    pub signed32: bool,
     pub mask: Option<u64>,
     #[serde(skip)]
     pub op: CmpOpOrd,
@@ -238,9 +240,20 @@ impl Cond {
                 let args = def.args(arch)?;
                 let index = args.iter().position(|a| a.name == c.arg)?;
                 let kind = args[index].kind;
+                let low32 = kind.is_32bit() || !arch.is_64bit();
+                let width = if low32 { 0xffff_ffff } else { u64::MAX };
+                let (mask, value) = (c.mask.as_ref().map(|m| m.eval(arch)), c.value.eval(arch));
+                // `(a & m) == v` with bits of `v` outside `m` never holds: fold it here so
+                // backends never see a masked comparison whose value the mask cuts.
+                if let (Some(m), CmpOp::Eq | CmpOp::Ne) = (mask, c.op) {
+                    if (value & width) & !m != 0 {
+                        return Some(ConcreteCond::Const(c.op == CmpOp::Ne));
+                    }
+                }
                 ConcreteCond::Cmp(ConcreteCmp {
                     index: index as u8,
                     low32: kind.is_32bit() || !arch.is_64bit(),
+                    signed32: kind.is_32bit() && kind.is_signed(),
                     mask: c.mask.as_ref().map(|m| m.eval(arch)),
                     op: c.op.into(),
                     value: c.value.eval(arch),
@@ -351,12 +364,12 @@ impl Seccomp {
         }
         // x86_64 and x32 share an AUDIT_ARCH; the x32 bit of the number tells them apart.
         let arch = if audit_arch == Arch::X86_64.audit_arch() {
-            // Numbers at or above the x32 bit belong to x32 (or nothing), except -1,
-            // which a tracer uses to skip a syscall and which stays on the native path.
+            // Numbers with the x32 bit belong to x32 (and are a foreign ABI unless x32 is
+            // targeted), except -1, which a tracer uses to skip a syscall and which stays
+            // on the native path.
             let a = match nr {
                 u32::MAX => Arch::X86_64,
-                0x4000_0000..0x8000_0000 => Arch::X32,
-                0x8000_0000.. => return bad,
+                0x4000_0000.. => Arch::X32,
                 _ => Arch::X86_64,
             };
             if !self.arches.contains(&a) {

@@ -126,19 +126,25 @@ fn dnf(c: &ConcreteCond, negate: bool) -> Result<Vec<Conj>, String> {
             }
             acc
         }
-        (ConcreteCond::Cmp(c), false) => vec![vec![*c]],
-        (ConcreteCond::Cmp(c), true) => {
-            if c.mask.is_some() {
-                return Err("a negated masked comparison (libseccomp has no masked `!=`)".into());
-            }
-            let op = match c.op {
-                CmpOpOrd::Eq => CmpOpOrd::Ne,
-                CmpOpOrd::Ne => CmpOpOrd::Eq,
-                CmpOpOrd::Lt => CmpOpOrd::Ge,
-                CmpOpOrd::Le => CmpOpOrd::Gt,
-                CmpOpOrd::Gt => CmpOpOrd::Le,
-                CmpOpOrd::Ge => CmpOpOrd::Lt,
+        (ConcreteCond::Cmp(c), negate) => {
+            let op = if !negate {
+                c.op
+            } else {
+                match c.op {
+                    CmpOpOrd::Eq => CmpOpOrd::Ne,
+                    CmpOpOrd::Ne => CmpOpOrd::Eq,
+                    CmpOpOrd::Lt => CmpOpOrd::Ge,
+                    CmpOpOrd::Le => CmpOpOrd::Gt,
+                    CmpOpOrd::Gt => CmpOpOrd::Le,
+                    CmpOpOrd::Ge => CmpOpOrd::Lt,
+                }
             };
+            if c.mask.is_some() && op != CmpOpOrd::Eq {
+                return Err(
+                    "a masked comparison other than `==` (libseccomp has only masked equality)"
+                        .into(),
+                );
+            }
             vec![vec![ConcreteCmp { op, ..*c }]]
         }
     })
@@ -191,6 +197,7 @@ fn one_cmp_per_arg(conj: &Conj) -> Result<Vec<Conj>, String> {
                     Some(ConcreteCmp {
                         index,
                         low32,
+                        signed32: g[0].signed32,
                         mask: None,
                         op,
                         value,
@@ -224,6 +231,7 @@ fn one_cmp_per_arg(conj: &Conj) -> Result<Vec<Conj>, String> {
             vec![Some(ConcreteCmp {
                 index,
                 low32: g[0].low32,
+                signed32: g[0].signed32,
                 mask: Some(mask),
                 op: CmpOpOrd::Eq,
                 value,
@@ -261,6 +269,8 @@ fn arg_compare(c: &ConcreteCmp, arch: Arch) -> ScmpArgCompare {
     };
     // A sign-extended negative 32-bit constant is what libc passes for a negative int.
     let datum = if c.low32
+        && c.signed32
+        && arch.is_64bit()
         && c.op != CmpOpOrd::Eq
         && c.value & 0x8000_0000 != 0
         && c.value <= 0xffff_ffff
@@ -321,6 +331,18 @@ fn arch_filter(
         };
         // Conditions of earlier conditional rules, with their actions.
         let mut earlier: Vec<(Action, &ConcreteCond)> = Vec::new();
+        // libseccomp insists on rewriting i386's direct socket calls into `socketcall`
+        // when they carry argument checks, and refuses them in exact mode.
+        const I386_SOCKET_CALLS: std::ops::RangeInclusive<u32> = 359..=373;
+        if arch == Arch::X86 && I386_SOCKET_CALLS.contains(&nr) {
+            if let Some(r) = idxs.iter().map(|&i| &rules[i]).find(|r| r.cond.is_some()) {
+                return Err(Error::Inexpressible {
+                    origin: origin_text(&s.rules[r.rule].origin),
+                    arch: arch.name(),
+                    why: format!("libseccomp cannot check the arguments of i386's direct `{name}`; kakoi's own generator can"),
+                });
+            }
+        }
         for i in idxs {
             let r = &rules[i];
             let origin = origin_text(&s.rules[r.rule].origin);
@@ -342,6 +364,14 @@ fn arch_filter(
                 let conjs = dnf(&ConcreteCond::And(parts), false).map_err(inexpressible)?;
                 let mut flat = Vec::new();
                 for conj in &conjs {
+                    // libseccomp treats x32 as a 32-bit ABI and compares only the low
+                    // word, but x32 passes 64-bit arguments (`loff_t`, `long`) whole.
+                    if arch == Arch::X32 && conj.iter().any(|c| !c.low32) {
+                        return Err(inexpressible(
+                            "libseccomp compares only the low 32 bits of a 64-bit argument on x32"
+                                .into(),
+                        ));
+                    }
                     flat.extend(one_cmp_per_arg(conj).map_err(|why| inexpressible(why.clone()))?);
                 }
                 for conj in flat {

@@ -7,7 +7,9 @@
 //!
 //! The reference backend is libseccomp ([`libseccomp`]). Its limits are documented there.
 
+pub mod codegen;
 pub mod libseccomp;
+pub mod stats;
 pub mod verify;
 
 use policy_lang::catalogue::Arch;
@@ -63,4 +65,62 @@ impl Program {
     pub fn is_empty(&self) -> bool {
         self.bpf.is_empty()
     }
+}
+
+/// Which code generator compiles the filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// kakoi's own generator: range coalescing, an optimal search tree, cache-friendly.
+    #[default]
+    Kakoi,
+    /// The system libseccomp (the reference).
+    Libseccomp,
+}
+
+/// Why a program could not be produced.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Libseccomp(#[from] libseccomp::Error),
+    #[error("the {backend:?} program for {host} is not valid BPF: {source}")]
+    Invalid {
+        backend: Backend,
+        host: &'static str,
+        #[source]
+        source: crate::bpf::Error,
+    },
+    #[error("the {backend:?} program for {host} disagrees with the policy ({count} cases), first: {first}")]
+    Mismatch {
+        backend: Backend,
+        host: &'static str,
+        count: usize,
+        first: String,
+    },
+}
+
+/// Compile, validate, and check the program against the policy's own meaning
+/// ([`verify::verify`]) before handing it out: a program that disagrees is never emitted.
+pub fn compile_checked(s: &Seccomp, host: Host, backend: Backend) -> Result<Program, Error> {
+    let prog = match backend {
+        Backend::Kakoi => codegen::compile(s, host),
+        Backend::Libseccomp => libseccomp::compile(s, host)?,
+    };
+    let insns = crate::bpf::decode(&prog.bpf)
+        .and_then(|i| crate::bpf::validate(&i).map(|()| i))
+        .map_err(|source| Error::Invalid {
+            backend,
+            host: host.name(),
+            source,
+        })?;
+    if let Err(m) = verify::verify(s, &insns, host, &prog.skipped) {
+        return Err(Error::Mismatch {
+            backend,
+            host: host.name(),
+            count: m.len(),
+            first: m[0].to_string(),
+        });
+    }
+    Ok(prog)
 }

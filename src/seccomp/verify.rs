@@ -103,7 +103,14 @@ pub fn verify(
     let mut cov = Coverage::default();
     let mut check = |arch: u32, nr: u32, args: [u64; 6]| {
         cov.cases += 1;
-        let mut want = s.decide(arch, nr, &args).action;
+        // A program serves only the ABIs its host can enter the kernel with; any other
+        // audit arch gets the bad-arch action, whatever the policy says of it.
+        let foreign = host.abis().iter().all(|a| a.audit_arch() != arch);
+        let mut want = if foreign {
+            s.bad_arch_action
+        } else {
+            s.decide(arch, nr, &args).action
+        };
         if exempt_nrs.contains(&(arch, nr)) && want != s.bad_arch_action {
             want = s.default_action;
         }

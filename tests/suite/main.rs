@@ -6,9 +6,13 @@
 //!   diagnostics are snapshot-tested; `fixtures/valid/` must check clean.
 //! - `profiles`: every shipped policy checks clean, compiles deterministically, and its
 //!   seccomp programs equal the policy's own meaning.
+//! - `seccomp`: both backends against the policy on a corpus and random policies, the
+//!   size/speed/cache targets of kakoi's generator, and the live kernel.
 //! - `cli`: exit codes, `--format json`, `--emit`, atomic bundle writes, completions, man.
 
 mod cli;
 mod diagnostics;
+mod live;
 mod profiles;
+mod seccomp;
 mod util;

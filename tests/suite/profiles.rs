@@ -1,4 +1,4 @@
-use kakoi::seccomp::{self, Host};
+use kakoi::seccomp::{self, Backend, Host};
 use kakoi::{bpf, bundle, cli, profiles};
 
 use crate::util;
@@ -77,8 +77,8 @@ fn bundles_are_deterministic() {
     for name in profiles::names() {
         let a = cli::load(name).unwrap();
         let b = cli::load(name).unwrap();
-        let x = bundle::build(a.policy.as_ref().unwrap(), &a.map).unwrap();
-        let y = bundle::build(b.policy.as_ref().unwrap(), &b.map).unwrap();
+        let x = bundle::build(a.policy.as_ref().unwrap(), &a.map, Backend::Kakoi).unwrap();
+        let y = bundle::build(b.policy.as_ref().unwrap(), &b.map, Backend::Kakoi).unwrap();
         assert_eq!(x.len(), y.len());
         for (x, y) in x.iter().zip(&y) {
             assert_eq!(x.name, y.name);
