@@ -63,7 +63,14 @@ pub enum Error {
 }
 
 /// The kinds `--emit` accepts, with the artifact each one prints.
-pub const EMIT_KINDS: &[&str] = &["policy", "manifest", "seccomp-x86_64", "seccomp-aarch64"];
+pub const EMIT_KINDS: &[&str] = &[
+    "policy",
+    "manifest",
+    "seccomp-x86_64",
+    "seccomp-aarch64",
+    "seccomp-json-x86_64",
+    "seccomp-json-aarch64",
+];
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -96,6 +103,15 @@ pub fn build(policy: &Policy, map: &SourceMap, backend: Backend) -> Result<Vec<A
                 name: format!("seccomp.{}.bpf", host.name()),
                 bytes: prog.bpf,
             });
+            // The same filter as OCI `linux.seccomp` JSON (also what Docker's
+            // `--security-opt seccomp=` and Podman take), where the format can say it.
+            match seccomp::json::export_oci(&policy.seccomp, host) {
+                Ok(v) => arts.push(Artifact {
+                    name: format!("seccomp.{}.json", host.name()),
+                    bytes: json(&v),
+                }),
+                Err(why) => notes.push(format!("seccomp.{}.json: not written: {why}", host.name())),
+            }
         }
     }
     let mut h = Sha256::new();
@@ -136,6 +152,9 @@ pub fn emit<'a>(arts: &'a [Artifact], kind: &str) -> Option<&'a Artifact> {
     let name = match kind {
         "policy" => "policy.json".to_string(),
         "manifest" => "manifest.json".to_string(),
+        k if k.starts_with("seccomp-json-") => {
+            format!("seccomp.{}.json", &k["seccomp-json-".len()..])
+        }
         k => match k.strip_prefix("seccomp-") {
             Some(host) => format!("seccomp.{host}.bpf"),
             None => return None,

@@ -86,8 +86,9 @@ pub enum Command {
     /// Compile a policy into a bundle directory, or print one artifact.
     ///
     /// The bundle holds `policy.json` (the resolved policy), `seccomp.<arch>.bpf` (raw
-    /// BPF for each host architecture the policy targets) and `manifest.json` (format
-    /// version, source hash, and the SHA-256 of every artifact). It is written
+    /// BPF for each host architecture the policy targets), `seccomp.<arch>.json` (the
+    /// same filter as OCI `linux.seccomp` JSON, for runc, crun, Docker and Podman) and
+    /// `manifest.json` (format version, source hash, and the SHA-256 of every artifact). It is written
     /// atomically: on any error nothing is left behind. Output is byte-identical across
     /// runs.
     Compile {
@@ -97,8 +98,8 @@ pub enum Command {
         /// Write the bundle into this directory (replacing an existing bundle).
         #[arg(short, long, value_name = "DIR", required_unless_present = "emit")]
         output: Option<PathBuf>,
-        /// Print one artifact to stdout instead: policy, manifest, seccomp-x86_64,
-        /// seccomp-aarch64.
+        /// Print one artifact to stdout instead: policy, manifest, seccomp-x86_64 (raw
+        /// BPF), seccomp-json-x86_64 (OCI/Docker JSON), and the aarch64 forms.
         #[arg(long, value_name = "KIND", value_parser = clap::builder::PossibleValuesParser::new(bundle::EMIT_KINDS))]
         emit: Option<String>,
         /// Seccomp code generator. Either way the program is checked against the policy's

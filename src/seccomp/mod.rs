@@ -8,8 +8,10 @@
 //! The reference backend is libseccomp ([`libseccomp`]). Its limits are documented there.
 
 pub mod codegen;
+pub mod json;
 pub mod libseccomp;
 pub mod stats;
+pub mod union;
 pub mod verify;
 
 use policy_lang::catalogue::Arch;

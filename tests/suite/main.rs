@@ -4,6 +4,8 @@
 //! - `util`: helpers to run the built `kakoi` binary and make temp dirs.
 //! - `diagnostics`: every fixture in `fixtures/invalid/` is checked and its rendered
 //!   diagnostics are snapshot-tested; `fixtures/valid/` must check clean.
+//! - `docker`: Docker's real profile imported and compared with runc's compilation; OCI
+//!   export round trips.
 //! - `profiles`: every shipped policy checks clean, compiles deterministically, and its
 //!   seccomp programs equal the policy's own meaning.
 //! - `seccomp`: both backends against the policy on a corpus and random policies, the
@@ -12,6 +14,7 @@
 
 mod cli;
 mod diagnostics;
+mod docker;
 mod live;
 mod profiles;
 mod seccomp;

@@ -1,0 +1,252 @@
+//! First-match rules -> an equivalent *union* of rules, as libseccomp and the OCI/Docker
+//! JSON formats (which runc and crun feed to libseccomp) understand them.
+//!
+//! For each syscall, rule k becomes `C_k && !C_j` for every earlier conditional rule j
+//! with a *different* action (where an earlier rule of the same action matches first, the
+//! outcome is the same), in disjunctive normal form, one union rule per conjunction. Rules
+//! whose action is the default are left out: nothing matching is the default. Several
+//! comparisons of one argument in a conjunction are rewritten into intervals, since each
+//! union rule may compare an argument once.
+
+use policy_lang::catalogue::{self, Arch};
+use policy_lang::ir::{Action, CmpOpOrd, ConcreteCmp, ConcreteCond, Seccomp};
+
+/// One rule of the union: a syscall, an action, and comparisons that all must hold
+/// (at most one per argument).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnionRule {
+    pub nr: u32,
+    pub name: &'static str,
+    pub action: Action,
+    pub cmps: Vec<ConcreteCmp>,
+    /// Index of the policy rule it comes from.
+    pub rule: usize,
+}
+
+/// A rule that has no union form.
+#[derive(Clone, Debug)]
+pub struct Inexpressible {
+    pub rule: usize,
+    pub why: String,
+}
+
+/// The union form of the policy's rules on one ABI.
+pub fn union_rules(s: &Seccomp, arch: Arch) -> Result<Vec<UnionRule>, Inexpressible> {
+    let rules = s.for_arch(arch);
+    let mut by_nr: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+    for (i, r) in rules.iter().enumerate() {
+        for nr in &r.nrs {
+            by_nr.entry(*nr).or_default().push(i);
+        }
+    }
+    let mut out = Vec::new();
+    for (nr, idxs) in by_nr {
+        let name = catalogue::syscall_by_nr(arch, nr)
+            .expect("numbers come from the catalogue")
+            .name;
+        let mut earlier: Vec<(Action, &ConcreteCond)> = Vec::new();
+        for i in idxs {
+            let r = &rules[i];
+            let err = |why: String| Inexpressible { rule: r.rule, why };
+            if r.action != s.default_action {
+                let mut parts = vec![r.cond.clone().unwrap_or(ConcreteCond::Const(true))];
+                parts.extend(
+                    earlier
+                        .iter()
+                        .filter(|(a, _)| *a != r.action)
+                        .map(|(_, c)| ConcreteCond::Not(Box::new((*c).clone()))),
+                );
+                for conj in dnf(&ConcreteCond::And(parts), false).map_err(err)? {
+                    for cmps in
+                        one_cmp_per_arg(&conj).map_err(|why| Inexpressible { rule: r.rule, why })?
+                    {
+                        out.push(UnionRule {
+                            nr,
+                            name,
+                            action: r.action,
+                            cmps,
+                            rule: r.rule,
+                        });
+                    }
+                }
+            }
+            match &r.cond {
+                None => break, // later rules for this syscall can never match
+                Some(c) => earlier.push((r.action, c)),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A literal of a DNF conjunction.
+type Conj = Vec<ConcreteCmp>;
+
+const MAX_CONJUNCTIONS: usize = 256;
+
+/// Disjunctive normal form of `c` (or of its negation).
+fn dnf(c: &ConcreteCond, negate: bool) -> Result<Vec<Conj>, String> {
+    Ok(match (c, negate) {
+        (ConcreteCond::Const(b), n) => {
+            if *b != n {
+                vec![vec![]]
+            } else {
+                vec![]
+            }
+        }
+        (ConcreteCond::Not(c), n) => dnf(c, !n)?,
+        (ConcreteCond::Or(v), false) | (ConcreteCond::And(v), true) => {
+            let mut out = Vec::new();
+            for c in v {
+                out.extend(dnf(c, negate)?);
+            }
+            out
+        }
+        (ConcreteCond::And(v), false) | (ConcreteCond::Or(v), true) => {
+            let mut acc: Vec<Conj> = vec![vec![]];
+            for c in v {
+                let d = dnf(c, negate)?;
+                let mut next = Vec::new();
+                for a in &acc {
+                    for b in &d {
+                        let mut x = a.clone();
+                        x.extend(b.iter().copied());
+                        next.push(x);
+                    }
+                }
+                if next.len() > MAX_CONJUNCTIONS {
+                    return Err(format!(
+                        "the condition expands to more than {MAX_CONJUNCTIONS} libseccomp rules"
+                    ));
+                }
+                acc = next;
+            }
+            acc
+        }
+        (ConcreteCond::Cmp(c), negate) => {
+            let op = if !negate {
+                c.op
+            } else {
+                match c.op {
+                    CmpOpOrd::Eq => CmpOpOrd::Ne,
+                    CmpOpOrd::Ne => CmpOpOrd::Eq,
+                    CmpOpOrd::Lt => CmpOpOrd::Ge,
+                    CmpOpOrd::Le => CmpOpOrd::Gt,
+                    CmpOpOrd::Gt => CmpOpOrd::Le,
+                    CmpOpOrd::Ge => CmpOpOrd::Lt,
+                }
+            };
+            if c.mask.is_some() && op != CmpOpOrd::Eq {
+                return Err(
+                    "a masked comparison other than `==` (libseccomp has only masked equality)"
+                        .into(),
+                );
+            }
+            vec![vec![ConcreteCmp { op, ..*c }]]
+        }
+    })
+}
+
+/// Rewrite a conjunction so that each argument is compared at most once, as libseccomp
+/// requires: several plain comparisons of one argument become the union of the intervals
+/// they leave open (`x != 38 && x != 40` -> `x <= 37 || x == 39 || x >= 41`); masked
+/// equalities with disjoint masks merge into one. Returns the equivalent disjunction.
+fn one_cmp_per_arg(conj: &Conj) -> Result<Vec<Conj>, String> {
+    let mut groups: std::collections::BTreeMap<u8, Vec<ConcreteCmp>> = Default::default();
+    for c in conj {
+        groups.entry(c.index).or_default().push(*c);
+    }
+    let mut acc: Vec<Conj> = vec![vec![]];
+    for (index, g) in groups {
+        let options: Vec<Option<ConcreteCmp>> = if g.len() == 1 {
+            vec![Some(g[0])]
+        } else if g.iter().all(|c| c.mask.is_none()) {
+            let low32 = g[0].low32;
+            let max = if low32 { 0xffff_ffff } else { u64::MAX };
+            let mut set: Vec<(u64, u64)> = vec![(0, max)];
+            for c in &g {
+                let v = c.value & max;
+                let allowed: Vec<(u64, u64)> = match c.op {
+                    CmpOpOrd::Eq => vec![(v, v)],
+                    CmpOpOrd::Ne => [(v > 0).then(|| (0, v - 1)), (v < max).then(|| (v + 1, max))]
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                    CmpOpOrd::Lt => (v > 0).then(|| (0, v - 1)).into_iter().collect(),
+                    CmpOpOrd::Le => vec![(0, v)],
+                    CmpOpOrd::Gt => (v < max).then(|| (v + 1, max)).into_iter().collect(),
+                    CmpOpOrd::Ge => vec![(v, max)],
+                };
+                let mut next = Vec::new();
+                for &(a, b) in &set {
+                    for &(c2, d) in &allowed {
+                        let (lo, hi) = (a.max(c2), b.min(d));
+                        if lo <= hi {
+                            next.push((lo, hi));
+                        }
+                    }
+                }
+                set = next;
+            }
+            let mut opts = Vec::new();
+            for (lo, hi) in set {
+                let mk = |op, value| {
+                    Some(ConcreteCmp {
+                        index,
+                        low32,
+                        signed32: g[0].signed32,
+                        mask: None,
+                        op,
+                        value,
+                    })
+                };
+                opts.push(if lo == 0 && hi == max {
+                    None
+                } else if lo == hi {
+                    mk(CmpOpOrd::Eq, lo)
+                } else if lo == 0 {
+                    mk(CmpOpOrd::Le, hi)
+                } else if hi == max {
+                    mk(CmpOpOrd::Ge, lo)
+                } else {
+                    return Err(format!("argument {index} must lie in {lo:#x}..={hi:#x}, which takes two comparisons"));
+                });
+            }
+            opts
+        } else if g.iter().all(|c| c.op == CmpOpOrd::Eq && c.mask.is_some()) {
+            let (mut mask, mut value) = (0u64, 0u64);
+            for c in &g {
+                let m = c.mask.expect("checked");
+                if mask & m != 0 {
+                    return Err(format!(
+                        "two masked comparisons of argument {index} with overlapping masks"
+                    ));
+                }
+                mask |= m;
+                value |= c.value & m;
+            }
+            vec![Some(ConcreteCmp {
+                index,
+                low32: g[0].low32,
+                signed32: g[0].signed32,
+                mask: Some(mask),
+                op: CmpOpOrd::Eq,
+                value,
+            })]
+        } else {
+            return Err(format!(
+                "a mix of masked and plain comparisons of argument {index}"
+            ));
+        };
+        let mut next = Vec::new();
+        for a in &acc {
+            for o in &options {
+                let mut x = a.clone();
+                x.extend(o.iter().copied());
+                next.push(x);
+            }
+        }
+        acc = next;
+    }
+    Ok(acc)
+}

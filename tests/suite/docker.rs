@@ -1,0 +1,281 @@
+//! Docker's real default profile (../shared/data): imported into kakoi's IR and compiled
+//! by kakoi's generator, it decides every syscall exactly as libseccomp's compilation of
+//! the original JSON, done the way moby and runc do it.
+
+use std::collections::BTreeSet;
+
+use kakoi::seccomp::{self, json, Backend, Host};
+use kakoi::{bpf, cli};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use policy_lang::catalogue::{self, Arch};
+use serde_json::Value;
+
+use crate::util;
+
+fn docker_profile() -> Option<String> {
+    let path = util::root().join("../shared/data/docker-default-seccomp.json");
+    match std::fs::read_to_string(&path) {
+        Ok(t) => Some(t),
+        Err(_) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "{} is missing under CI",
+                path.display()
+            );
+            eprintln!("skipped: {} not found", path.display());
+            None
+        }
+    }
+}
+
+/// The JSON compiled straight through libseccomp, as runc does after moby resolved
+/// `includes`/`excludes` for an amd64 host holding Docker's default capabilities.
+fn runc_like(text: &str) -> (Vec<u8>, BTreeSet<String>) {
+    let doc: Value = serde_json::from_str(text).unwrap();
+    let caps = json::Target::docker_default().caps;
+    let mut ctx = ScmpFilterContext::new(ScmpAction::Errno(
+        doc["defaultErrnoRet"].as_i64().unwrap_or(1) as i32,
+    ))
+    .unwrap();
+    for a in [ScmpArch::X86, ScmpArch::X32] {
+        ctx.add_arch(a).unwrap();
+    }
+    let mut unknown = BTreeSet::new();
+    for e in doc["syscalls"].as_array().unwrap() {
+        let list = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default()
+        };
+        let inc = &e["includes"];
+        let exc = &e["excludes"];
+        if !list(&inc["caps"])
+            .iter()
+            .all(|c| caps.contains(c.trim_start_matches("CAP_")))
+            || list(&exc["caps"])
+                .iter()
+                .any(|c| caps.contains(c.trim_start_matches("CAP_")))
+            || (!list(&inc["arches"]).is_empty()
+                && !list(&inc["arches"]).contains(&"amd64".to_string()))
+            || list(&exc["arches"]).contains(&"amd64".to_string())
+        {
+            continue;
+        }
+        let action = match e["action"].as_str().unwrap() {
+            "SCMP_ACT_ALLOW" => ScmpAction::Allow,
+            "SCMP_ACT_ERRNO" => ScmpAction::Errno(e["errnoRet"].as_i64().unwrap_or(1) as i32),
+            a => panic!("{a}"),
+        };
+        let cmps: Vec<ScmpArgCompare> = e["args"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| {
+                        let v = c["value"].as_u64().unwrap();
+                        let op = match c["op"].as_str().unwrap() {
+                            "SCMP_CMP_EQ" => ScmpCompareOp::Equal,
+                            "SCMP_CMP_NE" => ScmpCompareOp::NotEqual,
+                            "SCMP_CMP_LT" => ScmpCompareOp::Less,
+                            "SCMP_CMP_GT" => ScmpCompareOp::Greater,
+                            "SCMP_CMP_MASKED_EQ" => ScmpCompareOp::MaskedEqual(v),
+                            o => panic!("{o}"),
+                        };
+                        let datum = if matches!(op, ScmpCompareOp::MaskedEqual(_)) {
+                            c["valueTwo"].as_u64().unwrap_or(0)
+                        } else {
+                            v
+                        };
+                        ScmpArgCompare::new(c["index"].as_u64().unwrap() as u32, op, datum)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for n in list(&e["names"]) {
+            match ScmpSyscall::from_name(&n) {
+                // Like runc: names unknown to libseccomp are skipped.
+                Err(_) => {
+                    unknown.insert(n);
+                }
+                Ok(sys) => {
+                    // runc ignores rules libseccomp refuses for an arch (-EDOM etc.).
+                    let _ = ctx.add_rule_conditional(action, sys, &cmps);
+                }
+            }
+        }
+    }
+    let mut f = tempfile::tempfile().unwrap();
+    ctx.export_bpf(&f).unwrap();
+    use std::io::{Read, Seek};
+    f.rewind().unwrap();
+    let mut bpf = Vec::new();
+    f.read_to_end(&mut bpf).unwrap();
+    (bpf, unknown)
+}
+
+#[test]
+fn imported_docker_profile_decides_like_runc() {
+    let Some(text) = docker_profile() else { return };
+    let imported = json::import(
+        "docker-default-seccomp.json",
+        &text,
+        &json::Target::docker_default(),
+    )
+    .unwrap();
+    let s = &imported.seccomp;
+    assert_eq!(s.arches, vec![Arch::X86_64, Arch::X86, Arch::X32]);
+    let ours = seccomp::compile_checked(s, Host::X86_64, Backend::Kakoi).unwrap();
+    let ours = bpf::decode(&ours.bpf).unwrap();
+    let (theirs, unknown) = runc_like(&text);
+    let theirs = bpf::decode(&theirs).unwrap();
+    bpf::validate(&theirs).unwrap();
+    // Values Docker's rules compare against, plus zero.
+    let mut values = vec![
+        0u64,
+        1,
+        8,
+        37,
+        38,
+        39,
+        40,
+        41,
+        0x20000,
+        0x20008,
+        0xffff_ffff,
+        0x7e02_0000,
+        0x1000_0000,
+        0x11,
+    ];
+    values.sort();
+    let mut differ = Vec::new();
+    let mut cases = 0;
+    for arch in [Arch::X86_64, Arch::X32, Arch::X86] {
+        let before = cases;
+        for d in catalogue::syscalls() {
+            let Some(nr) = d.nr(arch) else { continue };
+            let scmp = match arch {
+                Arch::X86_64 => ScmpArch::X8664,
+                Arch::X86 => ScmpArch::X86,
+                Arch::X32 => ScmpArch::X32,
+                Arch::Aarch64 => ScmpArch::Aarch64,
+            };
+            // libseccomp 2.5 cannot name it on this ABI (or knows another number).
+            let named =
+                ScmpSyscall::from_name_by_arch(d.name, scmp).map(|s| s.as_raw_syscall() as u32);
+            if unknown.contains(d.name) || named.ok() != Some(nr) {
+                continue;
+            }
+            for &v in &values {
+                let data = bpf::Data {
+                    nr,
+                    arch: arch.audit_arch(),
+                    args: [v, v, 0, 0, 0, 0],
+                    ..Default::default()
+                };
+                cases += 1;
+                let a = bpf::ret_action(bpf::run(&ours, &data).ret);
+                let b = bpf::ret_action(bpf::run(&theirs, &data).ret);
+                if a != b {
+                    differ.push(format!(
+                        "{} {} arg {v:#x}: kakoi {} runc {}",
+                        arch.name(),
+                        d.name,
+                        a.to_source(),
+                        b.to_source()
+                    ));
+                }
+            }
+        }
+        assert!(
+            cases - before > 300 * values.len(),
+            "{}: only {} cases",
+            arch.name(),
+            cases - before
+        );
+    }
+    // On i386, libseccomp turns argument rules on the direct socket call into rules on
+    // `socketcall` too; the direct `socket` call is what both must agree on elsewhere.
+    differ.retain(|d| !d.starts_with("x86 socket"));
+    assert!(
+        differ.is_empty(),
+        "{} of {cases} cases differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+    assert!(cases > 5000);
+}
+
+/// The shipped default policy and Docker's profile allow the same x86_64 syscalls.
+#[test]
+fn shipped_default_matches_dockers_profile_on_x86_64() {
+    let Some(text) = docker_profile() else { return };
+    let imported = json::import("docker", &text, &json::Target::docker_default()).unwrap();
+    let ours = cli::load("default").unwrap().policy.unwrap();
+    let x = Arch::X86_64;
+    let mut differ = Vec::new();
+    for d in catalogue::syscalls() {
+        let Some(nr) = d.nr(x) else { continue };
+        for args in [
+            [0u64; 6],
+            [38, 5, 0, 0, 0, 0],
+            [0x1000_0000, 0, 0, 0, 0, 0],
+            [0xffff_ffff, 0, 0, 0, 0, 0],
+        ] {
+            let a = ours.seccomp.decide(x.audit_arch(), nr, &args).action;
+            let b = imported.seccomp.decide(x.audit_arch(), nr, &args).action;
+            if a != b {
+                differ.push(format!(
+                    "{} {args:x?}: kakoi {} docker {}",
+                    d.name,
+                    a.to_source(),
+                    b.to_source()
+                ));
+            }
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+}
+
+#[test]
+fn oci_export_round_trips() {
+    for name in ["default", "strict", "fixtures/seccomp/actions.kakoi"] {
+        let p = cli::load(name).unwrap().policy.unwrap();
+        for host in Host::for_policy(&p.seccomp) {
+            let oci = json::export_oci(&p.seccomp, host).unwrap();
+            let back = json::import(
+                "export",
+                &oci.to_string(),
+                &json::Target {
+                    host,
+                    ..json::Target::docker_default()
+                },
+            )
+            .unwrap();
+            let a = seccomp::compile_checked(&p.seccomp, host, Backend::Kakoi).unwrap();
+            // The round trip must mean the same: compare both programs on every syscall.
+            let b = seccomp::compile_checked(&back.seccomp, host, Backend::Kakoi).unwrap();
+            let (a, b) = (bpf::decode(&a.bpf).unwrap(), bpf::decode(&b.bpf).unwrap());
+            for &arch in host.abis() {
+                for d in catalogue::syscalls() {
+                    let Some(nr) = d.nr(arch) else { continue };
+                    for v in [0u64, 38, 40, 0x1000_0000, 0xffff_ffff] {
+                        let data = bpf::Data {
+                            nr,
+                            arch: arch.audit_arch(),
+                            args: [v; 6],
+                            ..Default::default()
+                        };
+                        assert_eq!(
+                            bpf::run(&a, &data).ret,
+                            bpf::run(&b, &data).ret,
+                            "{name} {} {} {v:#x}",
+                            arch.name(),
+                            d.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
