@@ -5,7 +5,7 @@
 CARGO ?= cargo
 KAKOI := target/release/kakoi
 
-.PHONY: setup build demo test lint catalogue
+.PHONY: setup build demo test lint catalogue bench-seccomp
 
 setup:
 	@scripts/setup.sh
@@ -33,3 +33,7 @@ test: lint
 # access to the Debian archive and systemd-analyze).
 catalogue:
 	scripts/gen-catalogue.sh
+
+# Seccomp generators side by side (libseccomp layouts vs kakoi), one run.
+bench-seccomp: setup
+	$(CARGO) bench --locked --bench seccomp

@@ -183,6 +183,29 @@ fn arch_filter(
 
 /// Compile the policy for one host.
 pub fn compile(s: &Seccomp, host: Host) -> Result<Program, Error> {
+    compile_layout(s, host, Layout::Priority)
+}
+
+/// libseccomp's two layouts (`SCMP_FLTATR_CTL_OPTIMIZE` 1 and 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// The default: syscalls tested one after another, by priority.
+    Priority,
+    /// A binary tree over syscall numbers.
+    Tree,
+}
+
+impl Layout {
+    fn level(self) -> u32 {
+        match self {
+            Layout::Priority => 1,
+            Layout::Tree => 2,
+        }
+    }
+}
+
+/// Compile the policy for one host with one of libseccomp's layouts.
+pub fn compile_layout(s: &Seccomp, host: Host, layout: Layout) -> Result<Program, Error> {
     let mut skipped = Vec::new();
     let mut merged: Option<ScmpFilterContext> = None;
     for &arch in host.abis() {
@@ -201,6 +224,7 @@ pub fn compile(s: &Seccomp, host: Host) -> Result<Program, Error> {
         Some(m) => m,
         None => arch_filter(s, host.abis()[0], &mut skipped)?,
     };
+    lib(|| "the layout".into(), ctx.set_ctl_optimize(layout.level()))?;
     for f in &s.flags {
         match f {
             SeccompFlag::Log => lib(|| "the log flag".into(), ctx.set_ctl_log(true))?,
@@ -208,10 +232,131 @@ pub fn compile(s: &Seccomp, host: Host) -> Result<Program, Error> {
             SeccompFlag::Tsync => lib(|| "the tsync flag".into(), ctx.set_ctl_tsync(true))?,
         };
     }
+    Ok(Program {
+        host,
+        bpf: export(&ctx)?,
+        skipped,
+    })
+}
+
+/// The raw BPF of a libseccomp filter.
+pub(crate) fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>, Error> {
     let mut file = tempfile::tempfile().map_err(Error::Export)?;
     lib(|| "the export".into(), ctx.export_bpf(&file))?;
     let mut bpf = Vec::new();
     file.rewind().map_err(Error::Export)?;
     file.read_to_end(&mut bpf).map_err(Error::Export)?;
-    Ok(Program { host, bpf, skipped })
+    Ok(bpf)
+}
+
+/// What runc loads for a Docker/OCI profile: the JSON handed straight to libseccomp,
+/// after moby resolved `includes`/`excludes` for `target` (names libseccomp does not know
+/// and rules it refuses for one ABI are skipped, as runc does). For comparisons and
+/// benchmarks: this is the filter containers run under today.
+pub fn compile_docker_json(
+    text: &str,
+    target: &super::json::Target,
+    layout: Layout,
+) -> Result<Vec<u8>, Error> {
+    use serde_json::Value;
+    let bad = |what: &str| {
+        Error::Export(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            what.to_string(),
+        ))
+    };
+    let doc: Value = serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
+    let doc = doc.pointer("/linux/seccomp").unwrap_or(&doc);
+    let errno = |v: &Value| v.as_i64().unwrap_or(1) as i32;
+    let action = |a: &Value, e: &Value| -> Result<ScmpAction, Error> {
+        Ok(match a.as_str().unwrap_or("") {
+            "SCMP_ACT_ALLOW" => ScmpAction::Allow,
+            "SCMP_ACT_ERRNO" => ScmpAction::Errno(errno(e)),
+            "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => ScmpAction::KillThread,
+            "SCMP_ACT_KILL_PROCESS" => ScmpAction::KillProcess,
+            "SCMP_ACT_TRAP" => ScmpAction::Trap,
+            "SCMP_ACT_LOG" => ScmpAction::Log,
+            "SCMP_ACT_TRACE" => ScmpAction::Trace(errno(e) as u16),
+            "SCMP_ACT_NOTIFY" => ScmpAction::Notify,
+            other => return Err(bad(&format!("unknown action `{other}`"))),
+        })
+    };
+    let mut ctx = lib(
+        || "a new filter".into(),
+        ScmpFilterContext::new(action(&doc["defaultAction"], &doc["defaultErrnoRet"])?),
+    )?;
+    let native = target.host.abis()[0];
+    if let Some(map) = doc["archMap"].as_array() {
+        for m in map {
+            if m["architecture"].as_str()
+                == Some(&format!("SCMP_ARCH_{}", native.name().to_uppercase()))
+            {
+                for sub in m["subArchitectures"].as_array().into_iter().flatten() {
+                    let a = match sub.as_str().unwrap_or("") {
+                        "SCMP_ARCH_X86" => ScmpArch::X86,
+                        "SCMP_ARCH_X32" => ScmpArch::X32,
+                        _ => continue,
+                    };
+                    lib(|| "an arch".into(), ctx.add_arch(a))?;
+                }
+            }
+        }
+    }
+    let host_arch = match target.host {
+        Host::X86_64 => "amd64",
+        Host::Aarch64 => "arm64",
+    };
+    let list = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let has_cap = |c: &String| target.caps.contains(c.trim_start_matches("CAP_"));
+    for e in doc["syscalls"].as_array().into_iter().flatten() {
+        let (inc, exc) = (&e["includes"], &e["excludes"]);
+        let min_ok = inc["minKernel"].as_str().is_none_or(|k| {
+            let mut it = k.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+            (it.next().unwrap_or(0), it.next().unwrap_or(0)) <= target.kernel
+        });
+        if !list(&inc["caps"]).iter().all(has_cap)
+            || list(&exc["caps"]).iter().any(has_cap)
+            || (!list(&inc["arches"]).is_empty()
+                && !list(&inc["arches"]).iter().any(|a| a == host_arch))
+            || list(&exc["arches"]).iter().any(|a| a == host_arch)
+            || !min_ok
+        {
+            continue;
+        }
+        let act = action(&e["action"], &e["errnoRet"])?;
+        let cmps: Vec<ScmpArgCompare> = e["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let v = c["value"].as_u64().unwrap_or(0);
+                let two = c["valueTwo"].as_u64().unwrap_or(0);
+                let (op, datum) = match c["op"].as_str().unwrap_or("") {
+                    "SCMP_CMP_NE" => (ScmpCompareOp::NotEqual, v),
+                    "SCMP_CMP_LT" => (ScmpCompareOp::Less, v),
+                    "SCMP_CMP_LE" => (ScmpCompareOp::LessOrEqual, v),
+                    "SCMP_CMP_GE" => (ScmpCompareOp::GreaterEqual, v),
+                    "SCMP_CMP_GT" => (ScmpCompareOp::Greater, v),
+                    "SCMP_CMP_MASKED_EQ" => (ScmpCompareOp::MaskedEqual(v), two),
+                    _ => (ScmpCompareOp::Equal, v),
+                };
+                ScmpArgCompare::new(c["index"].as_u64().unwrap_or(0) as u32, op, datum)
+            })
+            .collect();
+        for n in list(&e["names"]) {
+            if let Ok(sys) = ScmpSyscall::from_name(&n) {
+                let _ = ctx.add_rule_conditional(act, sys, &cmps);
+            }
+        }
+    }
+    lib(|| "the layout".into(), ctx.set_ctl_optimize(layout.level()))?;
+    export(&ctx)
 }

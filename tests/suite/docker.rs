@@ -2,15 +2,11 @@
 //! by kakoi's generator, it decides every syscall exactly as libseccomp's compilation of
 //! the original JSON, done the way moby and runc do it.
 
-use std::collections::BTreeSet;
-
+use kakoi::seccomp::libseccomp::Layout;
 use kakoi::seccomp::{self, json, Backend, Host};
 use kakoi::{bpf, cli};
-use libseccomp::{
-    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
-};
+use libseccomp::{ScmpArch, ScmpSyscall};
 use policy_lang::catalogue::{self, Arch};
-use serde_json::Value;
 
 use crate::util;
 
@@ -30,90 +26,6 @@ fn docker_profile() -> Option<String> {
     }
 }
 
-/// The JSON compiled straight through libseccomp, as runc does after moby resolved
-/// `includes`/`excludes` for an amd64 host holding Docker's default capabilities.
-fn runc_like(text: &str) -> (Vec<u8>, BTreeSet<String>) {
-    let doc: Value = serde_json::from_str(text).unwrap();
-    let caps = json::Target::docker_default().caps;
-    let mut ctx = ScmpFilterContext::new(ScmpAction::Errno(
-        doc["defaultErrnoRet"].as_i64().unwrap_or(1) as i32,
-    ))
-    .unwrap();
-    for a in [ScmpArch::X86, ScmpArch::X32] {
-        ctx.add_arch(a).unwrap();
-    }
-    let mut unknown = BTreeSet::new();
-    for e in doc["syscalls"].as_array().unwrap() {
-        let list = |v: &Value| -> Vec<String> {
-            v.as_array()
-                .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
-                .unwrap_or_default()
-        };
-        let inc = &e["includes"];
-        let exc = &e["excludes"];
-        if !list(&inc["caps"])
-            .iter()
-            .all(|c| caps.contains(c.trim_start_matches("CAP_")))
-            || list(&exc["caps"])
-                .iter()
-                .any(|c| caps.contains(c.trim_start_matches("CAP_")))
-            || (!list(&inc["arches"]).is_empty()
-                && !list(&inc["arches"]).contains(&"amd64".to_string()))
-            || list(&exc["arches"]).contains(&"amd64".to_string())
-        {
-            continue;
-        }
-        let action = match e["action"].as_str().unwrap() {
-            "SCMP_ACT_ALLOW" => ScmpAction::Allow,
-            "SCMP_ACT_ERRNO" => ScmpAction::Errno(e["errnoRet"].as_i64().unwrap_or(1) as i32),
-            a => panic!("{a}"),
-        };
-        let cmps: Vec<ScmpArgCompare> = e["args"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|c| {
-                        let v = c["value"].as_u64().unwrap();
-                        let op = match c["op"].as_str().unwrap() {
-                            "SCMP_CMP_EQ" => ScmpCompareOp::Equal,
-                            "SCMP_CMP_NE" => ScmpCompareOp::NotEqual,
-                            "SCMP_CMP_LT" => ScmpCompareOp::Less,
-                            "SCMP_CMP_GT" => ScmpCompareOp::Greater,
-                            "SCMP_CMP_MASKED_EQ" => ScmpCompareOp::MaskedEqual(v),
-                            o => panic!("{o}"),
-                        };
-                        let datum = if matches!(op, ScmpCompareOp::MaskedEqual(_)) {
-                            c["valueTwo"].as_u64().unwrap_or(0)
-                        } else {
-                            v
-                        };
-                        ScmpArgCompare::new(c["index"].as_u64().unwrap() as u32, op, datum)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        for n in list(&e["names"]) {
-            match ScmpSyscall::from_name(&n) {
-                // Like runc: names unknown to libseccomp are skipped.
-                Err(_) => {
-                    unknown.insert(n);
-                }
-                Ok(sys) => {
-                    // runc ignores rules libseccomp refuses for an arch (-EDOM etc.).
-                    let _ = ctx.add_rule_conditional(action, sys, &cmps);
-                }
-            }
-        }
-    }
-    let mut f = tempfile::tempfile().unwrap();
-    ctx.export_bpf(&f).unwrap();
-    use std::io::{Read, Seek};
-    f.rewind().unwrap();
-    let mut bpf = Vec::new();
-    f.read_to_end(&mut bpf).unwrap();
-    (bpf, unknown)
-}
-
 #[test]
 fn imported_docker_profile_decides_like_runc() {
     let Some(text) = docker_profile() else { return };
@@ -127,7 +39,12 @@ fn imported_docker_profile_decides_like_runc() {
     assert_eq!(s.arches, vec![Arch::X86_64, Arch::X86, Arch::X32]);
     let ours = seccomp::compile_checked(s, Host::X86_64, Backend::Kakoi).unwrap();
     let ours = bpf::decode(&ours.bpf).unwrap();
-    let (theirs, unknown) = runc_like(&text);
+    let theirs = seccomp::libseccomp::compile_docker_json(
+        &text,
+        &json::Target::docker_default(),
+        Layout::Priority,
+    )
+    .unwrap();
     let theirs = bpf::decode(&theirs).unwrap();
     bpf::validate(&theirs).unwrap();
     // Values Docker's rules compare against, plus zero.
@@ -163,7 +80,7 @@ fn imported_docker_profile_decides_like_runc() {
             // libseccomp 2.5 cannot name it on this ABI (or knows another number).
             let named =
                 ScmpSyscall::from_name_by_arch(d.name, scmp).map(|s| s.as_raw_syscall() as u32);
-            if unknown.contains(d.name) || named.ok() != Some(nr) {
+            if named.ok() != Some(nr) {
                 continue;
             }
             for &v in &values {
