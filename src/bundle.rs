@@ -12,7 +12,19 @@ use policy_lang::{Policy, SourceMap};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::backends;
 use crate::seccomp::{self, Backend, Host};
+
+/// Whether to run the real consumers (`apparmor_parser`, `secilc`) on the LSM artifacts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Validate {
+    /// When the tools are installed; otherwise say so in the manifest's notes.
+    #[default]
+    Auto,
+    /// Always; a missing tool is an error.
+    Always,
+    Never,
+}
 
 /// Bundle layout version, bumped on incompatible changes.
 pub const FORMAT: u32 = 1;
@@ -52,6 +64,13 @@ pub struct Manifest {
 pub enum Error {
     #[error(transparent)]
     Seccomp(#[from] seccomp::Error),
+    #[error("{tool} rejected the generated artifact:\n{}", findings.iter().map(|f| format!("  {}{}", f.origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default(), f.message)).collect::<Vec<_>>().join("\n"))]
+    Rejected {
+        tool: &'static str,
+        findings: Vec<backends::validate::Finding>,
+    },
+    #[error(transparent)]
+    Validator(backends::validate::Error),
     #[error("`{path}` exists and is not a kakoi bundle")]
     NotABundle { path: PathBuf },
     #[error("cannot write the bundle to `{path}`: {source}")]
@@ -83,7 +102,12 @@ fn json<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 /// Build every artifact and the manifest (last in the list).
-pub fn build(policy: &Policy, map: &SourceMap, backend: Backend) -> Result<Vec<Artifact>, Error> {
+pub fn build(
+    policy: &Policy,
+    map: &SourceMap,
+    backend: Backend,
+    validate: Validate,
+) -> Result<Vec<Artifact>, Error> {
     let mut arts = vec![Artifact {
         name: "policy.json".into(),
         bytes: json(policy),
@@ -114,6 +138,67 @@ pub fn build(policy: &Policy, map: &SourceMap, backend: Backend) -> Result<Vec<A
             }
         }
     }
+    // The other layers.
+    arts.push(Artifact {
+        name: "caps.json".into(),
+        bytes: json(&backends::caps::generate(&policy.capabilities)),
+    });
+    arts.push(Artifact {
+        name: "landlock.json".into(),
+        bytes: json(&backends::landlock::generate(policy)),
+    });
+    let profile = backends::apparmor::generate(policy);
+    let module = backends::selinux::module(policy);
+    let lsm = serde_json::json!({
+        "apparmor": {
+            "profile": profile.name,
+            "mode": policy.apparmor.as_ref().map(|a| a.mode),
+            "enforcement": policy.apparmor.as_ref().map(|a| a.enforcement),
+        },
+        "selinux": {
+            "label": backends::selinux::label(policy),
+            "random_level": policy.selinux.as_ref().is_some_and(|s| s.level == policy_lang::ir::Level::Random),
+            "mount_label": policy.selinux.as_ref().and_then(|s| s.mount_label.clone()),
+            "enforcement": policy.selinux.as_ref().map(|s| s.enforcement),
+            "module": backends::selinux::block_name(policy),
+        },
+    });
+    arts.push(Artifact {
+        name: "lsm.json".into(),
+        bytes: json(&lsm),
+    });
+    if validate != Validate::Never {
+        match backends::validate::apparmor(&profile) {
+            Ok(f) if f.is_empty() => {}
+            Ok(f) => {
+                return Err(Error::Rejected {
+                    tool: "apparmor_parser",
+                    findings: f,
+                })
+            }
+            Err(e) if validate == Validate::Always => return Err(Error::Validator(e)),
+            Err(e) => notes.push(format!("apparmor.profile: not validated: {e}")),
+        }
+        match backends::validate::selinux(&module) {
+            Ok((f, _)) if f.is_empty() => {}
+            Ok((f, _)) => {
+                return Err(Error::Rejected {
+                    tool: "secilc",
+                    findings: f,
+                })
+            }
+            Err(e) if validate == Validate::Always => return Err(Error::Validator(e)),
+            Err(e) => notes.push(format!("selinux.cil: not validated: {e}")),
+        }
+    }
+    arts.push(Artifact {
+        name: "apparmor.profile".into(),
+        bytes: profile.text.into_bytes(),
+    });
+    arts.push(Artifact {
+        name: "selinux.cil".into(),
+        bytes: module.into_bytes(),
+    });
     let mut h = Sha256::new();
     for name in &policy.sources {
         let text = map.find(name).map_or("", |id| map.text(id));
@@ -152,6 +237,11 @@ pub fn emit<'a>(arts: &'a [Artifact], kind: &str) -> Option<&'a Artifact> {
     let name = match kind {
         "policy" => "policy.json".to_string(),
         "manifest" => "manifest.json".to_string(),
+        "caps" => "caps.json".to_string(),
+        "landlock" => "landlock.json".to_string(),
+        "apparmor" => "apparmor.profile".to_string(),
+        "selinux" => "selinux.cil".to_string(),
+        "lsm" => "lsm.json".to_string(),
         k if k.starts_with("seccomp-json-") => {
             format!("seccomp.{}.json", &k["seccomp-json-".len()..])
         }

@@ -10,6 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use policy_lang::diagnostics::{line_col, render};
 use policy_lang::{Diagnostic, Policy, SourceMap};
 
+use crate::bundle::Validate;
 use crate::seccomp::Backend;
 use crate::{bundle, loader};
 
@@ -99,13 +100,18 @@ pub enum Command {
         #[arg(short, long, value_name = "DIR", required_unless_present = "emit")]
         output: Option<PathBuf>,
         /// Print one artifact to stdout instead: policy, manifest, seccomp-x86_64 (raw
-        /// BPF), seccomp-json-x86_64 (OCI/Docker JSON), and the aarch64 forms.
+        /// BPF), seccomp-json-x86_64 (OCI/Docker JSON), the aarch64 forms, caps,
+        /// landlock, apparmor, selinux, lsm.
         #[arg(long, value_name = "KIND", value_parser = clap::builder::PossibleValuesParser::new(bundle::EMIT_KINDS))]
         emit: Option<String>,
         /// Seccomp code generator. Either way the program is checked against the policy's
         /// own meaning before it is written.
         #[arg(long, value_enum, default_value_t = Backend::Kakoi)]
         backend: Backend,
+        /// Run `apparmor_parser` and `secilc` on the generated LSM artifacts (auto: when
+        /// they are installed).
+        #[arg(long, value_enum, default_value_t = Validate::Auto)]
+        validate: Validate,
     },
     /// Rewrite policy files in the canonical layout (comments are kept).
     ///
@@ -218,7 +224,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             output,
             emit,
             backend,
-        } => compile(&policy, output, emit, backend, color_err),
+            validate,
+        } => compile(&policy, output, emit, backend, validate, color_err),
         Command::Fmt { files, check } => fmt(&files, check, color_err),
         Command::Stats { policy, format } => stats(&policy, format, color_err),
         Command::Disasm {
@@ -342,6 +349,7 @@ fn compile(
     output: Option<PathBuf>,
     emit: Option<String>,
     backend: Backend,
+    validate: Validate,
     color: bool,
 ) -> Result<(), Failure> {
     let loaded = load(policy)?;
@@ -354,7 +362,7 @@ fn compile(
         );
         return Err(Failure::policy());
     };
-    let arts = bundle::build(&p, &loaded.map, backend).map_err(|e| {
+    let arts = bundle::build(&p, &loaded.map, backend, validate).map_err(|e| {
         eprintln!("error: {e}");
         Failure::policy()
     })?;

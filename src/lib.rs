@@ -3,6 +3,8 @@
 //! The language lives in the `policy-lang` crate; this crate holds the backends, the
 //! bundle writer and the CLI. See ARCHITECTURE.md for the map.
 
+pub mod apply;
+pub mod backends;
 pub mod bpf;
 pub mod bundle;
 pub mod cli;

@@ -570,6 +570,17 @@ pub struct Filesystem {
     /// File access rules (Landlock, AppArmor). Empty: no file access restriction.
     pub access: Vec<PathRule>,
     pub landlock: Enforcement,
+    /// Landlock scopes (ABI 6): IPC the sandbox may not reach outside itself.
+    pub landlock_scopes: Vec<LandlockScope>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LandlockScope {
+    /// Connecting to abstract unix sockets created outside the sandbox.
+    AbstractUnix,
+    /// Sending signals to processes outside the sandbox.
+    Signal,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -593,8 +604,10 @@ pub struct Network {
     pub mode: NetMode,
     /// Allowed socket families (`AF_*` names without the prefix), empty: not restricted.
     pub families: Vec<String>,
-    pub tcp_bind: Vec<u16>,
-    pub tcp_connect: Vec<u16>,
+    /// TCP ports `bind` may use (Landlock); `None`: not restricted.
+    pub tcp_bind: Option<Vec<u16>>,
+    /// TCP ports `connect` may reach (Landlock); `None`: not restricted.
+    pub tcp_connect: Option<Vec<u16>>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -668,5 +681,12 @@ pub struct AppArmor {
     pub enforcement: Enforcement,
     pub profile: String,
     pub mode: AaMode,
-    pub rules: Vec<String>,
+    /// Extra rules copied into the profile, with where they were written.
+    pub rules: Vec<AaRule>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AaRule {
+    pub text: String,
+    pub origin: Origin,
 }

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalogue;
+mod coherence;
 pub mod diagnostics;
 pub mod format;
 pub mod ir;

@@ -77,6 +77,12 @@ fn policy_name_from_file(name: &str) -> String {
 
 #[derive(Default)]
 struct CapSets {
+    /// Where each capability was last granted, for warnings.
+    granted_at: BTreeMap<u32, Span>,
+    /// Risky capabilities the policy accepts knowingly (`acknowledge`).
+    acknowledged: BTreeSet<u32>,
+    /// The `capabilities` section, for errors about the sets as a whole.
+    section: Option<Span>,
     bounding: BTreeSet<u32>,
     effective: BTreeSet<u32>,
     permitted: BTreeSet<u32>,
@@ -86,6 +92,8 @@ struct CapSets {
 
 struct Builder {
     root: Option<FileId>,
+    /// The keyword span of each section, the most specific layer's.
+    sections: BTreeMap<&'static str, Span>,
     diags: Vec<Diagnostic>,
     sources: Vec<String>,
     name: Option<String>,
@@ -112,6 +120,9 @@ struct Builder {
     readonly: Vec<String>,
     access: Vec<PathRule>,
     landlock: Enforcement,
+    landlock_scopes: Vec<LandlockScope>,
+    /// Spans of the `apparmor` extra rules, in order, for their origins.
+    aa_rule_spans: Vec<Span>,
     network: Network,
     resources: Resources,
     process: Process,
@@ -140,6 +151,7 @@ impl Builder {
         }
         Builder {
             root: None,
+            sections: BTreeMap::new(),
             diags: Vec::new(),
             sources: Vec::new(),
             name: None,
@@ -163,11 +175,13 @@ impl Builder {
             readonly: Vec::new(),
             access: Vec::new(),
             landlock: Enforcement::BestEffort,
+            landlock_scopes: Vec::new(),
+            aa_rule_spans: Vec::new(),
             network: Network {
                 mode: NetMode::None,
                 families: Vec::new(),
-                tcp_bind: Vec::new(),
-                tcp_connect: Vec::new(),
+                tcp_bind: None,
+                tcp_connect: None,
             },
             resources: Resources {
                 cpu_period: 100_000,
@@ -322,6 +336,10 @@ impl Builder {
 
     fn top_stmt(&mut self, file: FileId, stmt: &Stmt) {
         let kw = stmt.keyword.name.as_str();
+        if let Some(name) = SECTIONS.iter().find(|s| **s == kw) {
+            self.sections
+                .insert(name, Span::new(file, stmt.keyword.span.clone()));
+        }
         match kw {
             "kakoi" => {
                 let ok = matches!(stmt.values.as_slice(), [Value { kind: ValueKind::Number(n), .. }] if n.int == Some(1));
@@ -338,7 +356,10 @@ impl Builder {
             "policy" => self.name = self.one_string(file, stmt),
             "description" => self.description = self.one_string(file, stmt),
             "seccomp" => self.seccomp(file, stmt),
-            "capabilities" => self.block(file, stmt, Self::capabilities_stmt),
+            "capabilities" => {
+                self.caps.section = Some(Span::new(file, stmt.keyword.span.clone()));
+                self.block(file, stmt, Self::capabilities_stmt)
+            }
             "identity" => self.block(file, stmt, Self::identity_stmt),
             "namespaces" => self.block(file, stmt, Self::namespaces_stmt),
             "filesystem" => self.block(file, stmt, Self::filesystem_stmt),
@@ -1367,13 +1388,30 @@ impl Builder {
                 | "permitted"
                 | "inheritable"
                 | "ambient"
+                | "acknowledge"
         ) {
             self.cap_list(&a)
         } else {
             None
         };
         let c = &mut self.caps;
+        if let (Some(_), "keep" | "add" | "bounding" | "effective" | "permitted" | "ambient") =
+            (&set, kw)
+        {
+            for v in Self::flat(&a.stmt.values) {
+                if let ValueKind::Word(w) = &v.kind {
+                    if let Some(cap) = catalogue::capability(w) {
+                        c.granted_at.insert(cap, Span::new(a.file, v.span.clone()));
+                    }
+                }
+            }
+        }
         match kw {
+            "acknowledge" => {
+                if let Some(set) = set {
+                    c.acknowledged.extend(set)
+                }
+            }
             "drop" => {
                 let Some(set) = set else { return };
                 for s in [
@@ -1771,12 +1809,50 @@ impl Builder {
                     }
                 }
             }
+            "landlock-scope" => {
+                let mut scopes = Vec::new();
+                for v in Self::flat(vals) {
+                    match value_text(v).as_str() {
+                        "signal" => scopes.push(LandlockScope::Signal),
+                        "abstract-unix" => scopes.push(LandlockScope::AbstractUnix),
+                        other => {
+                            let d = self
+                                .err(
+                                    f,
+                                    v.span.clone(),
+                                    "E0708",
+                                    format!("unknown Landlock scope `{other}`"),
+                                )
+                                .label("not a scope");
+                            d.help = Some(
+                                did_you_mean(other, ["signal", "abstract-unix"]).unwrap_or_else(
+                                    || "scopes are `signal` and `abstract-unix`".into(),
+                                ),
+                            );
+                        }
+                    }
+                }
+                scopes.sort();
+                scopes.dedup();
+                self.landlock_scopes = scopes;
+            }
             _ => self.unknown_key(
                 &a,
                 "filesystem",
                 &[
-                    "rootfs", "bind", "tmpfs", "overlay", "mask", "readonly", "read", "write",
-                    "exec", "make", "remove", "landlock",
+                    "rootfs",
+                    "bind",
+                    "tmpfs",
+                    "overlay",
+                    "mask",
+                    "readonly",
+                    "read",
+                    "write",
+                    "exec",
+                    "make",
+                    "remove",
+                    "landlock",
+                    "landlock-scope",
                 ],
             ),
         }
@@ -1936,9 +2012,9 @@ impl Builder {
                     .filter_map(|v| self.integer(f, v, 65535).map(|p| p as u16))
                     .collect();
                 if kw == "tcp-bind" {
-                    self.network.tcp_bind = ports
+                    self.network.tcp_bind = Some(ports)
                 } else {
-                    self.network.tcp_connect = ports
+                    self.network.tcp_connect = Some(ports)
                 }
             }
             _ => self.unknown_key(
@@ -2370,6 +2446,7 @@ impl Builder {
         let Some(block) = self.section_block(file, stmt) else {
             return;
         };
+        let mut rule_spans = Vec::new();
         let mut p = AppArmor {
             enforcement: enforcement.unwrap_or(Enforcement::Required),
             profile: format!("kakoi-{}", self.name.clone().unwrap_or_default()),
@@ -2423,7 +2500,15 @@ impl Builder {
                                 .help = Some(format!("write `\"{r},\"`"));
                                 continue;
                             }
-                            p.rules.push(r);
+                            p.rules.push(AaRule {
+                                text: r,
+                                origin: Origin {
+                                    file: String::new(),
+                                    line: 0,
+                                    column: 0,
+                                },
+                            });
+                            rule_spans.push(Span::new(file, v.span.clone()));
                         }
                     }
                 }
@@ -2431,6 +2516,7 @@ impl Builder {
             }
         }
         if enforcement.is_some() {
+            self.aa_rule_spans = rule_spans;
             self.apparmor = Some(p);
         }
     }
@@ -2462,7 +2548,7 @@ impl Builder {
                 .map(|c| catalogue::capabilities()[*c as usize].to_string())
                 .collect()
         };
-        Some(Policy {
+        let policy = Policy {
             name: self.name.clone().unwrap_or_default(),
             description: self.description.clone(),
             sources: self.sources.clone(),
@@ -2492,13 +2578,31 @@ impl Builder {
                 readonly: dedup(&self.readonly),
                 access: self.access.clone(),
                 landlock: self.landlock,
+                landlock_scopes: self.landlock_scopes.clone(),
             },
             network: self.network.clone(),
             resources: self.resources.clone(),
             process: self.process.clone(),
             selinux: self.selinux.clone(),
-            apparmor: self.apparmor.clone(),
-        })
+            apparmor: self.apparmor.clone().map(|mut a| {
+                for (r, span) in a.rules.iter_mut().zip(&self.aa_rule_spans) {
+                    let (line, column) = line_col(map, span);
+                    r.origin = Origin {
+                        file: map.name(span.file).to_string(),
+                        line,
+                        column,
+                    };
+                }
+                a
+            }),
+        };
+        let mut warnings = crate::coherence::check(&policy, &self.sections);
+        if let Some(root) = self.root {
+            // Report what the user can change: the root file's sections come first.
+            warnings.sort_by_key(|d| d.span.as_ref().map(|s| s.file != root));
+        }
+        self.diags.extend(warnings);
+        Some(policy)
     }
 
     /// Warn about rules that can never match (every syscall already decided by earlier
@@ -2646,26 +2750,65 @@ impl Builder {
     }
 
     fn check_caps(&mut self) {
+        /// Capabilities that amount to root on the host or in the kernel (audit rule
+        /// CAP002).
+        const EFFECTIVELY_ROOT: &[&str] = &[
+            "SYS_ADMIN",
+            "SYS_MODULE",
+            "SYS_RAWIO",
+            "SYS_PTRACE",
+            "DAC_READ_SEARCH",
+            "NET_ADMIN",
+            "BPF",
+            "PERFMON",
+            "SYS_BOOT",
+            "MAC_ADMIN",
+            "MAC_OVERRIDE",
+            "SETFCAP",
+            "SYSLOG",
+        ];
         let c = &self.caps;
+        let at = |d: Diagnostic| match &c.section {
+            Some(s) => Diagnostic {
+                span: Some(s.clone()),
+                ..d
+            },
+            None => d,
+        };
+        let mut out = Vec::new();
         if !c
             .ambient
             .iter()
             .all(|x| c.permitted.contains(x) && c.inheritable.contains(x))
         {
-            self.diags.push(
-                Diagnostic::global(
-                    "E0402",
-                    "ambient capabilities must also be permitted and inheritable",
-                )
-                .with_help(
-                    "add them to `permitted` and `inheritable`, or remove them from `ambient`",
-                ),
-            );
+            out.push(at(Diagnostic::global(
+                "E0402",
+                "ambient capabilities must also be permitted and inheritable",
+            )
+            .with_help(
+                "add them to `permitted` and `inheritable`, or remove them from `ambient`",
+            )));
         }
         if !c.effective.is_subset(&c.permitted) {
-            self.diags.push(Diagnostic::global("E0403", "effective capabilities must also be permitted")
-                .with_help("add them to `permitted` (or use `keep`, which sets bounding, permitted and effective)"));
+            out.push(at(Diagnostic::global("E0403", "effective capabilities must also be permitted")
+                .with_help("add them to `permitted` (or use `keep`, which sets bounding, permitted and effective)")));
         }
+        for cap in c.bounding.union(&c.permitted) {
+            let name = catalogue::capabilities()[*cap as usize];
+            if !EFFECTIVELY_ROOT.contains(&name) || c.acknowledged.contains(cap) {
+                continue;
+            }
+            if let Some(span) = c.granted_at.get(cap) {
+                out.push(
+                    Diagnostic::warning("W0401", format!("capability `{name}` is effectively root"), span.clone())
+                        .with_label("granted here")
+                        .with_help(format!(
+                            "drop it, or write `acknowledge {name}` in `capabilities` to accept the risk"
+                        )),
+                );
+            }
+        }
+        self.diags.extend(out);
     }
 }
 

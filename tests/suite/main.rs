@@ -2,6 +2,8 @@
 //!
 //! Modules:
 //! - `util`: helpers to run the built `kakoi` binary and make temp dirs.
+//! - `backends`: capability, Landlock, AppArmor and SELinux artifacts; real parsers;
+//!   Landlock live.
 //! - `diagnostics`: every fixture in `fixtures/invalid/` is checked and its rendered
 //!   diagnostics are snapshot-tested; `fixtures/valid/` must check clean.
 //! - `docker`: Docker's real profile imported and compared with runc's compilation; OCI
@@ -12,6 +14,7 @@
 //!   size/speed/cache targets of kakoi's generator, and the live kernel.
 //! - `cli`: exit codes, `--format json`, `--emit`, atomic bundle writes, completions, man.
 
+mod backends;
 mod cli;
 mod diagnostics;
 mod docker;
