@@ -363,7 +363,25 @@ fn compile(
         return Err(Failure::policy());
     };
     let arts = bundle::build(&p, &loaded.map, backend, validate).map_err(|e| {
-        eprintln!("error: {e}");
+        match e {
+            // Point at the policy statement behind each rejected line.
+            bundle::Error::Rejected { tool, findings } => {
+                let diags: Vec<Diagnostic> = findings
+                    .iter()
+                    .map(|f| {
+                        let span = f.origin.as_deref().and_then(|o| span_of(&loaded.map, o));
+                        let msg = format!("{tool} rejects the generated artifact");
+                        let d = match span {
+                            Some(span) => Diagnostic::error("E1201", msg, span).with_label(f.message.clone()),
+                            None => Diagnostic::global("E1201", format!("{msg}: {}", f.message)),
+                        };
+                        d.with_help("fix the rule in the policy; `kakoi compile --emit apparmor` (or `selinux`) shows the generated text")
+                    })
+                    .collect();
+                eprint!("{}", render(&loaded.map, &diags, color));
+            }
+            e => eprintln!("error: {e}"),
+        }
         Failure::policy()
     })?;
     for n in bundle::notes(&arts) {
@@ -551,4 +569,33 @@ fn disasm(input: &str, backend: Backend, host: &str, color: bool) -> Result<(), 
     }
     print!("{}", crate::bpf::Disasm(&insns));
     Ok(())
+}
+
+/// The span of a one-character region at `file:line:column` in the source map.
+fn span_of(map: &SourceMap, origin: &str) -> Option<policy_lang::Span> {
+    let mut it = origin.rsplitn(3, ':');
+    let col: usize = it.next()?.parse().ok()?;
+    let line: usize = it.next()?.parse().ok()?;
+    let file = map.find(it.next()?)?;
+    let text = map.text(file);
+    let start = text
+        .split_inclusive('\n')
+        .take(line - 1)
+        .map(str::len)
+        .sum::<usize>()
+        + text
+            .split_inclusive('\n')
+            .nth(line - 1)?
+            .char_indices()
+            .nth(col - 1)?
+            .0;
+    // A quoted value ends at its closing quote; anything else at the end of the line.
+    let end = if text[start..].starts_with('"') {
+        text[start + 1..]
+            .find('"')
+            .map_or(text.len(), |i| start + i + 2)
+    } else {
+        text[start..].find('\n').map_or(text.len(), |i| start + i)
+    };
+    Some(policy_lang::Span::new(file, start..end))
 }

@@ -170,3 +170,35 @@ fn fmt_check_and_rewrite() {
         "seccomp {\n allow read %\n}\n"
     );
 }
+
+#[test]
+fn compile_shows_apparmor_parser_errors_at_the_policy_rule() {
+    if !["/usr/sbin/apparmor_parser"]
+        .iter()
+        .any(|p| std::path::Path::new(p).is_file())
+    {
+        assert!(
+            std::env::var("CI").is_err(),
+            "apparmor_parser must be installed under CI"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.kakoi");
+    std::fs::write(
+        &f,
+        "apparmor optional {\n    rule \"capability net_bind_servce,\"\n}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("b");
+    let o = run(&["compile", f.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("error[E1201]: apparmor_parser rejects the generated artifact"),
+        "{e}"
+    );
+    assert!(e.contains("bad.kakoi:2:10"), "{e}");
+    assert!(e.contains("Invalid capability net_bind_servce"), "{e}");
+    assert!(!out.exists());
+}
