@@ -116,6 +116,12 @@ pub fn build(
     if policy.seccomp.enabled {
         for host in Host::for_policy(&policy.seccomp) {
             let prog = seccomp::compile_checked(&policy.seccomp, host, backend)?;
+            if prog.unknown_as_default {
+                notes.push(format!(
+                    "seccomp.{}.bpf: libseccomp cannot name unknown syscall numbers; they get the default action, not `unknown`",
+                    host.name()
+                ));
+            }
             if !prog.skipped.is_empty() {
                 notes.push(format!(
                     "seccomp.{}.bpf: the system libseccomp does not know {}; they get the default action",

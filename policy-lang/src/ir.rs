@@ -97,6 +97,9 @@ pub struct Seccomp {
     /// For syscalls of an architecture the policy does not target (and x32 numbers on
     /// x86_64 unless x32 is targeted).
     pub bad_arch_action: Action,
+    /// For syscall numbers the catalogue does not know on an arch (newer than Linux 6.12,
+    /// or gaps in the table). `errno(ENOSYS)` lets libc fall back, as runc does.
+    pub unknown_action: Action,
     pub arches: Vec<Arch>,
     pub flags: Vec<SeccompFlag>,
     /// Ordered: the first rule that matches a syscall decides.
@@ -384,7 +387,10 @@ impl Seccomp {
             }
         };
         let Some(def) = catalogue::syscall_by_nr(arch, nr) else {
-            return default;
+            return Decision {
+                action: self.unknown_action,
+                rule: None,
+            };
         };
         for (i, r) in self.rules.iter().enumerate() {
             if !r.syscalls.iter().any(|s| s == def.name) {

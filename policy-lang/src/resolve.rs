@@ -102,6 +102,7 @@ struct Builder {
     seccomp_enabled: bool,
     default_action: Option<Action>,
     bad_arch_action: Option<Action>,
+    unknown_action: Option<Action>,
     deny_errno: u16,
     arches: Option<Vec<Arch>>,
     flags: Vec<SeccompFlag>,
@@ -159,6 +160,7 @@ impl Builder {
             seccomp_enabled: true,
             default_action: None,
             bad_arch_action: None,
+            unknown_action: None,
             deny_errno: 1,
             arches: None,
             flags: Vec::new(),
@@ -725,15 +727,15 @@ impl Builder {
             let a = Args { file, stmt: s };
             let kw = s.keyword.name.as_str();
             match kw {
-                "default" | "bad-arch" => {
+                "default" | "bad-arch" | "unknown" => {
                     if !self.expect_count(&a, 1, "one action") {
                         continue;
                     }
                     if let Some(act) = self.action(file, &s.values[0]) {
-                        if kw == "default" {
-                            self.default_action = Some(act);
-                        } else {
-                            self.bad_arch_action = Some(act);
+                        match kw {
+                            "default" => self.default_action = Some(act),
+                            "bad-arch" => self.bad_arch_action = Some(act),
+                            _ => self.unknown_action = Some(act),
                         }
                     }
                 }
@@ -952,7 +954,14 @@ impl Builder {
                 s.head_args.as_deref().unwrap_or(&[]),
             )
         } else {
-            let keys = ["default", "bad-arch", "deny-errno", "arches", "flags"];
+            let keys = [
+                "default",
+                "bad-arch",
+                "unknown",
+                "deny-errno",
+                "arches",
+                "flags",
+            ];
             let all: Vec<&str> = keys.iter().chain(Self::ACTIONS).copied().collect();
             let d = self
                 .err(
@@ -2556,6 +2565,7 @@ impl Builder {
                 enabled: self.seccomp_enabled,
                 default_action,
                 bad_arch_action: self.bad_arch_action.unwrap_or(Action::KillProcess),
+                unknown_action: self.unknown_action.unwrap_or(default_action),
                 arches,
                 flags: self.flags.clone(),
                 rules: rules.into_iter().map(|(r, _)| r).collect(),

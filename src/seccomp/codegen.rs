@@ -120,7 +120,7 @@ fn ranges(s: &Seccomp, arch: Arch, native_x86_64: bool) -> Vec<Range> {
         .collect();
     let decide = |nr: u32| -> Target {
         if !known.contains(&nr) {
-            return Target::Action(s.default_action);
+            return Target::Action(s.unknown_action);
         }
         let mut chain = Vec::new();
         for &i in by_nr.get(&nr).map(Vec::as_slice).unwrap_or(&[]) {
@@ -174,7 +174,7 @@ fn ranges(s: &Seccomp, arch: Arch, native_x86_64: bool) -> Vec<Range> {
         }
         out.push(Range {
             lo: top + 1,
-            target: Target::Action(s.default_action),
+            target: Target::Action(s.unknown_action),
             weight: 0,
         });
     }
@@ -194,7 +194,7 @@ fn ranges(s: &Seccomp, arch: Arch, native_x86_64: bool) -> Vec<Range> {
             weight: 0,
         });
         let minus_one = if s.arches.contains(&Arch::X86_64) {
-            s.default_action
+            s.unknown_action
         } else {
             s.bad_arch_action
         };
@@ -797,5 +797,6 @@ pub fn compile(s: &Seccomp, host: Host) -> Program {
         host,
         bpf: bpf::encode(&prog),
         skipped: Vec::new(),
+        unknown_as_default: false,
     }
 }

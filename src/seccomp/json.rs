@@ -394,6 +394,7 @@ pub fn import(name: &str, text: &str, target: &Target) -> Result<Imported, Error
             enabled: true,
             default_action,
             bad_arch_action: Action::KillProcess,
+            unknown_action: default_action,
             arches,
             flags: Vec::new(),
             rules,

@@ -236,6 +236,7 @@ pub fn compile_layout(s: &Seccomp, host: Host, layout: Layout) -> Result<Program
         host,
         bpf: export(&ctx)?,
         skipped,
+        unknown_as_default: s.unknown_action != s.default_action,
     })
 }
 

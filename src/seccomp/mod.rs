@@ -58,6 +58,9 @@ pub struct Program {
     /// `arch:syscall` the backend could not name (newer than its syscall table); they
     /// get the default action.
     pub skipped: Vec<String>,
+    /// Syscall numbers unknown to the catalogue get the default action instead of the
+    /// policy's `unknown` action (libseccomp can only name the syscalls it knows).
+    pub unknown_as_default: bool,
 }
 
 impl Program {
@@ -116,7 +119,7 @@ pub fn compile_checked(s: &Seccomp, host: Host, backend: Backend) -> Result<Prog
             host: host.name(),
             source,
         })?;
-    if let Err(m) = verify::verify(s, &insns, host, &prog.skipped) {
+    if let Err(m) = verify::verify(s, &insns, host, &prog.skipped, prog.unknown_as_default) {
         return Err(Error::Mismatch {
             backend,
             host: host.name(),

@@ -41,6 +41,7 @@ pub fn union_rules(s: &Seccomp, arch: Arch) -> Result<Vec<UnionRule>, Inexpressi
     }
     let mut out = Vec::new();
     for (nr, idxs) in by_nr {
+        let first_of_syscall = out.len();
         let name = catalogue::syscall_by_nr(arch, nr)
             .expect("numbers come from the catalogue")
             .name;
@@ -74,6 +75,14 @@ pub fn union_rules(s: &Seccomp, arch: Arch) -> Result<Vec<UnionRule>, Inexpressi
                 None => break, // later rules for this syscall can never match
                 Some(c) => earlier.push((r.action, c)),
             }
+            // libseccomp 2.5 merges the rules of one syscall in time that grows very fast
+            // with their number (it was seen to run for many minutes); keep it bounded.
+            if out.len() - first_of_syscall > MAX_RULES_PER_SYSCALL {
+                return Err(Inexpressible {
+                    rule: r.rule,
+                    why: format!("`{name}` needs more than {MAX_RULES_PER_SYSCALL} union rules"),
+                });
+            }
         }
     }
     Ok(out)
@@ -83,6 +92,9 @@ pub fn union_rules(s: &Seccomp, arch: Arch) -> Result<Vec<UnionRule>, Inexpressi
 type Conj = Vec<ConcreteCmp>;
 
 const MAX_CONJUNCTIONS: usize = 256;
+
+/// Most union rules one syscall may need (see `union_rules`).
+pub const MAX_RULES_PER_SYSCALL: usize = 16;
 
 /// Disjunctive normal form of `c` (or of its negation).
 fn dnf(c: &ConcreteCond, negate: bool) -> Result<Vec<Conj>, String> {
@@ -158,7 +170,9 @@ fn one_cmp_per_arg(conj: &Conj) -> Result<Vec<Conj>, String> {
     }
     let mut acc: Vec<Conj> = vec![vec![]];
     for (index, g) in groups {
-        let options: Vec<Option<ConcreteCmp>> = if g.len() == 1 {
+        // Plain comparisons go through intervals even alone: that also drops impossible
+        // ones (`x < 0`), which libseccomp refuses.
+        let options: Vec<Option<ConcreteCmp>> = if g.len() == 1 && g[0].mask.is_some() {
             vec![Some(g[0])]
         } else if g.iter().all(|c| c.mask.is_none()) {
             let low32 = g[0].low32;

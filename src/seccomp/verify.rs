@@ -90,6 +90,7 @@ pub fn verify(
     prog: &[Insn],
     host: Host,
     exempt: &[String],
+    unknown_as_default: bool,
 ) -> Result<Coverage, Vec<Mismatch>> {
     let exempt_nrs: BTreeSet<(u32, u32)> = exempt
         .iter()
@@ -112,6 +113,18 @@ pub fn verify(
             s.decide(arch, nr, &args).action
         };
         if exempt_nrs.contains(&(arch, nr)) && want != s.bad_arch_action {
+            want = s.default_action;
+        }
+        let unknown = Arch::ALL
+            .iter()
+            .filter(|a| a.audit_arch() == arch)
+            .all(|a| catalogue::syscall_by_nr(*a, nr).is_none());
+        if unknown_as_default
+            && unknown
+            && !foreign
+            && want == s.unknown_action
+            && want != s.bad_arch_action
+        {
             want = s.default_action;
         }
         let data = Data {

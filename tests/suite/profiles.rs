@@ -56,7 +56,13 @@ fn shipped_seccomp_programs_equal_the_policy() {
                     "{name}: skipped unexpectedly"
                 );
             }
-            match seccomp::verify::verify(&p.seccomp, &insns, host, &prog.skipped) {
+            match seccomp::verify::verify(
+                &p.seccomp,
+                &insns,
+                host,
+                &prog.skipped,
+                prog.unknown_as_default,
+            ) {
                 Ok(cov) => assert!(cov.cases > 400, "{name}: only {} cases", cov.cases),
                 Err(m) => panic!(
                     "{name} on {}: {} mismatches, first:\n{}",

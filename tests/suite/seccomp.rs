@@ -264,6 +264,11 @@ fn policy() -> impl Strategy<Value = Seccomp> {
                 enabled: true,
                 default_action,
                 bad_arch_action,
+                unknown_action: if default_action == Action::Allow {
+                    Action::Allow
+                } else {
+                    Action::Errno(38)
+                },
                 arches,
                 flags: Vec::<SeccompFlag>::new(),
                 rules,
