@@ -424,6 +424,16 @@ pub struct Capabilities {
     pub ambient: Vec<String>,
 }
 
+impl Capabilities {
+    /// Every capability the process may hold or regain: bounding and permitted, sorted.
+    pub fn held(&self) -> Vec<&String> {
+        let mut v: Vec<&String> = self.bounding.iter().chain(&self.permitted).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // identity and namespaces
 

@@ -162,14 +162,7 @@ pub fn generate(p: &Policy) -> Profile {
 
     // Capabilities: what the process may hold.
     let caps = LineSource::Section("capabilities");
-    let mut held: Vec<&String> = p
-        .capabilities
-        .bounding
-        .iter()
-        .chain(&p.capabilities.permitted)
-        .collect();
-    held.sort();
-    held.dedup();
+    let held = p.capabilities.held();
     for c in held {
         o.line(
             caps.clone(),

@@ -94,14 +94,7 @@ pub fn module(p: &Policy) -> String {
         p.name
     ));
     o.push_str(&format!("(block {b}\n    (blockinherit container)\n"));
-    let mut held: Vec<&String> = p
-        .capabilities
-        .bounding
-        .iter()
-        .chain(&p.capabilities.permitted)
-        .collect();
-    held.sort();
-    held.dedup();
+    let held = p.capabilities.held();
     let (c1, c2) = caps_cil(&held);
     if !c1.is_empty() {
         o.push_str(&format!(

@@ -26,17 +26,7 @@ fn tool(name: &str) -> bool {
 }
 
 fn policies() -> Vec<(String, policy_lang::Policy)> {
-    let mut v: Vec<String> = profiles::names().map(String::from).collect();
-    for d in ["fixtures/valid", "fixtures/seccomp"] {
-        for f in util::files(&util::root().join(d), "kakoi") {
-            v.push(
-                f.strip_prefix(util::root())
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned(),
-            );
-        }
-    }
+    let v = util::policy_corpus();
     v.into_iter()
         .map(|n| {
             let p = cli::load(&n)

@@ -3,7 +3,7 @@
 //! kakoi's generator; and the live kernel.
 
 use kakoi::seccomp::{self, stats, Backend, Host};
-use kakoi::{bpf, cli, profiles};
+use kakoi::{bpf, cli};
 use policy_lang::catalogue::{self, Arch, ArgKind};
 use policy_lang::ir::{Action, ArgCmp, CmpOp, Cond, ConstExpr, Origin, Rule, Seccomp, SeccompFlag};
 use proptest::prelude::*;
@@ -11,18 +11,7 @@ use proptest::prelude::*;
 use crate::util;
 
 fn corpus() -> Vec<String> {
-    let mut v: Vec<String> = profiles::names().map(String::from).collect();
-    for d in ["fixtures/seccomp", "fixtures/valid"] {
-        for f in util::files(&util::root().join(d), "kakoi") {
-            v.push(
-                f.strip_prefix(util::root())
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned(),
-            );
-        }
-    }
-    v
+    util::policy_corpus()
 }
 
 /// kakoi's generator compiles every policy of the corpus into a valid program equal to

@@ -35,3 +35,20 @@ pub fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// The policies every backend is tried on: the shipped ones, then the fixtures that
+/// check clean (`fixtures/valid`, `fixtures/seccomp`), as names `kakoi` accepts.
+pub fn policy_corpus() -> Vec<String> {
+    let mut v: Vec<String> = kakoi::profiles::names().map(String::from).collect();
+    for d in ["fixtures/valid", "fixtures/seccomp"] {
+        for f in files(&root().join(d), "kakoi") {
+            v.push(
+                f.strip_prefix(root())
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    v
+}
