@@ -148,6 +148,19 @@ pub enum Command {
         #[arg(long, default_value = "x86_64", value_parser = ["x86_64", "aarch64"])]
         host: String,
     },
+    /// Print the launch plan: every step the launcher takes for a policy on this host, in
+    /// order, with its values (cgroup hierarchy detected from /proc/self/mountinfo).
+    Plan {
+        /// Policy file or shipped policy name.
+        #[arg(value_name = "POLICY", default_value = "default")]
+        policy: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// The command to run instead of the policy's `argv`.
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
     /// List the shipped policies embedded in this binary.
     Profiles,
     /// Print a shell completion script.
@@ -233,6 +246,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             backend,
             host,
         } => disasm(&input, backend, &host, color_err),
+        Command::Plan {
+            policy,
+            format,
+            command,
+        } => plan(&policy, format, &command, color_err),
         Command::Profiles => {
             let mut out = std::io::stdout().lock();
             for (name, text) in crate::profiles::SHIPPED {
@@ -598,4 +616,45 @@ fn span_of(map: &SourceMap, origin: &str) -> Option<policy_lang::Span> {
         text[start..].find('\n').map_or(text.len(), |i| start + i)
     };
     Some(policy_lang::Span::new(file, start..end))
+}
+
+fn plan(policy: &str, format: Format, command: &[String], color: bool) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let (p, _) = load_ok(policy, color)?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut layout = crate::launch::cgroup::detect(&mountinfo, "");
+    if let Some(u) = &layout.unified {
+        let offered =
+            std::fs::read_to_string(format!("{u}/cgroup.controllers")).unwrap_or_default();
+        layout = crate::launch::cgroup::detect(&mountinfo, &offered);
+    }
+    let me = std::fs::metadata("/proc/self")
+        .map_err(|e| Failure::usage(format!("cannot read /proc/self: {e}")))?;
+    let host = crate::launch::plan::LaunchHost {
+        uid: me.uid(),
+        gid: me.gid(),
+        cgroups: layout,
+        arch: if cfg!(target_arch = "aarch64") {
+            crate::seccomp::Host::Aarch64
+        } else {
+            crate::seccomp::Host::X86_64
+        },
+    };
+    let plan = crate::launch::plan::plan(&p, command, &host);
+    if format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).expect("plan serializes")
+        );
+        return Ok(());
+    }
+    println!("launch plan for `{}`: {}", plan.policy, plan.argv.join(" "));
+    for (i, s) in plan.steps.iter().enumerate() {
+        println!("{:>2}. [{}] {}", i + 1, s.by, s.what);
+        println!("      why: {}", s.why);
+    }
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
 }

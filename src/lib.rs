@@ -8,6 +8,7 @@ pub mod backends;
 pub mod bpf;
 pub mod bundle;
 pub mod cli;
+pub mod launch;
 pub mod loader;
 pub mod profiles;
 pub mod seccomp;

@@ -202,3 +202,15 @@ fn compile_shows_apparmor_parser_errors_at_the_policy_rule() {
     assert!(e.contains("Invalid capability net_bind_servce"), "{e}");
     assert!(!out.exists());
 }
+
+#[test]
+fn plan_prints_the_launch_steps() {
+    let o = run(&["plan", "strict", "--", "/bin/true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("launch plan for `strict`: /bin/true"));
+    assert!(out.contains("pivot_root") && out.contains("seccomp(SECCOMP_SET_MODE_FILTER)"));
+    let o = run(&["plan", "default", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["steps"].as_array().unwrap().len() > 10);
+}

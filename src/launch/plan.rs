@@ -1,0 +1,532 @@
+//! The launch plan: the steps `kakoi run` takes, in the order of the design notes
+//! (`launcher.md`), with the concrete values each step uses. Pure: the host facts it needs
+//! (cgroup layout, the caller's uid, the command line) are passed in.
+
+use policy_lang::catalogue::Arch;
+use policy_lang::ir::{Enforcement, Level, NetMode, NsKind, NsMode, Policy, Rootfs};
+use serde::Serialize;
+
+use super::cgroup::{Hierarchy, Layout};
+use crate::backends;
+use crate::seccomp::Host;
+
+/// One step: who runs it (parent or child), what, and why it comes here.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    pub by: &'static str,
+    pub what: String,
+    pub why: &'static str,
+}
+
+/// What the launch needs from the host.
+#[derive(Clone, Debug)]
+pub struct LaunchHost {
+    pub uid: u32,
+    pub gid: u32,
+    pub cgroups: Layout,
+    pub arch: Host,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub policy: String,
+    pub argv: Vec<String>,
+    pub steps: Vec<Step>,
+    /// Things the plan cannot do on this host, with what the policy says about them.
+    pub warnings: Vec<String>,
+}
+
+fn step(by: &'static str, what: impl Into<String>, why: &'static str) -> Step {
+    Step {
+        by,
+        what: what.into(),
+        why,
+    }
+}
+
+/// The v1 file for a v2-style limit (`memory.max=…` -> `memory.limit_in_bytes=…`).
+fn v1_file(limit: &str) -> String {
+    let (k, v) = limit.split_once('=').unwrap_or((limit, ""));
+    match k {
+        "memory.max" => format!("memory.limit_in_bytes={v}"),
+        "memory+swap" => format!("memory.memsw.limit_in_bytes={v}"),
+        "cpu.max" => {
+            let (q, per) = v.split_once(' ').unwrap_or((v, "100000"));
+            format!("cpu.cfs_quota_us={q}, cpu.cfs_period_us={per}")
+        }
+        "cpu.weight" => format!(
+            "cpu.shares={}",
+            v.parse::<u64>().map_or(1024, |w| (w * 1024 / 100).max(2))
+        ),
+        "io.weight" => format!("blkio.weight={v}"),
+        _ => limit.to_string(),
+    }
+}
+
+fn size(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{}G", n >> 30),
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}M", n >> 20),
+        n => n.to_string(),
+    }
+}
+
+/// The plan for running `argv` (the policy's own when empty) under `p` on `host`.
+pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
+    let mut s = Vec::new();
+    let mut warnings = Vec::new();
+    let argv = if argv.is_empty() {
+        p.process.argv.clone()
+    } else {
+        argv.to_vec()
+    };
+    let rootless = host.uid != 0 || p.identity.rootless;
+
+    s.push(step("parent", "validate the bundle; open the rootfs and layer directories as O_PATH fds; mark every fd CLOEXEC", "failing before any namespace exists is cheap and leaks nothing (CVE-2024-21626)"));
+
+    // cgroups
+    let r = &p.resources;
+    let mut limits = Vec::new();
+    if let Some(m) = r.memory {
+        limits.push(("memory", format!("memory.max={}", size(m))));
+    }
+    if let Some(m) = r.memory_swap {
+        limits.push(("memory", format!("memory+swap={}", size(m))));
+    }
+    if let Some(n) = r.pids {
+        limits.push(("pids", format!("pids.max={n}")));
+    }
+    if let Some(q) = r.cpu_quota {
+        limits.push(("cpu", format!("cpu.max={q} {}", r.cpu_period)));
+    }
+    if let Some(w) = r.cpu_weight {
+        limits.push(("cpu", format!("cpu.weight={w}")));
+    }
+    if let Some(w) = r.io_weight {
+        limits.push(("io", format!("io.weight={w}")));
+    }
+    if !limits.is_empty() {
+        let mut parts = Vec::new();
+        for (ctrl, l) in &limits {
+            match host.cgroups.controllers.get(*ctrl) {
+                Some(Hierarchy::V2 { mount }) => {
+                    parts.push(format!("{l} (v2, {mount}/kakoi-<id>)"))
+                }
+                Some(Hierarchy::V1 { mount }) => {
+                    parts.push(format!("{} (v1, {mount}/kakoi-<id>)", v1_file(l)))
+                }
+                None => {
+                    let fatal = r.cgroup == Some(Enforcement::Required);
+                    warnings.push(format!(
+                        "no `{ctrl}` controller is available to this user: `{l}` {}",
+                        if fatal {
+                            "cannot be enforced and the policy requires it (launch fails)"
+                        } else {
+                            "is skipped (`cgroup optional`)"
+                        }
+                    ));
+                }
+            }
+        }
+        s.push(step(
+            "parent",
+            format!(
+                "create the cgroup and write its limits: {}",
+                parts.join(", ")
+            ),
+            "every later step, and the payload from its first instruction, is accounted",
+        ));
+    }
+    if !r.rlimits.is_empty() {
+        let l: Vec<String> = r
+            .rlimits
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}={}/{}",
+                    r.name,
+                    if r.soft == u64::MAX {
+                        "unlimited".into()
+                    } else {
+                        r.soft.to_string()
+                    },
+                    if r.hard == u64::MAX {
+                        "unlimited".into()
+                    } else {
+                        r.hard.to_string()
+                    }
+                )
+            })
+            .collect();
+        s.push(step(
+            "parent",
+            format!("set rlimits: {}", l.join(", ")),
+            "raising a hard limit needs CAP_SYS_RESOURCE in the initial user namespace",
+        ));
+    }
+
+    // namespaces
+    let mut new = Vec::new();
+    let mut join = Vec::new();
+    for k in NsKind::ALL {
+        match p.namespaces.get(k) {
+            NsMode::New => new.push(k.name()),
+            NsMode::Join(path) => join.push(format!("{} ({path})", k.name())),
+            NsMode::Host => {}
+        }
+    }
+    let user_ns = new.contains(&"user") || rootless;
+    if rootless && !new.contains(&"user") {
+        new.push("user");
+        warnings.push("launched without root: a user namespace is added".into());
+    }
+    let clone_ns: Vec<&str> = new.iter().copied().filter(|n| *n != "time").collect();
+    let into_cgroup = host.cgroups.unified.is_some()
+        && host
+            .cgroups
+            .controllers
+            .values()
+            .any(|h| matches!(h, Hierarchy::V2 { .. }));
+    s.push(step(
+        "parent",
+        format!(
+            "clone3 with new {} namespaces, CLONE_PIDFD{}",
+            clone_ns.join(", "),
+            if into_cgroup {
+                ", CLONE_INTO_CGROUP"
+            } else {
+                "; then write the child's pid into each v1 cgroup before it runs"
+            }
+        ),
+        "no window outside the cgroup; the cgroup namespace root is the sandbox's own cgroup",
+    ));
+    if !join.is_empty() {
+        s.push(step(
+            "child",
+            format!("setns into {}", join.join(", ")),
+            "joined namespaces come before the ones that depend on them",
+        ));
+    }
+    if user_ns {
+        let maps = if p.identity.uid_map.is_empty() {
+            format!("uid_map `0 {} 1`, gid_map `0 {} 1`", host.uid, host.gid)
+        } else {
+            let m: Vec<String> = p
+                .identity
+                .uid_map
+                .iter()
+                .map(|m| format!("{} {} {}", m.inside, m.outside, m.count))
+                .collect();
+            format!(
+                "uid_map `{}` (newuidmap/newgidmap for ranges)",
+                m.join("; ")
+            )
+        };
+        s.push(step(
+            "parent",
+            format!("setgroups=deny, then {maps}"),
+            "the child blocks on a pipe until its identity exists",
+        ));
+    }
+    if let NetMode::Veth {
+        bridge,
+        address,
+        gateway,
+    } = &p.network.mode
+    {
+        s.push(step("parent", format!("create a veth pair, move one end into the sandbox, attach the other to bridge {}; address {}, gateway {}", bridge.as_deref().unwrap_or("(none)"), address.as_deref().unwrap_or("(none)"), gateway.as_deref().unwrap_or("(none)")), "the network namespace must exist before its interfaces"));
+    }
+    s.push(step(
+        "child",
+        "PR_SET_PDEATHSIG(SIGKILL), then re-check getppid(); PR_SET_DUMPABLE 0",
+        "the payload dies with the launcher; nothing can ptrace privileged setup (CVE-2016-8659)",
+    ));
+    if new.contains(&"time") {
+        let offs: Vec<String> = p
+            .process
+            .time_offsets
+            .iter()
+            .map(|(c, o)| format!("{c} {o}s"))
+            .collect();
+        s.push(step(
+            "child",
+            format!(
+                "unshare(CLONE_NEWTIME), write offsets [{}], fork",
+                offs.join(", ")
+            ),
+            "time namespaces apply to children only",
+        ));
+    }
+
+    // mounts
+    if new.contains(&"mount") {
+        let root = match &p.filesystem.rootfs {
+            Rootfs::Host => {
+                "a tmpfs root with the host's /usr, /bin, /lib, /lib64, /etc bound read-only"
+                    .to_string()
+            }
+            Rootfs::Dir { path, readonly } => format!(
+                "{path} ({})",
+                if *readonly { "read-only" } else { "read-write" }
+            ),
+        };
+        s.push(step(
+            "child",
+            format!("make / rslave; build the new root: {root}"),
+            "mounts must not propagate back to the host",
+        ));
+        for o in &p.filesystem.overlays {
+            s.push(step(
+                "child",
+                format!(
+                    "overlay on {}: lower {}, upper {}",
+                    o.target,
+                    o.lower.join(":"),
+                    o.upper.as_deref().unwrap_or("tmpfs")
+                ),
+                "layers before the binds that go over them",
+            ));
+        }
+        for b in &p.filesystem.binds {
+            s.push(step("child", format!("bind {} -> {} ({}{})", b.source, b.target, if b.readonly { "ro" } else { "rw" }, if b.idmap { ", idmapped" } else { "" }), "destinations resolved inside the new root with openat2(RESOLVE_IN_ROOT) (CVE-2021-30465)"));
+        }
+        for t in &p.filesystem.tmpfs {
+            s.push(step(
+                "child",
+                format!(
+                    "tmpfs on {}{}",
+                    t.target,
+                    t.size
+                        .map(|n| format!(" size={}", size(n)))
+                        .unwrap_or_default()
+                ),
+                "scratch space",
+            ));
+        }
+        s.push(step("child", "fresh /proc; minimal /dev (null, zero, full, random, urandom, tty, devpts newinstance); /sys read-only", "symlinked /proc or /sys destinations are refused (CVE-2023-27561)"));
+        s.push(step(
+            "child",
+            "pivot_root(\".\", \".\"), make the old root rslave, umount2(MNT_DETACH), chdir(\"/\")",
+            "never chroot alone: a privileged process escapes a chroot",
+        ));
+        if !p.filesystem.masked.is_empty() || !p.filesystem.readonly.is_empty() {
+            s.push(step(
+                "child",
+                format!(
+                    "mask {} paths with the verified /dev/null; remount {} paths read-only",
+                    p.filesystem.masked.len(),
+                    p.filesystem.readonly.len()
+                ),
+                "after the pivot, on the paths the payload will see (CVE-2025-31133)",
+            ));
+        }
+    } else {
+        warnings.push("no mount namespace: the payload sees the host's file system".into());
+    }
+    if let Some(h) = &p.process.hostname {
+        if new.contains(&"uts") {
+            s.push(step(
+                "child",
+                format!("sethostname({h})"),
+                "in the sandbox's own UTS namespace",
+            ));
+        }
+    }
+    if new.contains(&"net") {
+        s.push(step(
+            "child",
+            "bring lo up",
+            "a network namespace starts with lo down",
+        ));
+    }
+
+    // LSMs
+    if let Some(a) = &p.apparmor {
+        s.push(step("child", format!("AppArmor: write `exec {}` to /proc/thread-self/attr/apparmor/exec (verified procfs)", a.profile), "labels take effect at execve; procfs is checked with fstatfs (CVE-2019-16884)"));
+    }
+    if let Some(se) = &p.selinux {
+        let level = match &se.level {
+            Level::Random => " (a random MCS category pair)".to_string(),
+            Level::Fixed(_) => String::new(),
+        };
+        s.push(step(
+            "child",
+            format!(
+                "SELinux: write `{}`{level} to attr/exec and attr/keycreate",
+                backends::selinux::label(p).unwrap_or_default()
+            ),
+            "without a trailing newline, or the write does nothing",
+        ));
+    }
+
+    // credentials
+    let c = &p.capabilities;
+    s.push(step(
+        "child",
+        format!(
+            "chdir({}); CLOEXEC sweep; refuse an unreachable cwd",
+            p.process.cwd
+        ),
+        "no host fd or cwd may leak into the payload (CVE-2024-21626)",
+    ));
+    let user = p
+        .identity
+        .user
+        .map_or_else(|| "0".to_string(), |u| u.to_string());
+    let group = p
+        .identity
+        .group
+        .map_or_else(|| "0".to_string(), |g| g.to_string());
+    s.push(step("child", format!("drop the bounding set to [{}]; setgroups {:?}; setresgid {group}; setresuid {user}; capset permitted [{}], effective [{}], inheritable [{}]; ambient [{}]", c.bounding.join(" "), p.identity.groups, c.permitted.join(" "), c.effective.join(" "), c.inheritable.join(" "), c.ambient.join(" ")), "bounding first while CAP_SETPCAP is held; inheritable empty unless asked (CVE-2022-29162)"));
+    if p.process.no_new_privs {
+        s.push(step(
+            "child",
+            "PR_SET_NO_NEW_PRIVS",
+            "from here setuid and file-capability binaries gain nothing",
+        ));
+    } else {
+        warnings
+            .push("no_new_privs is off: setuid binaries in the sandbox can gain privileges".into());
+    }
+    let ll = backends::landlock::generate(p);
+    if !ll.is_empty() {
+        s.push(step(
+            "child",
+            format!(
+                "Landlock (ABI {}, {:?}): {} path rules, {} port rules",
+                ll.abi,
+                ll.enforcement,
+                ll.paths.len(),
+                ll.ports.len()
+            ),
+            "after every mount: a Landlocked thread may not change its mount topology",
+        ));
+    }
+    if p.seccomp.enabled {
+        let abis: Vec<&str> = host
+            .arch
+            .abis()
+            .iter()
+            .filter(|a| p.seccomp.arches.contains(a))
+            .map(|a| a.name())
+            .collect();
+        s.push(step(
+            "child",
+            format!(
+                "seccomp(SECCOMP_SET_MODE_FILTER) with the precompiled seccomp.{}.bpf ({})",
+                host.arch.name(),
+                abis.join(", ")
+            ),
+            "the last syscall before exec: the filter must only allow execve",
+        ));
+        if !p.seccomp.arches.contains(&Arch::X86_64) && host.arch == Host::X86_64 {
+            warnings.push("the policy does not target x86_64: a native payload is killed at its first syscall".into());
+        }
+    }
+    s.push(step(
+        "child",
+        format!("execve({})", argv.join(" ")),
+        "a failure before this is reported to the parent as (step, errno) and exit 125/126/127",
+    ));
+    let mut sup = "supervise: pidfd wait, forward signals".to_string();
+    if let Some(t) = p.process.timeout_ms {
+        sup.push_str(&format!(", kill after {} ms", t));
+    }
+    sup.push_str("; exit with the payload's status (128+signal); kill and remove the cgroup and any host veth");
+    s.push(step("parent", sup, "nothing of the sandbox outlives it"));
+    Plan {
+        policy: p.name.clone(),
+        argv,
+        steps: s,
+        warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::launch::cgroup;
+
+    fn host(uid: u32, v2: bool) -> LaunchHost {
+        let layout = if v2 {
+            cgroup::detect(
+                "25 1 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+                "cpu io memory pids",
+            )
+        } else {
+            cgroup::detect("35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n", "")
+        };
+        LaunchHost {
+            uid,
+            gid: uid,
+            cgroups: layout,
+            arch: Host::X86_64,
+        }
+    }
+
+    fn policy(text: &str) -> Policy {
+        let (_, c) = policy_lang::check_str("t.kakoi", text);
+        c.policy.expect("valid")
+    }
+
+    fn index(p: &Plan, needle: &str) -> usize {
+        p.steps
+            .iter()
+            .position(|s| s.what.contains(needle))
+            .unwrap_or_else(|| panic!("no step `{needle}`"))
+    }
+
+    #[test]
+    fn steps_come_in_the_safe_order() {
+        let p = policy("filesystem {\n read \"/usr\"\n exec \"/usr/bin\"\n}\nresources {\n pids 10\n}\nprocess {\n argv [\"/usr/bin/true\"]\n}\n");
+        let plan = plan(&p, &[], &host(0, true));
+        let order = [
+            "create the cgroup",
+            "clone3",
+            "pivot_root",
+            "drop the bounding set",
+            "PR_SET_NO_NEW_PRIVS",
+            "Landlock",
+            "seccomp(",
+            "execve(",
+        ];
+        let idx: Vec<usize> = order.iter().map(|n| index(&plan, n)).collect();
+        assert!(idx.windows(2).all(|w| w[0] < w[1]), "{idx:?}");
+        assert!(plan.steps[index(&plan, "clone3")]
+            .what
+            .contains("CLONE_INTO_CGROUP"));
+    }
+
+    #[test]
+    fn v1_hosts_name_v1_files_and_join_after_clone() {
+        let p = policy("resources {\n memory 64M\n pids 10\n}\n");
+        let plan = plan(&p, &[], &host(0, false));
+        let cg = &plan.steps[index(&plan, "create the cgroup")].what;
+        assert!(
+            cg.contains("memory.limit_in_bytes=64M (v1, /sys/fs/cgroup/memory/"),
+            "{cg}"
+        );
+        assert!(plan.steps[index(&plan, "clone3")]
+            .what
+            .contains("v1 cgroup"));
+    }
+
+    #[test]
+    fn rootless_adds_a_user_namespace_and_reports_missing_cgroups() {
+        let p = policy("resources {\n cpu 0.5\n cgroup required\n}\n");
+        let plan = plan(&p, &["/bin/true".into()], &host(1000, false));
+        assert!(plan.steps[index(&plan, "clone3")].what.contains("user"));
+        assert!(plan
+            .steps
+            .iter()
+            .any(|s| s.what.contains("uid_map `0 1000 1`")));
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w.contains("`cpu`") && w.contains("launch fails")),
+            "{:?}",
+            plan.warnings
+        );
+        assert_eq!(plan.argv, ["/bin/true"]);
+    }
+}
