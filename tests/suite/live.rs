@@ -69,22 +69,23 @@ enum ChildEnd {
     Signalled(i32),
 }
 
+/// A raw program as the `sock_filter` array `seccomp(2)` takes.
+fn sock_filters(prog: &[u8]) -> Vec<libc::sock_filter> {
+    bpf::decode(prog)
+        .unwrap()
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect()
+}
+
 /// Run `probes` in a forked child, under `prog` when given.
 fn in_child(prog: Option<&[u8]>, probes: &[Probe]) -> ChildEnd {
-    let insns: Vec<libc::sock_filter> = prog
-        .map(|p| {
-            bpf::decode(p)
-                .unwrap()
-                .iter()
-                .map(|i| libc::sock_filter {
-                    code: i.code,
-                    jt: i.jt,
-                    jf: i.jf,
-                    k: i.k,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let insns: Vec<libc::sock_filter> = prog.map(sock_filters).unwrap_or_default();
     let mut out = vec![0u8; probes.len() * 12];
     let mut fds = [0i32; 2];
     // SAFETY: `fds` is a valid two-element array for pipe(2) to fill.
@@ -253,16 +254,7 @@ fn live_kernel_kills_foreign_abi_entries() {
         ChildEnd::Signalled(libc::SIGSYS)
     ));
     // getpid through the i386 entry point (`int 0x80`, eax = 20).
-    let insns: Vec<libc::sock_filter> = bpf::decode(&prog.bpf)
-        .unwrap()
-        .iter()
-        .map(|i| libc::sock_filter {
-            code: i.code,
-            jt: i.jt,
-            jf: i.jf,
-            k: i.k,
-        })
-        .collect();
+    let insns = sock_filters(&prog.bpf);
     // SAFETY: as in `in_child`: the child only makes raw syscalls and exits.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
