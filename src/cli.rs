@@ -161,6 +161,26 @@ pub enum Command {
         #[arg(last = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Explain the seccomp decision for one syscall: the action and the rule (with its
+    /// source location) that decides it. INPUT is a policy, a Docker/OCI seccomp JSON
+    /// profile, or a raw `.bpf` program (which has no rules: only the action).
+    Explain {
+        /// Policy, `.json` profile or `.bpf` program.
+        #[arg(value_name = "INPUT")]
+        input: String,
+        /// Syscall name (or number).
+        #[arg(value_name = "SYSCALL")]
+        syscall: String,
+        /// Argument values, in order (decimal or 0x hex).
+        #[arg(value_name = "ARG")]
+        args: Vec<String>,
+        /// The ABI making the call.
+        #[arg(long, default_value = "x86_64", value_parser = ["x86_64", "x86", "x32", "aarch64"])]
+        arch: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
     /// List the shipped policies embedded in this binary.
     Profiles,
     /// Print a shell completion script.
@@ -251,6 +271,13 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             format,
             command,
         } => plan(&policy, format, &command, color_err),
+        Command::Explain {
+            input,
+            syscall,
+            args,
+            arch,
+            format,
+        } => explain(&input, &syscall, &args, &arch, format, color_err),
         Command::Profiles => {
             let mut out = std::io::stdout().lock();
             for (name, text) in crate::profiles::SHIPPED {
@@ -655,6 +682,130 @@ fn plan(policy: &str, format: Format, command: &[String], color: bool) -> Result
     }
     for w in &plan.warnings {
         eprintln!("warning: {w}");
+    }
+    Ok(())
+}
+
+fn explain(
+    input: &str,
+    syscall: &str,
+    args: &[String],
+    arch: &str,
+    format: Format,
+    color: bool,
+) -> Result<(), Failure> {
+    use policy_lang::catalogue::{self, Arch};
+    let arch = Arch::from_name(arch).expect("clap checked the arch");
+    let nr = match syscall.parse::<u32>() {
+        Ok(n) => n | arch.nr_offset(),
+        Err(_) => {
+            let d = catalogue::syscall(syscall).ok_or_else(|| {
+                let hint = policy_lang::diagnostics::did_you_mean(
+                    syscall,
+                    catalogue::syscalls().iter().map(|d| d.name),
+                );
+                Failure::usage(format!(
+                    "unknown syscall `{syscall}`{}",
+                    hint.map(|h| format!("; {h}")).unwrap_or_default()
+                ))
+            })?;
+            d.nr(arch).ok_or_else(|| {
+                Failure::usage(format!("`{syscall}` does not exist on {}", arch.name()))
+            })?
+        }
+    };
+    if args.len() > 6 {
+        return Err(Failure::usage("a syscall takes at most 6 arguments"));
+    }
+    let mut regs = [0u64; 6];
+    for (i, a) in args.iter().enumerate() {
+        let v = match a.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16).ok(),
+            None => a.parse::<i64>().ok().map(|v| v as u64),
+        };
+        regs[i] =
+            v.ok_or_else(|| Failure::usage(format!("argument {} `{a}` is not a number", i + 1)))?;
+    }
+    let name = catalogue::syscall_by_nr(arch, nr).map_or("?", |d| d.name);
+    let (action, rule): (policy_lang::ir::Action, Option<String>) = if input.ends_with(".bpf") {
+        let bytes = std::fs::read(input)
+            .map_err(|e| Failure::usage(format!("cannot read `{input}`: {e}")))?;
+        let insns =
+            crate::bpf::decode(&bytes).map_err(|e| Failure::usage(format!("`{input}`: {e}")))?;
+        crate::bpf::validate(&insns)
+            .map_err(|e| Failure::usage(format!("`{input}` is not a valid program: {e}")))?;
+        let data = crate::bpf::Data {
+            nr,
+            arch: arch.audit_arch(),
+            args: regs,
+            ip: 0,
+        };
+        let run = crate::bpf::run(&insns, &data);
+        (
+            crate::bpf::ret_action(run.ret),
+            Some(format!(
+                "the program returns {:#010x} after {} instructions",
+                run.ret, run.steps
+            )),
+        )
+    } else if input.ends_with(".json") {
+        let text = std::fs::read_to_string(input)
+            .map_err(|e| Failure::usage(format!("cannot read `{input}`: {e}")))?;
+        let imported = crate::seccomp::json::import(
+            input,
+            &text,
+            &crate::seccomp::json::Target::docker_default(),
+        )
+        .map_err(|e| Failure {
+            code: exit::POLICY,
+            message: Some(e.to_string()),
+        })?;
+        let d = imported.seccomp.decide(arch.audit_arch(), nr, &regs);
+        let why = d.rule.map(|i| {
+            format!(
+                "{}: /syscalls/{}",
+                input,
+                imported.seccomp.rules[i].origin.line - 1
+            )
+        });
+        (
+            d.action,
+            why.or_else(|| Some(format!("{input}: defaultAction"))),
+        )
+    } else {
+        let (p, _) = load_ok(input, color)?;
+        let d = p.seccomp.decide(arch.audit_arch(), nr, &regs);
+        let why = match d.rule {
+            Some(i) => {
+                let o = &p.seccomp.rules[i].origin;
+                format!("{}:{}:{}: rule {}", o.file, o.line, o.column, i + 1)
+            }
+            None if !p.seccomp.arches.contains(&arch) => {
+                format!(
+                    "{} is not a target architecture of the policy: the `bad-arch` action",
+                    arch.name()
+                )
+            }
+            None if catalogue::syscall_by_nr(arch, nr).is_none() => {
+                "no syscall has this number: the `unknown` action".into()
+            }
+            None => "no rule matches: the `default` action".into(),
+        };
+        (d.action, Some(why))
+    };
+    if format == Format::Json {
+        let v = serde_json::json!({ "syscall": name, "nr": nr, "arch": arch.name(), "args": regs, "action": action.to_source(), "because": rule });
+        println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+    } else {
+        println!(
+            "{name}({}) on {}: {}",
+            args.join(", "),
+            arch.name(),
+            action.to_source()
+        );
+        if let Some(r) = rule {
+            println!("  because: {r}");
+        }
     }
     Ok(())
 }

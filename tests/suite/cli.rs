@@ -214,3 +214,25 @@ fn plan_prints_the_launch_steps() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["steps"].as_array().unwrap().len() > 10);
 }
+
+#[test]
+fn explain_names_the_deciding_rule() {
+    let o = run(&["explain", "default", "socket", "2", "1", "0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("socket(2, 1, 0) on x86_64: allow"), "{out}");
+    assert!(out.contains("<shipped>/default.kakoi:"), "{out}");
+    let out = stdout(&run(&["explain", "default", "socket", "38", "5", "0"]));
+    assert!(
+        out.contains("errno(EPERM)") && out.contains("the `default` action"),
+        "{out}"
+    );
+    let out = stdout(&run(&["explain", "default", "getpid", "--arch", "x86"]));
+    assert!(
+        out.contains("kill-process") && out.contains("`bad-arch`"),
+        "{out}"
+    );
+    let o = run(&["explain", "default", "mout"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("did you mean `mount`?"));
+}
