@@ -86,6 +86,11 @@ struct Emitter {
 }
 
 impl Emitter {
+    /// A conditional jump with constant `k`.
+    fn jmp(&mut self, op: u16, k: u32, t: Label, f: Label) {
+        self.items.push(Item::Jmp { op, k, t, f });
+    }
+
     fn label(&mut self) -> Label {
         self.next_label += 1;
         self.next_label
@@ -343,32 +348,17 @@ impl Emitter {
                 if c.mask.is_some() && !wide && ml.count_ones() == 1 {
                     self.items.push(Item::Ld(lo_off));
                     let (set, clear) = if vl == ml { (t, f) } else { (f, t) };
-                    self.items.push(Item::Jmp {
-                        op: bpf::JSET,
-                        k: ml,
-                        t: set,
-                        f: clear,
-                    });
+                    self.jmp(bpf::JSET, ml, set, clear);
                     return;
                 }
                 if wide {
                     let next = self.label();
                     load(self, hi_off, mh);
-                    self.items.push(Item::Jmp {
-                        op: bpf::JEQ,
-                        k: vh,
-                        t: next,
-                        f,
-                    });
+                    self.jmp(bpf::JEQ, vh, next, f);
                     self.place(next);
                 }
                 load(self, lo_off, ml);
-                self.items.push(Item::Jmp {
-                    op: bpf::JEQ,
-                    k: vl,
-                    t,
-                    f,
-                });
+                self.jmp(bpf::JEQ, vl, t, f);
             }
             op => {
                 // Ordered comparisons of `a & mask` with the value cut to the argument's
@@ -386,19 +376,9 @@ impl Emitter {
                     let eq = self.label();
                     let ne = self.label();
                     load(self, hi_off, mh);
-                    self.items.push(Item::Jmp {
-                        op: bpf::JGT,
-                        k: vh,
-                        t,
-                        f: ne,
-                    });
+                    self.jmp(bpf::JGT, vh, t, ne);
                     self.place(ne);
-                    self.items.push(Item::Jmp {
-                        op: bpf::JEQ,
-                        k: vh,
-                        t: eq,
-                        f,
-                    });
+                    self.jmp(bpf::JEQ, vh, eq, f);
                     self.place(eq);
                 } else if !c.low32 && vh != 0 {
                     // The masked high word is zero, below any value with high bits.
@@ -406,12 +386,7 @@ impl Emitter {
                     return;
                 }
                 load(self, lo_off, ml);
-                self.items.push(Item::Jmp {
-                    op: jop,
-                    k: vl,
-                    t,
-                    f,
-                });
+                self.jmp(jop, vl, t, f);
             }
         }
     }
@@ -449,12 +424,7 @@ fn emit_program(s: &Seccomp, host: Host, e: &mut Emitter) {
         Host::X86_64 => {
             let native = e.label();
             let compat = e.label();
-            e.items.push(Item::Jmp {
-                op: bpf::JEQ,
-                k: Arch::X86_64.audit_arch(),
-                t: native,
-                f: compat,
-            });
+            e.jmp(bpf::JEQ, Arch::X86_64.audit_arch(), native, compat);
             e.place(native);
             let x32_label = targeted(Arch::X32).then(|| e.label());
             if targeted(Arch::X86_64) || x32_label.is_some() {
@@ -469,12 +439,7 @@ fn emit_program(s: &Seccomp, host: Host, e: &mut Emitter) {
             e.place(compat);
             if targeted(Arch::X86) {
                 let i386 = e.label();
-                e.items.push(Item::Jmp {
-                    op: bpf::JEQ,
-                    k: Arch::X86.audit_arch(),
-                    t: i386,
-                    f: bad,
-                });
+                e.jmp(bpf::JEQ, Arch::X86.audit_arch(), i386, bad);
                 e.place(i386);
                 emit_tree(e, Arch::X86, false, None);
             } else {
@@ -483,12 +448,7 @@ fn emit_program(s: &Seccomp, host: Host, e: &mut Emitter) {
         }
         Host::Aarch64 => {
             let native = e.label();
-            e.items.push(Item::Jmp {
-                op: bpf::JEQ,
-                k: Arch::Aarch64.audit_arch(),
-                t: native,
-                f: bad,
-            });
+            e.jmp(bpf::JEQ, Arch::Aarch64.audit_arch(), native, bad);
             e.place(native);
             emit_tree(e, Arch::Aarch64, false, None);
         }
