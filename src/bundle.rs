@@ -330,3 +330,75 @@ pub fn notes(arts: &[Artifact]) -> Vec<String> {
         .filter_map(|n| n.as_str().map(String::from))
         .collect()
 }
+
+/// A bundle read back for launching: the policy and this host's precompiled filter.
+#[derive(Debug)]
+pub struct Loaded {
+    pub policy: Policy,
+    /// `seccomp.<host>.bpf`, when the policy has seccomp on.
+    pub seccomp: Option<Vec<u8>>,
+}
+
+/// Read a bundle directory and check it before anything uses it: the manifest's format,
+/// every listed file's size and SHA-256, the policy, and the filter's shape (whole
+/// instructions, valid BPF). A malformed or truncated bundle is an error.
+pub fn load_dir(dir: &Path, host: Host) -> Result<Loaded, String> {
+    let read = |name: &str| {
+        fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&read("manifest.json")?)
+        .map_err(|e| format!("manifest.json: {e}"))?;
+    if manifest["format"].as_u64() != Some(u64::from(FORMAT)) {
+        return Err(format!(
+            "manifest.json: bundle format {} (this kakoi reads {FORMAT})",
+            manifest["format"]
+        ));
+    }
+    let entries = manifest["artifacts"]
+        .as_array()
+        .ok_or("manifest.json: no `artifacts` list")?;
+    let mut listed = Vec::new();
+    for e in entries {
+        let (Some(name), Some(sum), Some(len)) = (
+            e["name"].as_str(),
+            e["sha256"].as_str(),
+            e["bytes"].as_u64(),
+        ) else {
+            return Err("manifest.json: an artifact entry lacks name, sha256 or bytes".into());
+        };
+        if name.contains('/') || name.starts_with('.') {
+            return Err(format!(
+                "manifest.json: artifact name `{name}` is not a plain file name"
+            ));
+        }
+        let bytes = read(name)?;
+        if bytes.len() as u64 != len {
+            return Err(format!(
+                "{name}: {} bytes, the manifest says {len} (truncated or modified)",
+                bytes.len()
+            ));
+        }
+        if hex(&Sha256::digest(&bytes)) != sum {
+            return Err(format!(
+                "{name}: SHA-256 differs from the manifest (modified)"
+            ));
+        }
+        listed.push((name.to_string(), bytes));
+    }
+    let get = |n: &str| listed.iter().find(|(name, _)| name == n).map(|(_, b)| b);
+    let policy: Policy =
+        serde_json::from_slice(get("policy.json").ok_or("the bundle has no policy.json")?)
+            .map_err(|e| format!("policy.json: {e}"))?;
+    let seccomp = if policy.seccomp.enabled {
+        let name = format!("seccomp.{}.bpf", host.name());
+        let b = get(&name).ok_or_else(|| {
+            format!("the bundle has no {name} (compiled for another machine type?)")
+        })?;
+        let insns = crate::bpf::decode(b).map_err(|e| format!("{name}: {e}"))?;
+        crate::bpf::validate(&insns).map_err(|e| format!("{name}: {e}"))?;
+        Some(b.clone())
+    } else {
+        None
+    };
+    Ok(Loaded { policy, seccomp })
+}

@@ -4,7 +4,7 @@
 //! validated; every error reaches `main` as a [`Failure`] with its exit code.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use policy_lang::diagnostics::{line_col, render};
@@ -161,6 +161,51 @@ pub enum Command {
         #[arg(last = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Run a command in a sandbox built from a policy: namespaces, id maps, cgroup limits,
+    /// a fresh root (pivot_root), then capabilities, no_new_privs, LSM labels, Landlock and
+    /// the precompiled seccomp filter, in that order, and exec.
+    ///
+    /// Exit status: the command's own (128 + N when killed by signal N); 125 when kakoi
+    /// fails before exec (the failed step, its errno and a hint are printed), 126 when the
+    /// command cannot be executed, 127 when it is not found. With no policy the embedded
+    /// `default` is used. Examples:
+    ///
+    ///   kakoi run -- /bin/true
+    ///
+    ///   kakoi run --policy strict --rootfs /srv/alpine -- /bin/sh -c 'id; ls /'
+    ///
+    ///   kakoi compile web.kakoi -o web.bundle && kakoi run --bundle web.bundle
+    #[command(verbatim_doc_comment)]
+    Run {
+        /// Policy file or shipped policy name.
+        #[arg(
+            long,
+            short,
+            value_name = "POLICY",
+            default_value = "default",
+            conflicts_with = "bundle"
+        )]
+        policy: String,
+        /// A bundle written by `kakoi compile -o DIR`: its policy and precompiled filter
+        /// (checked against the manifest before anything is created).
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
+        /// Use this directory as the root file system (read-only) instead of the policy's.
+        #[arg(long, value_name = "DIR")]
+        rootfs: Option<String>,
+        /// Extra environment variable for the command (repeatable).
+        #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Print the launch plan instead of launching.
+        #[arg(long)]
+        dry_run: bool,
+        /// Output format of --dry-run and of launch errors.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// The command and its arguments (default: the policy's `argv`).
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
     /// Explain the seccomp decision for one syscall: the action and the rule (with its
     /// source location) that decides it. INPUT is a policy, a Docker/OCI seccomp JSON
     /// profile, or a raw `.bpf` program (which has no rules: only the action).
@@ -271,6 +316,24 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             format,
             command,
         } => plan(&policy, format, &command, color_err),
+        Command::Run {
+            policy,
+            bundle,
+            rootfs,
+            env,
+            dry_run,
+            format,
+            command,
+        } => run_cmd(
+            &policy,
+            bundle.as_deref(),
+            rootfs,
+            env,
+            dry_run,
+            format,
+            command,
+            color_err,
+        ),
         Command::Explain {
             input,
             syscall,
@@ -646,15 +709,119 @@ fn span_of(map: &SourceMap, origin: &str) -> Option<policy_lang::Span> {
 }
 
 fn plan(policy: &str, format: Format, command: &[String], color: bool) -> Result<(), Failure> {
-    use std::os::unix::fs::MetadataExt;
     let (p, _) = load_ok(policy, color)?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut layout = crate::launch::cgroup::detect(&mountinfo, "");
-    if let Some(u) = &layout.unified {
-        let offered =
-            std::fs::read_to_string(format!("{u}/cgroup.controllers")).unwrap_or_default();
-        layout = crate::launch::cgroup::detect(&mountinfo, &offered);
+    print_plan(&p, format, command)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_cmd(
+    policy: &str,
+    bundle: Option<&Path>,
+    rootfs: Option<String>,
+    env: Vec<String>,
+    dry_run: bool,
+    format: Format,
+    command: Vec<String>,
+    color: bool,
+) -> Result<(), Failure> {
+    use crate::launch::run::{self, Outcome};
+    const LAUNCH_FAILED: i32 = 125;
+    let as_launch_failure = |f: Failure| Failure {
+        code: LAUNCH_FAILED,
+        message: f.message,
+    };
+    let (mut p, prog) = match bundle {
+        Some(dir) => {
+            let b = crate::bundle::load_dir(dir, run::host_arch()).map_err(|m| Failure {
+                code: LAUNCH_FAILED,
+                message: Some(format!("invalid bundle `{}`: {m}", dir.display())),
+            })?;
+            (b.policy, b.seccomp)
+        }
+        None => (load_ok(policy, color).map_err(as_launch_failure)?.0, None),
+    };
+    if let Some(r) = rootfs {
+        p.filesystem.rootfs = policy_lang::ir::Rootfs::Dir {
+            path: r,
+            readonly: true,
+        };
     }
+    for e in &env {
+        if !e.contains('=') {
+            return Err(Failure {
+                code: LAUNCH_FAILED,
+                message: Some(format!("`--env {e}`: expected KEY=VALUE")),
+            });
+        }
+    }
+    if dry_run {
+        return print_plan(&p, format, &command);
+    }
+    let report = |e: &crate::launch::error::StepError| {
+        if format == Format::Json {
+            eprintln!("{}", serde_json::json!({"error": e}));
+        } else {
+            let errno = if e.errno != 0 {
+                format!(" (errno {})", e.errno)
+            } else {
+                String::new()
+            };
+            eprintln!("kakoi: {}: {}{errno}", e.step, e.message);
+            if let Some(h) = &e.hint {
+                eprintln!("  hint: {h}");
+            }
+        }
+    };
+    let launch = match run::prepare(p, command, env, prog) {
+        Ok(l) => l,
+        Err(e) => {
+            report(&e);
+            return Err(Failure {
+                code: e.exit_code(),
+                message: None,
+            });
+        }
+    };
+    for w in &launch.warnings {
+        eprintln!("kakoi: warning: {w}");
+    }
+    match run::run(&launch, std::env::var_os("KAKOI_DEBUG").is_some()) {
+        Outcome::Failed(e) => {
+            report(&e);
+            Err(Failure {
+                code: e.exit_code(),
+                message: None,
+            })
+        }
+        Outcome::Exited {
+            code,
+            timed_out,
+            oom_kills,
+        } => {
+            if timed_out {
+                eprintln!(
+                    "kakoi: the command ran past its time limit ({} ms) and was killed",
+                    launch.policy.process.timeout_ms.unwrap_or(0)
+                );
+            }
+            if oom_kills > 0 {
+                eprintln!("kakoi: the OOM killer killed {oom_kills} process(es) in the sandbox's memory cgroup");
+            }
+            if code == 0 {
+                Ok(())
+            } else {
+                Err(Failure {
+                    code,
+                    message: None,
+                })
+            }
+        }
+    }
+}
+
+fn print_plan(p: &Policy, format: Format, command: &[String]) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let layout = crate::launch::cgroup::host_layout();
     let me = std::fs::metadata("/proc/self")
         .map_err(|e| Failure::usage(format!("cannot read /proc/self: {e}")))?;
     let host = crate::launch::plan::LaunchHost {
@@ -667,7 +834,7 @@ fn plan(policy: &str, format: Format, command: &[String], color: bool) -> Result
             crate::seccomp::Host::X86_64
         },
     };
-    let plan = crate::launch::plan::plan(&p, command, &host);
+    let plan = crate::launch::plan::plan(p, command, &host);
     if format == Format::Json {
         println!(
             "{}",

@@ -6,12 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{self, Arch};
 pub use crate::syntax::CmpOp;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
     pub name: String,
     pub description: Option<String>,
@@ -30,7 +30,7 @@ pub struct Policy {
 }
 
 /// Where a rule or setting was written.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
     pub file: String,
     pub line: usize,
@@ -40,7 +40,7 @@ pub struct Origin {
 // ---------------------------------------------------------------------------------------
 // seccomp
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "action", content = "value", rename_all = "kebab-case")]
 pub enum Action {
     Allow,
@@ -81,7 +81,7 @@ fn errno_name(e: u16) -> Option<&'static str> {
         .find(|n| catalogue::constant(n, Arch::X86_64) == Some(u64::from(e)))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SeccompFlag {
     Log,
@@ -89,7 +89,7 @@ pub enum SeccompFlag {
     Tsync,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Seccomp {
     /// `false` when the policy says `seccomp off`: no filter is installed.
     pub enabled: bool,
@@ -106,7 +106,7 @@ pub struct Seccomp {
     pub rules: Vec<Rule>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
     pub action: Action,
     /// Syscall names, sorted, sets expanded.
@@ -116,7 +116,7 @@ pub struct Rule {
 }
 
 /// A condition on the arch and arguments of a syscall.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Cond {
     And(Vec<Cond>),
@@ -129,7 +129,7 @@ pub enum Cond {
 
 /// `(arg & mask) OP value`, with constants kept symbolic where their value depends on the
 /// arch (e.g. `O_DIRECTORY`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ArgCmp {
     pub arg: String,
     pub mask: Option<ConstExpr>,
@@ -137,7 +137,7 @@ pub struct ArgCmp {
     pub value: ConstExpr,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConstExpr {
     Num(u64),
@@ -159,7 +159,7 @@ impl ConstExpr {
 }
 
 /// A comparison made concrete for one arch: register index, width and numbers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ConcreteCmp {
     pub index: u8,
     /// Only the low 32 bits take part (a 32-bit argument, or any argument on i386).
@@ -414,7 +414,7 @@ impl Seccomp {
 // ---------------------------------------------------------------------------------------
 // capabilities
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capabilities {
     /// Capability names without `CAP_`, sorted by number.
     pub bounding: Vec<String>,
@@ -437,7 +437,7 @@ impl Capabilities {
 // ---------------------------------------------------------------------------------------
 // identity and namespaces
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub user: Option<u32>,
     pub group: Option<u32>,
@@ -449,14 +449,14 @@ pub struct Identity {
     pub rootless: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdMap {
     pub inside: u32,
     pub outside: u32,
     pub count: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NsKind {
     Cgroup,
@@ -494,7 +494,7 @@ impl NsKind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", content = "path", rename_all = "lowercase")]
 pub enum NsMode {
     /// Share the launcher's namespace.
@@ -505,7 +505,7 @@ pub enum NsMode {
     Join(String),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Namespaces(pub BTreeMap<NsKind, NsMode>);
 
 impl Namespaces {
@@ -517,7 +517,7 @@ impl Namespaces {
 // ---------------------------------------------------------------------------------------
 // filesystem
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Rootfs {
     /// Built from the host's /usr, /bin, /lib*, /etc, read-only.
@@ -528,7 +528,7 @@ pub enum Rootfs {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Overlay {
     pub lower: Vec<String>,
     /// `None`: a tmpfs upper layer, discarded at exit.
@@ -537,7 +537,7 @@ pub struct Overlay {
     pub target: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bind {
     pub source: String,
     pub target: String,
@@ -545,14 +545,14 @@ pub struct Bind {
     pub idmap: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tmpfs {
     pub target: String,
     pub size: Option<u64>,
     pub mode: Option<u32>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Access {
     Read,
@@ -562,20 +562,20 @@ pub enum Access {
     Remove,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathRule {
     pub path: String,
     pub access: Vec<Access>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Enforcement {
     Required,
     BestEffort,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filesystem {
     pub rootfs: Rootfs,
     pub overlays: Vec<Overlay>,
@@ -590,7 +590,7 @@ pub struct Filesystem {
     pub landlock_scopes: Vec<LandlockScope>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LandlockScope {
     /// Connecting to abstract unix sockets created outside the sandbox.
@@ -602,7 +602,7 @@ pub enum LandlockScope {
 // ---------------------------------------------------------------------------------------
 // network
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "lowercase")]
 pub enum NetMode {
     /// Own network namespace with only `lo`.
@@ -615,7 +615,7 @@ pub enum NetMode {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
     pub mode: NetMode,
     /// Allowed socket families (`AF_*` names without the prefix), empty: not restricted.
@@ -629,7 +629,7 @@ pub struct Network {
 // ---------------------------------------------------------------------------------------
 // resources and process
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
     pub memory: Option<u64>,
     pub memory_swap: Option<u64>,
@@ -644,14 +644,14 @@ pub struct Resources {
     pub cgroup: Option<Enforcement>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rlimit {
     pub name: String,
     pub soft: u64,
     pub hard: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {
     pub argv: Vec<String>,
     pub env: Vec<String>,
@@ -667,7 +667,7 @@ pub struct Process {
 // ---------------------------------------------------------------------------------------
 // LSMs
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "value", rename_all = "lowercase")]
 pub enum Level {
     Fixed(String),
@@ -675,7 +675,7 @@ pub enum Level {
     Random,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeLinux {
     pub enforcement: Enforcement,
     pub user: String,
@@ -685,14 +685,14 @@ pub struct SeLinux {
     pub mount_label: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AaMode {
     Enforce,
     Complain,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppArmor {
     pub enforcement: Enforcement,
     pub profile: String,
@@ -701,7 +701,7 @@ pub struct AppArmor {
     pub rules: Vec<AaRule>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AaRule {
     pub text: String,
     pub origin: Origin,

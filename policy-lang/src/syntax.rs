@@ -87,7 +87,7 @@ pub enum ExprKind {
     In(Operand, Vec<Operand>),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CmpOp {
     #[serde(rename = "==")]
     Eq,

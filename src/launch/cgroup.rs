@@ -77,6 +77,331 @@ pub fn detect(mountinfo: &str, v2_controllers: &str) -> Layout {
     layout
 }
 
+/// The layout of this host, read from `/proc/self/mountinfo` and the unified root.
+pub fn host_layout() -> Layout {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let layout = detect(&mountinfo, "");
+    match &layout.unified {
+        Some(u) => {
+            let offered =
+                std::fs::read_to_string(format!("{u}/cgroup.controllers")).unwrap_or_default();
+            detect(&mountinfo, &offered)
+        }
+        None => layout,
+    }
+}
+
+/// One limit, written to the hierarchy that carries its controller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limit {
+    pub controller: &'static str,
+    /// (file, value) pairs in the order they must be written.
+    pub v2: Vec<(&'static str, String)>,
+    pub v1: Vec<(&'static str, String)>,
+}
+
+/// The limits a policy sets, with the files of both cgroup versions.
+pub fn limits(r: &policy_lang::ir::Resources) -> Vec<Limit> {
+    let mut out = Vec::new();
+    if r.memory.is_some() || r.memory_swap.is_some() {
+        let mut v2 = Vec::new();
+        let mut v1 = Vec::new();
+        if let Some(m) = r.memory {
+            v2.push(("memory.max", m.to_string()));
+            v1.push(("memory.limit_in_bytes", m.to_string()));
+        }
+        if let Some(total) = r.memory_swap {
+            // v2 limits swap alone; v1 limits memory + swap.
+            let swap = total.saturating_sub(r.memory.unwrap_or(0));
+            v2.push(("memory.swap.max", swap.to_string()));
+            if r.memory.is_none() {
+                v1.push(("memory.limit_in_bytes", total.to_string()));
+            }
+            v1.push(("memory.memsw.limit_in_bytes", total.to_string()));
+        }
+        out.push(Limit {
+            controller: "memory",
+            v2,
+            v1,
+        });
+    }
+    if let Some(n) = r.pids {
+        out.push(Limit {
+            controller: "pids",
+            v2: vec![("pids.max", n.to_string())],
+            v1: vec![("pids.max", n.to_string())],
+        });
+    }
+    if r.cpu_quota.is_some() || r.cpu_weight.is_some() {
+        let mut v2 = Vec::new();
+        let mut v1 = Vec::new();
+        if let Some(q) = r.cpu_quota {
+            v2.push(("cpu.max", format!("{q} {}", r.cpu_period)));
+            v1.push(("cpu.cfs_period_us", r.cpu_period.to_string()));
+            v1.push(("cpu.cfs_quota_us", q.to_string()));
+        }
+        if let Some(w) = r.cpu_weight {
+            v2.push(("cpu.weight", w.to_string()));
+            // The inverse of the kernel's v1-to-v2 mapping: weight 100 is 1024 shares.
+            v1.push(("cpu.shares", (w * 1024 / 100).max(2).to_string()));
+        }
+        out.push(Limit {
+            controller: "cpu",
+            v2,
+            v1,
+        });
+    }
+    if let Some(w) = r.io_weight {
+        out.push(Limit {
+            controller: "io",
+            v2: vec![("io.weight", format!("default {w}"))],
+            v1: vec![("blkio.weight", w.clamp(10, 1000).to_string())],
+        });
+    }
+    out
+}
+
+/// Why a cgroup could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct Error {
+    pub what: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+fn err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error { what, source }
+}
+
+/// The sandbox's cgroups: one directory per v1 hierarchy used, and a v2 leaf (on the
+/// unified hierarchy, even on a hybrid host where it carries no controller: it gives
+/// `CLONE_INTO_CGROUP`, `cgroup.kill` and a cgroup namespace root of the sandbox's own).
+/// Dropping it kills what is left inside and removes the directories.
+#[derive(Debug, Default)]
+pub struct Cgroup {
+    pub v2: Option<std::path::PathBuf>,
+    pub v1: Vec<std::path::PathBuf>,
+    /// Limits that could not be set, and why (allowed when the policy says `optional`).
+    pub skipped: Vec<String>,
+}
+
+/// The name of this launch's cgroups.
+pub fn name() -> String {
+    format!("kakoi-{}", std::process::id())
+}
+
+/// The caller's own v2 cgroup (`0::/path` in /proc/self/cgroup).
+fn own_v2_path() -> String {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        .unwrap_or_else(|| "/".into())
+}
+
+/// Remove cgroups left by launchers that were killed before they could clean up (their
+/// payloads died with them: PDEATHSIG), so SIGKILLed launches do not accumulate.
+fn collect_stale(parent: &std::path::Path) {
+    let Ok(rd) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let n = e.file_name();
+        let Some(pid) = n.to_str().and_then(|n| n.strip_prefix("kakoi-")) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let procs = std::fs::read_to_string(e.path().join("cgroup.procs")).unwrap_or_default();
+        if procs.trim().is_empty() {
+            let _ = std::fs::remove_dir(e.path());
+        }
+    }
+}
+
+impl Cgroup {
+    /// Create the cgroups for `limits` on `layout` and write the limits. With `strict`, any
+    /// limit that cannot be set is an error; otherwise it is recorded in `skipped`.
+    pub fn create(layout: &Layout, limits: &[Limit], strict: bool) -> Result<Cgroup, Error> {
+        let name = name();
+        let mut cg = Cgroup::default();
+        let fail = |cg: &mut Cgroup, e: Error| -> Result<(), Error> {
+            if strict {
+                Err(e)
+            } else {
+                cg.skipped.push(e.to_string());
+                Ok(())
+            }
+        };
+        if let Some(u) = &layout.unified {
+            let base = std::path::Path::new(u).join(own_v2_path().trim_start_matches('/'));
+            collect_stale(&base);
+            let dir = base.join(&name);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => cg.v2 = Some(dir),
+                Err(e) => {
+                    // Needed only if a v2 controller carries a limit.
+                    let needed = limits.iter().any(|l| {
+                        matches!(
+                            layout.controllers.get(l.controller),
+                            Some(Hierarchy::V2 { .. })
+                        )
+                    });
+                    if needed {
+                        let e = err(format!("create cgroup {}", dir.display()))(e);
+                        if let Err(e) = fail(&mut cg, e) {
+                            cg.remove();
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+        for l in limits {
+            let r = match layout.controllers.get(l.controller) {
+                Some(Hierarchy::V2 { .. }) => match &cg.v2 {
+                    Some(dir) => {
+                        let dir = dir.clone();
+                        cg.enable_v2_controller(&dir, l.controller)
+                            .and_then(|()| write_all(&dir, &l.v2))
+                    }
+                    None => continue,
+                },
+                Some(Hierarchy::V1 { mount }) => {
+                    let base = std::path::Path::new(mount);
+                    collect_stale(base);
+                    let dir = base.join(&name);
+                    let made = if cg.v1.contains(&dir) {
+                        Ok(())
+                    } else {
+                        std::fs::create_dir(&dir)
+                            .map(|()| cg.v1.push(dir.clone()))
+                            .map_err(err(format!("create cgroup {}", dir.display())))
+                    };
+                    made.and_then(|()| write_all(&dir, &l.v1))
+                }
+                None => Err(Error {
+                    what: format!("no `{}` controller is available", l.controller),
+                    source: std::io::Error::from_raw_os_error(libc::ENOENT),
+                }),
+            };
+            if let Err(e) = r {
+                if let Err(e) = fail(&mut cg, e) {
+                    cg.remove();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(cg)
+    }
+
+    /// Enable a controller for the leaf in every ancestor's `cgroup.subtree_control`.
+    fn enable_v2_controller(&self, leaf: &std::path::Path, ctrl: &str) -> Result<(), Error> {
+        let Some(parent) = leaf.parent() else {
+            return Ok(());
+        };
+        let f = parent.join("cgroup.subtree_control");
+        let cur = std::fs::read_to_string(&f).unwrap_or_default();
+        if cur.split_whitespace().any(|c| c == ctrl) {
+            return Ok(());
+        }
+        std::fs::write(&f, format!("+{ctrl}"))
+            .map_err(err(format!("write +{ctrl} to {}", f.display())))
+    }
+
+    /// Put `pid` into every v1 cgroup (v2 is joined by `CLONE_INTO_CGROUP`).
+    pub fn attach_v1(&self, pid: i32) -> Result<(), Error> {
+        for d in &self.v1 {
+            let f = d.join("cgroup.procs");
+            std::fs::write(&f, pid.to_string()).map_err(err(format!("write {}", f.display())))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the OOM killer killed something in the sandbox's memory cgroup.
+    pub fn oom_kills(&self) -> u64 {
+        let read = |p: std::path::PathBuf, key: &str| -> Option<u64> {
+            std::fs::read_to_string(p)
+                .ok()?
+                .lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse().ok()))
+        };
+        let v2 = self
+            .v2
+            .as_ref()
+            .and_then(|d| read(d.join("memory.events"), "oom_kill "));
+        let v1 = self
+            .v1
+            .iter()
+            .find_map(|d| read(d.join("memory.oom_control"), "oom_kill "));
+        v2.or(v1).unwrap_or(0)
+    }
+
+    /// Kill everything left in the cgroups: `cgroup.kill` on v2, SIGKILL to each member on
+    /// v1 (the payload cannot escape a cgroup it cannot write to).
+    pub fn kill_all(&self) {
+        if let Some(d) = &self.v2 {
+            let _ = std::fs::write(d.join("cgroup.kill"), "1");
+        }
+        for d in &self.v1 {
+            for _ in 0..100 {
+                let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+                if procs.trim().is_empty() {
+                    break;
+                }
+                for p in procs
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok())
+                {
+                    let _ = super::sys::kill(p, libc::SIGKILL);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+    }
+
+    /// Kill what is left and remove every directory; retried briefly while the kernel
+    /// finishes tearing down killed tasks.
+    pub fn remove(&mut self) {
+        self.kill_all();
+        let dirs: Vec<std::path::PathBuf> = self
+            .v2
+            .take()
+            .into_iter()
+            .chain(self.v1.drain(..))
+            .collect();
+        for d in dirs {
+            for i in 0..200 {
+                match std::fs::remove_dir(&d) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(_) => std::thread::sleep(std::time::Duration::from_micros(200 * (i + 1))),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+fn write_all(dir: &std::path::Path, files: &[(&'static str, String)]) -> Result<(), Error> {
+    for (f, v) in files {
+        std::fs::write(dir.join(f), v)
+            .map_err(err(format!("write {v} to {}", dir.join(f).display())))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

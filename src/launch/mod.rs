@@ -1,6 +1,11 @@
-//! The launcher (`kakoi run`). This slice holds the launch *plan*: everything the launcher
-//! will do, in order, computed from the policy and what the host offers, printed by
-//! `kakoi run --dry-run`. Applying it is in progress (issue 5).
+//! The launcher (`kakoi run`): the launch plan ([`plan`], printed by `kakoi run --dry-run`
+//! and `kakoi plan`), and applying it ([`run`], with the child's file system in
+//! [`mounts`] and cgroups in [`cgroup`]). Every `unsafe` block of the launcher is in
+//! [`sys`].
 
 pub mod cgroup;
+pub mod error;
+pub mod mounts;
 pub mod plan;
+pub mod run;
+pub mod sys;

@@ -1,0 +1,103 @@
+//! A launch step that failed: which step, the errno, and a hint. The child sends it to the
+//! parent over a `CLOEXEC` pipe (closed without data when `execve` succeeds).
+
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StepError {
+    pub step: String,
+    /// 0 when the failure has no errno.
+    pub errno: i32,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl StepError {
+    pub fn new(step: impl Into<String>, message: impl Into<String>) -> StepError {
+        StepError {
+            step: step.into(),
+            errno: 0,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// The launcher's exit code, as container runtimes use them: 127 the command was not
+    /// found, 126 it could not be executed, 125 anything else failed before exec.
+    pub fn exit_code(&self) -> i32 {
+        if self.step == "execve" {
+            match self.errno {
+                libc::ENOENT | libc::ENOTDIR => 127,
+                _ => 126,
+            }
+        } else {
+            125
+        }
+    }
+
+    /// Wire format: fields separated by NUL bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        for f in [
+            self.step.as_str(),
+            &self.errno.to_string(),
+            &self.message,
+            self.hint.as_deref().unwrap_or(""),
+        ] {
+            v.extend_from_slice(f.replace('\0', " ").as_bytes());
+            v.push(0);
+        }
+        v
+    }
+
+    pub fn decode(b: &[u8]) -> Option<StepError> {
+        let s = String::from_utf8_lossy(b);
+        let f: Vec<&str> = s.split('\0').collect();
+        if f.len() < 4 {
+            return None;
+        }
+        Some(StepError {
+            step: f[0].to_string(),
+            errno: f[1].parse().ok()?,
+            message: f[2].to_string(),
+            hint: (!f[3].is_empty()).then(|| f[3].to_string()),
+        })
+    }
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.step, self.message)
+    }
+}
+
+impl std::error::Error for StepError {}
+
+/// `.at("step")` on an `io::Result`; `.hint("…")` on the result.
+pub trait At<T> {
+    fn at(self, step: impl Into<String>) -> Result<T, StepError>;
+}
+
+impl<T> At<T> for std::io::Result<T> {
+    fn at(self, step: impl Into<String>) -> Result<T, StepError> {
+        self.map_err(|e| StepError {
+            step: step.into(),
+            errno: e.raw_os_error().unwrap_or(0),
+            message: e.to_string(),
+            hint: None,
+        })
+    }
+}
+
+pub trait Hint<T> {
+    fn hint(self, hint: impl Into<String>) -> Result<T, StepError>;
+}
+
+impl<T> Hint<T> for Result<T, StepError> {
+    fn hint(self, hint: impl Into<String>) -> Result<T, StepError> {
+        self.map_err(|mut e| {
+            e.hint.get_or_insert_with(|| hint.into());
+            e
+        })
+    }
+}

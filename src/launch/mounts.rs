@@ -1,0 +1,550 @@
+//! The sandbox's file system, built in the child's new mount namespace (design steps 7–9).
+//!
+//! Everything is fd-based: host sources are opened `O_PATH` before the first mount, new
+//! file systems come from `fsopen`/`fsmount`, copies of host trees from
+//! `open_tree(OPEN_TREE_CLONE)`, and each is attached with `move_mount` onto a destination
+//! fd resolved *inside* the new root with `openat2(RESOLVE_IN_ROOT)`, so a symlink planted
+//! in the rootfs cannot redirect a mount to the host (CVE-2021-30465).
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use policy_lang::ir::{NsKind, NsMode, Policy, Rootfs};
+
+use super::error::{At, Hint, StepError};
+use super::sys;
+
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// Host directories a `rootfs host` sandbox sees, read-only (symlinks are recreated).
+const HOST_DIRS: &[&str] = &[
+    "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc",
+];
+
+/// Device nodes bound from the host into the minimal /dev.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+fn c(s: &str) -> CString {
+    // Policy paths were checked for NUL bytes when they were parsed.
+    CString::new(s).unwrap_or_default()
+}
+
+fn open_host(root: BorrowedFd, path: &str, extra: libc::c_int) -> std::io::Result<OwnedFd> {
+    sys::openat2(root, &c(path), libc::O_PATH | extra, 0, 0)
+}
+
+/// Host objects opened before any mount hides them.
+struct Sources {
+    host_root: OwnedFd,
+    rootfs: Option<OwnedFd>,
+    host_dirs: Vec<(&'static str, HostEntry)>,
+    binds: Vec<(OwnedFd, bool)>,
+    overlays: Vec<OverlaySources>,
+    devices: Vec<(&'static str, OwnedFd)>,
+}
+
+/// Per overlay: lower fds, upper and work fds (none: a tmpfs upper layer).
+type OverlaySources = (Vec<OwnedFd>, Option<(OwnedFd, OwnedFd)>);
+
+enum HostEntry {
+    Dir(OwnedFd),
+    Link(CString),
+}
+
+fn fd_path(fd: &OwnedFd) -> String {
+    use std::os::fd::AsRawFd;
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+fn is_dir(fd: BorrowedFd) -> bool {
+    sys::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+}
+
+fn open_sources(p: &Policy) -> Result<Sources, StepError> {
+    let fs = &p.filesystem;
+    let host_root = sys::open_root().at("open the host root")?;
+    let r = host_root.as_fd();
+    let rootfs = match &fs.rootfs {
+        Rootfs::Dir { path, .. } => Some(
+            open_host(r, path, libc::O_DIRECTORY)
+                .at(format!("open rootfs {path}"))
+                .hint("the rootfs must be an existing directory")?,
+        ),
+        Rootfs::Host => None,
+    };
+    let mut host_dirs = Vec::new();
+    if matches!(fs.rootfs, Rootfs::Host) {
+        for d in HOST_DIRS {
+            let path = format!("/{d}");
+            match std::fs::read_link(&path) {
+                Ok(t) => host_dirs.push((*d, HostEntry::Link(c(&t.to_string_lossy())))),
+                Err(_) => {
+                    if let Ok(fd) = open_host(r, &path, libc::O_DIRECTORY | libc::O_NOFOLLOW) {
+                        host_dirs.push((*d, HostEntry::Dir(fd)));
+                    }
+                }
+            }
+        }
+    }
+    let mut binds = Vec::new();
+    for b in &fs.binds {
+        let fd = open_host(r, &b.source, 0)
+            .at(format!("open bind source {}", b.source))
+            .hint("bind sources are host paths and must exist")?;
+        let dir = is_dir(fd.as_fd());
+        binds.push((fd, dir));
+    }
+    let mut overlays = Vec::new();
+    for o in &fs.overlays {
+        let mut lowers = Vec::new();
+        for l in &o.lower {
+            lowers.push(
+                open_host(r, l, libc::O_DIRECTORY)
+                    .at(format!("open overlay layer {l}"))
+                    .hint("overlay layers are host directories and must exist")?,
+            );
+        }
+        let upper = match &o.upper {
+            Some(u) => {
+                let work = o.work.clone().unwrap_or_else(|| format!("{u}.work"));
+                let _ = std::fs::create_dir_all(u);
+                let _ = std::fs::create_dir_all(&work);
+                let uf =
+                    open_host(r, u, libc::O_DIRECTORY).at(format!("open overlay upper {u}"))?;
+                let wf = open_host(r, &work, libc::O_DIRECTORY)
+                    .at(format!("open overlay work dir {work}"))?;
+                Some((uf, wf))
+            }
+            None => None,
+        };
+        overlays.push((lowers, upper));
+    }
+    let mut devices = Vec::new();
+    for d in DEVICES {
+        if let Ok(fd) = open_host(r, &format!("/dev/{d}"), libc::O_NOFOLLOW) {
+            devices.push((*d, fd));
+        }
+    }
+    Ok(Sources {
+        host_root,
+        rootfs,
+        host_dirs,
+        binds,
+        overlays,
+        devices,
+    })
+}
+
+/// Open (creating directories as needed) `path` inside `root`, resolved as if `root` were
+/// `/`: `..` and absolute symlinks cannot leave it. `file`: the last component is a file.
+fn make_in_root(root: BorrowedFd, path: &str, file: bool) -> std::io::Result<OwnedFd> {
+    let how = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    let comps: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let mut prefix = String::new();
+    for (i, comp) in comps.iter().enumerate() {
+        let last = i + 1 == comps.len();
+        let parent = sys::openat2(
+            root,
+            &c(if prefix.is_empty() { "/" } else { &prefix }),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            how,
+        )?;
+        prefix.push('/');
+        prefix.push_str(comp);
+        match sys::openat2(root, &c(&prefix), libc::O_PATH, 0, how) {
+            Ok(fd) if last => return Ok(fd),
+            Ok(_) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                if last && file {
+                    // Create an empty file to mount over.
+                    drop(sys::openat2(
+                        parent.as_fd(),
+                        &c(comp),
+                        libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW,
+                        0o644,
+                        0,
+                    )?);
+                } else {
+                    sys::mkdirat(parent.as_fd(), &c(comp), 0o755)?;
+                }
+                if last {
+                    return sys::openat2(root, &c(&prefix), libc::O_PATH, 0, how);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    sys::openat2(root, c"/", libc::O_PATH | libc::O_DIRECTORY, 0, how)
+}
+
+/// Attach a detached mount on a destination inside the root.
+fn attach(mnt: OwnedFd, root: BorrowedFd, target: &str, file: bool) -> std::io::Result<()> {
+    let dest = make_in_root(root, target, file)?;
+    sys::move_mount_fd(mnt.as_fd(), dest.as_fd())
+}
+
+/// A recursive copy of a host tree, with attributes set on the detached copy.
+fn clone_tree(src: BorrowedFd, attrs: u64) -> std::io::Result<OwnedFd> {
+    let t = sys::open_tree(
+        src,
+        c"",
+        sys::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32 | libc::AT_EMPTY_PATH as u32,
+    )?;
+    if attrs != 0 {
+        sys::mount_setattr(t.as_fd(), true, attrs, 0, None)?;
+    }
+    Ok(t)
+}
+
+fn size_opt(n: u64) -> String {
+    n.to_string()
+}
+
+/// Build the new root and pivot into it. The caller is the child, in its own mount
+/// namespace (and user namespace, when rootless).
+pub fn build(p: &Policy) -> Result<(), StepError> {
+    let fs = &p.filesystem;
+    let src = open_sources(p)?;
+    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_SLAVE, None)
+        .at("make / rslave")
+        .hint("mounts must not propagate back to the host")?;
+
+    // The staging tmpfs on /tmp (in this namespace only) holds the new root and any tmpfs
+    // overlay layers.
+    let stage = sys::fs_mount(
+        c"tmpfs",
+        &[("mode", Some("0755"))],
+        sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+    )
+    .at("create the staging tmpfs")?;
+    let tmp = open_host(
+        src.host_root.as_fd(),
+        "/tmp",
+        libc::O_DIRECTORY | libc::O_NOFOLLOW,
+    )
+    .at("open /tmp for staging")?;
+    sys::move_mount_fd(stage.as_fd(), tmp.as_fd()).at("mount the staging tmpfs")?;
+    let stage =
+        open_host(src.host_root.as_fd(), "/tmp", libc::O_DIRECTORY).at("open the staging tmpfs")?;
+    sys::mkdirat(stage.as_fd(), c"root", 0o755).at("create the new root")?;
+
+    // The root itself.
+    let root_overlay = fs.overlays.iter().position(|o| o.target == "/");
+    let root_mnt = if let Some(i) = root_overlay {
+        overlay(&src, i, &p.filesystem.overlays[i].lower, stage.as_fd())?
+    } else {
+        match &src.rootfs {
+            Some(fd) => clone_tree(fd.as_fd(), 0).at("bind the rootfs")?,
+            None => sys::fs_mount(
+                c"tmpfs",
+                &[("mode", Some("0755"))],
+                sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+            )
+            .at("create the root tmpfs")?,
+        }
+    };
+    let slot = open_host(stage.as_fd(), "/tmp/root", libc::O_DIRECTORY).at("open the new root")?;
+    sys::move_mount_fd(root_mnt.as_fd(), slot.as_fd()).at("mount the new root")?;
+    let root = open_host(stage.as_fd(), "/tmp/root", libc::O_DIRECTORY).at("open the new root")?;
+    let root = root.as_fd();
+
+    for (name, e) in &src.host_dirs {
+        match e {
+            HostEntry::Link(t) => match sys::symlinkat(t, root, &c(name)) {
+                Err(e) if e.raw_os_error() != Some(libc::EEXIST) => {
+                    return Err(e).at(format!("symlink /{name}"));
+                }
+                _ => {}
+            },
+            HostEntry::Dir(fd) => {
+                let t = clone_tree(fd.as_fd(), sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NODEV)
+                    .at(format!("bind host /{name}"))?;
+                attach(t, root, name, false).at(format!("bind host /{name}"))?;
+            }
+        }
+    }
+    for (i, o) in fs.overlays.iter().enumerate() {
+        if Some(i) == root_overlay {
+            continue;
+        }
+        let m = overlay(&src, i, &o.lower, stage.as_fd())?;
+        attach(m, root, &o.target, false).at(format!("mount overlay on {}", o.target))?;
+    }
+    for (b, (fd, dir)) in fs.binds.iter().zip(&src.binds) {
+        let attrs = if b.readonly {
+            sys::MOUNT_ATTR_RDONLY
+        } else {
+            0
+        };
+        let t = clone_tree(fd.as_fd(), attrs).at(format!("bind {}", b.source))?;
+        if b.idmap {
+            idmap(t.as_fd()).at(format!("idmap bind {}", b.source)).hint(
+                "idmapped mounts need a file system that supports them (ext4, xfs, btrfs, tmpfs ≥ 6.3, overlayfs) and a user namespace",
+            )?;
+        }
+        attach(t, root, &b.target, !dir)
+            .at(format!("bind {} -> {}", b.source, b.target))
+            .hint("the destination is resolved inside the new root")?;
+    }
+    for t in &fs.tmpfs {
+        let mut opts = vec![];
+        let size = t.size.map(size_opt);
+        if let Some(s) = &size {
+            opts.push(("size", Some(s.as_str())));
+        }
+        let mode = t.mode.map(|m| format!("{m:o}"));
+        if let Some(m) = &mode {
+            opts.push(("mode", Some(m.as_str())));
+        }
+        let m = sys::fs_mount(
+            c"tmpfs",
+            &opts,
+            sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+        )
+        .at(format!("tmpfs on {}", t.target))?;
+        attach(m, root, &t.target, false).at(format!("tmpfs on {}", t.target))?;
+    }
+    special_mounts(p, &src, root)?;
+
+    // pivot_root(".", "."): the old root ends up under the new one and is detached at once.
+    sys::fchdir(root).at("chdir into the new root")?;
+    sys::pivot_root(c".", c".")
+        .at("pivot_root")
+        .hint("the new root must be a mount point in this mount namespace")?;
+    sys::mount(None, c".", None, libc::MS_REC | libc::MS_SLAVE, None)
+        .at("make the old root rslave")?;
+    sys::umount2(c".", libc::MNT_DETACH).at("detach the old root")?;
+    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_SLAVE, None).at("make / rslave")?;
+    std::env::set_current_dir("/").at("chdir /")?;
+    after_pivot(p)
+}
+
+/// An overlay mount for overlay `i` (upper on the host or a tmpfs in the staging area).
+fn overlay(
+    src: &Sources,
+    i: usize,
+    lower: &[String],
+    stage: BorrowedFd,
+) -> Result<OwnedFd, StepError> {
+    let (lowers, upper) = &src.overlays[i];
+    let lowerdir: Vec<String> = lowers.iter().map(fd_path).collect();
+    let (up, work) = match upper {
+        Some((u, w)) => (fd_path(u), fd_path(w)),
+        None => {
+            let base = format!("ov{i}");
+            sys::mkdirat(stage, &c(&base), 0o755).at("create the overlay tmpfs layer")?;
+            for d in ["upper", "work"] {
+                sys::mkdirat(stage, &c(&format!("{base}/{d}")), 0o755)
+                    .at("create the overlay tmpfs layer")?;
+            }
+            (format!("/tmp/{base}/upper"), format!("/tmp/{base}/work"))
+        }
+    };
+    let lowerdir = lowerdir.join(":");
+    sys::fs_mount(
+        c"overlay",
+        &[
+            ("lowerdir", Some(&lowerdir)),
+            ("upperdir", Some(&up)),
+            ("workdir", Some(&work)),
+        ],
+        0,
+    )
+    .at(format!("mount overlay (lower {})", lower.join(":")))
+    .hint("overlayfs needs the upper and work directories on the same file system")
+}
+
+/// Map the bind's ids through the sandbox's user namespace.
+fn idmap(tree: BorrowedFd) -> std::io::Result<()> {
+    let ns = std::fs::File::open("/proc/self/ns/user")?;
+    sys::mount_setattr(tree, true, sys::MOUNT_ATTR_IDMAP, 0, Some(ns.as_fd()))
+}
+
+/// Refuse a symlinked destination for /proc or /sys (CVE-2023-27561).
+fn plain_dir(root: BorrowedFd, name: &str) -> std::io::Result<OwnedFd> {
+    match sys::openat2(
+        root,
+        &c(name),
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        RESOLVE_NO_SYMLINKS | RESOLVE_IN_ROOT,
+    ) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            sys::mkdirat(root, &c(name), 0o755)?;
+            sys::openat2(
+                root,
+                &c(name),
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+                RESOLVE_NO_SYMLINKS | RESOLVE_IN_ROOT,
+            )
+        }
+        r => r,
+    }
+}
+
+fn special_mounts(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), StepError> {
+    let hint_link = "a symlinked /proc or /sys in the rootfs is refused (CVE-2023-27561)";
+    // /proc: a fresh instance needs a pid namespace of our own.
+    let proc_dir = plain_dir(root, "proc")
+        .at("open /proc in the new root")
+        .hint(hint_link)?;
+    let fresh = sys::fs_mount(
+        c"proc",
+        &[],
+        sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+    );
+    let proc_mnt = match fresh {
+        Ok(m) => m,
+        Err(_) if p.namespaces.get(NsKind::Pid) != &NsMode::New => {
+            let host = open_host(src.host_root.as_fd(), "/proc", libc::O_DIRECTORY)
+                .at("open host /proc")?;
+            clone_tree(host.as_fd(), 0).at("bind host /proc")?
+        }
+        Err(e) => return Err(e).at("mount /proc"),
+    };
+    sys::move_mount_fd(proc_mnt.as_fd(), proc_dir.as_fd()).at("mount /proc")?;
+
+    // /dev: tmpfs with the usual nodes, a private devpts, /dev/shm.
+    let dev = sys::fs_mount(
+        c"tmpfs",
+        &[("mode", Some("0755")), ("size", Some("65536"))],
+        sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
+    )
+    .at("mount /dev")?;
+    let dev_dir = plain_dir(root, "dev").at("open /dev in the new root")?;
+    sys::move_mount_fd(dev.as_fd(), dev_dir.as_fd()).at("mount /dev")?;
+    for (name, fd) in &src.devices {
+        let t = clone_tree(fd.as_fd(), sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC)
+            .at(format!("bind /dev/{name}"))?;
+        attach(t, root, &format!("/dev/{name}"), true).at(format!("bind /dev/{name}"))?;
+    }
+    let pts = sys::fs_mount(
+        c"devpts",
+        &[
+            ("newinstance", None),
+            ("ptmxmode", Some("0666")),
+            ("mode", Some("0620")),
+        ],
+        sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
+    )
+    .at("mount /dev/pts")?;
+    attach(pts, root, "/dev/pts", false).at("mount /dev/pts")?;
+    let shm = sys::fs_mount(
+        c"tmpfs",
+        &[("mode", Some("1777"))],
+        sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+    )
+    .at("mount /dev/shm")?;
+    attach(shm, root, "/dev/shm", false).at("mount /dev/shm")?;
+    let devfd = plain_dir(root, "dev").at("open /dev")?;
+    for (name, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        sys::symlinkat(&c(target), devfd.as_fd(), &c(name)).at(format!("symlink /dev/{name}"))?;
+    }
+
+    // /sys read-only: a fresh sysfs needs a network namespace of our own.
+    let sys_dir = plain_dir(root, "sys")
+        .at("open /sys in the new root")
+        .hint(hint_link)?;
+    let ro = sys::MOUNT_ATTR_RDONLY
+        | sys::MOUNT_ATTR_NOSUID
+        | sys::MOUNT_ATTR_NODEV
+        | sys::MOUNT_ATTR_NOEXEC;
+    let sysfs = match sys::fs_mount(c"sysfs", &[], ro) {
+        Ok(m) => m,
+        Err(_) => {
+            let host =
+                open_host(src.host_root.as_fd(), "/sys", libc::O_DIRECTORY).at("open host /sys")?;
+            clone_tree(host.as_fd(), ro).at("bind host /sys")?
+        }
+    };
+    sys::move_mount_fd(sysfs.as_fd(), sys_dir.as_fd()).at("mount /sys")?;
+    Ok(())
+}
+
+/// After the pivot: masked and read-only paths, then the root itself read-only.
+fn after_pivot(p: &Policy) -> Result<(), StepError> {
+    let fs = &p.filesystem;
+    let root = sys::open_root().at("open /")?;
+    let root = root.as_fd();
+    // The /dev/null used for masking is verified to be the null device (CVE-2025-31133).
+    let null = sys::openat2(
+        root,
+        c"/dev/null",
+        libc::O_PATH,
+        0,
+        RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
+    )
+    .at("open /dev/null for masking")?;
+    let st = sys::fstat(null.as_fd()).at("stat /dev/null")?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
+        return Err(std::io::Error::from_raw_os_error(libc::EPERM))
+            .at("verify /dev/null")
+            .hint("/dev/null is not the null device: refusing to mask with it (CVE-2025-31133)");
+    }
+    for m in &fs.masked {
+        let fd = match sys::openat2(
+            root,
+            &c(m),
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+            RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        ) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e).at(format!("open masked path {m}")),
+        };
+        let mnt = if is_dir(fd.as_fd()) {
+            sys::fs_mount(
+                c"tmpfs",
+                &[("size", Some("0")), ("mode", Some("0555"))],
+                sys::MOUNT_ATTR_RDONLY
+                    | sys::MOUNT_ATTR_NOSUID
+                    | sys::MOUNT_ATTR_NODEV
+                    | sys::MOUNT_ATTR_NOEXEC,
+            )
+        } else {
+            sys::open_tree(
+                null.as_fd(),
+                c"",
+                sys::OPEN_TREE_CLONE | libc::AT_EMPTY_PATH as u32,
+            )
+        }
+        .at(format!("mask {m}"))?;
+        sys::move_mount_fd(mnt.as_fd(), fd.as_fd()).at(format!("mask {m}"))?;
+    }
+    for r in &fs.readonly {
+        let fd = match sys::openat2(
+            root,
+            &c(r),
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+            RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        ) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e).at(format!("open read-only path {r}")),
+        };
+        let t = clone_tree(fd.as_fd(), sys::MOUNT_ATTR_RDONLY).at(format!("read-only {r}"))?;
+        sys::move_mount_fd(t.as_fd(), fd.as_fd()).at(format!("read-only {r}"))?;
+    }
+    let root_ro = match &fs.rootfs {
+        Rootfs::Host => true,
+        Rootfs::Dir { readonly, .. } => *readonly,
+    } && !fs.overlays.iter().any(|o| o.target == "/");
+    if root_ro {
+        let top = sys::openat2(root, c"/", libc::O_PATH | libc::O_DIRECTORY, 0, 0).at("open /")?;
+        sys::mount_setattr(top.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, None)
+            .at("make / read-only")?;
+    }
+    Ok(())
+}

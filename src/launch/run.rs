@@ -1,0 +1,910 @@
+//! `kakoi run`: apply a policy while creating the sandbox, then exec the payload and
+//! supervise it. The order is the one in `launcher.md` (see ARCHITECTURE.md for where it
+//! deviates); the child's steps are in [`child`], the system calls in [`super::sys`].
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use policy_lang::ir::{Enforcement, IdMap, Level, NetMode, NsKind, NsMode, Policy};
+
+use super::cgroup::{self, Cgroup};
+use super::error::{At, Hint, StepError};
+use super::sys;
+use crate::backends;
+use crate::seccomp::{self, Host};
+
+/// Everything the launch needs, prepared before any namespace exists.
+pub struct Launch {
+    pub policy: Policy,
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    /// The precompiled seccomp program for this host (`None`: `seccomp off`).
+    pub seccomp: Option<Vec<u8>>,
+    pub landlock: backends::landlock::Ruleset,
+    /// Whether to apply the AppArmor / SELinux labels (false: LSM absent, `optional`).
+    pub apparmor: bool,
+    pub selinux: Option<String>,
+    pub uid: u32,
+    pub gid: u32,
+    pub warnings: Vec<String>,
+}
+
+/// The host's machine type.
+pub fn host_arch() -> Host {
+    if cfg!(target_arch = "aarch64") {
+        Host::Aarch64
+    } else {
+        Host::X86_64
+    }
+}
+
+fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y")
+        && std::path::Path::new("/sys/kernel/security/apparmor").exists()
+}
+
+fn selinux_enabled() -> bool {
+    std::path::Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// A random MCS pair `s0:cA,cB` (A < B), as container runtimes choose one per sandbox.
+fn random_level() -> String {
+    let mut b = [0u8; 4];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    let a = u16::from_le_bytes([b[0], b[1]]) % 1024;
+    let mut c = u16::from_le_bytes([b[2], b[3]]) % 1023;
+    if c >= a {
+        c += 1;
+    }
+    let (lo, hi) = if a < c { (a, c) } else { (c, a) };
+    format!("s0:c{lo},c{hi}")
+}
+
+/// Check the policy against the host and compile what the child needs. Nothing is created.
+pub fn prepare(
+    policy: Policy,
+    argv: Vec<String>,
+    extra_env: Vec<String>,
+    seccomp_prog: Option<Vec<u8>>,
+) -> Result<Launch, StepError> {
+    let mut warnings = Vec::new();
+    let argv = if argv.is_empty() {
+        policy.process.argv.clone()
+    } else {
+        argv
+    };
+    if argv.is_empty() {
+        return Err(StepError::new("command", "no command to run"))
+            .hint("give one after `--`, or set `process { argv [...] }` in the policy");
+    }
+    let seccomp = match seccomp_prog {
+        Some(p) => Some(p),
+        None if policy.seccomp.enabled => {
+            let host = host_arch();
+            if !policy.seccomp.arches.contains(&host.abis()[0]) {
+                return Err(StepError::new(
+                    "seccomp",
+                    format!("the policy does not target {}", host.name()),
+                ))
+                .hint("add the host's architecture to `seccomp { arches [...] }`");
+            }
+            let prog = seccomp::compile_checked(&policy.seccomp, host, seccomp::Backend::Kakoi)
+                .map_err(|e| StepError::new("compile seccomp", e.to_string()))?;
+            Some(prog.bpf)
+        }
+        None => None,
+    };
+    if let Some(p) = &seccomp {
+        let insns = crate::bpf::decode(p)
+            .and_then(|i| crate::bpf::validate(&i).map(|()| i))
+            .map_err(|e| StepError::new("validate seccomp", e.to_string()))?;
+        if insns.is_empty() {
+            return Err(StepError::new("validate seccomp", "empty program"));
+        }
+    }
+    let apparmor = match &policy.apparmor {
+        None => false,
+        Some(a) if apparmor_enabled() => {
+            let _ = a;
+            true
+        }
+        Some(a) if a.enforcement == Enforcement::Required => {
+            return Err(StepError::new("apparmor", "the kernel has no AppArmor")).hint(
+                "this policy says `apparmor required`; say `apparmor optional` to run without it",
+            );
+        }
+        Some(_) => {
+            warnings.push("AppArmor is not enabled in this kernel: the profile is not applied (`apparmor optional`)".into());
+            false
+        }
+    };
+    let selinux = match &policy.selinux {
+        None => None,
+        Some(se) if selinux_enabled() => {
+            let level = match &se.level {
+                Level::Fixed(l) => l.clone(),
+                Level::Random => random_level(),
+            };
+            Some(format!("{}:{}:{}:{level}", se.user, se.role, se.r#type))
+        }
+        Some(se) if se.enforcement == Enforcement::Required => {
+            return Err(StepError::new("selinux", "the kernel has no SELinux")).hint(
+                "this policy says `selinux required`; say `selinux optional` to run without it",
+            );
+        }
+        Some(_) => {
+            warnings.push(
+                "SELinux is not enabled in this kernel: the label is not applied (`selinux optional`)"
+                    .into(),
+            );
+            None
+        }
+    };
+    let me = std::fs::metadata("/proc/self").at("read /proc/self")?;
+    use std::os::unix::fs::MetadataExt;
+    let (uid, gid) = (me.uid(), me.gid());
+    if uid != 0 && matches!(policy.network.mode, NetMode::Veth { .. }) {
+        return Err(StepError::new(
+            "network",
+            "a veth pair needs root on the host",
+        ))
+        .hint("use `network { mode none }` or `mode host` when launching without root");
+    }
+    let landlock = backends::landlock::generate(&policy);
+    let mut env = policy.process.env.clone();
+    env.extend(extra_env);
+    let has = |env: &[String], k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
+    if !has(&env, "PATH") {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    if !has(&env, "HOME") {
+        let home = if policy.identity.user.unwrap_or(0) == 0 {
+            "/root"
+        } else {
+            "/"
+        };
+        env.push(format!("HOME={home}"));
+    }
+    if !has(&env, "TERM") {
+        if let Ok(t) = std::env::var("TERM") {
+            env.push(format!("TERM={t}"));
+        }
+    }
+    Ok(Launch {
+        policy,
+        argv,
+        env,
+        seccomp,
+        landlock,
+        apparmor,
+        selinux,
+        uid,
+        gid,
+        warnings,
+    })
+}
+
+fn clone_flag(k: NsKind) -> libc::c_int {
+    match k {
+        NsKind::Cgroup => libc::CLONE_NEWCGROUP,
+        NsKind::Ipc => libc::CLONE_NEWIPC,
+        NsKind::Mount => libc::CLONE_NEWNS,
+        NsKind::Net => libc::CLONE_NEWNET,
+        NsKind::Pid => libc::CLONE_NEWPID,
+        NsKind::Time => libc::CLONE_NEWTIME,
+        NsKind::User => libc::CLONE_NEWUSER,
+        NsKind::Uts => libc::CLONE_NEWUTS,
+    }
+}
+
+/// What the launch does with user namespaces and id maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Maps {
+    pub uid: Vec<IdMap>,
+    pub gid: Vec<IdMap>,
+    /// Write through newuidmap/newgidmap (ranges beyond the caller's own id).
+    pub helper: bool,
+}
+
+fn subid_range(file: &str, user: &str, uid: u32) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let (who, start, count) = (f.next()?, f.next()?, f.next()?);
+        (who == user || who == uid.to_string())
+            .then(|| Some((start.parse().ok()?, count.parse().ok()?)))?
+    })
+}
+
+/// The uid and gid maps of the sandbox's user namespace.
+pub fn id_maps(p: &Policy, uid: u32, gid: u32) -> Result<Maps, StepError> {
+    let id = &p.identity;
+    let mut maps = Maps {
+        uid: id.uid_map.clone(),
+        gid: id.gid_map.clone(),
+        helper: false,
+    };
+    if let Some(user) = &id.subids {
+        let (us, uc) = subid_range("/etc/subuid", user, uid)
+            .ok_or_else(|| StepError::new("id maps", format!("no /etc/subuid range for `{user}`")))
+            .hint(format!(
+                "add a line like `{user}:100000:65536` to /etc/subuid and /etc/subgid"
+            ))?;
+        let (gs, gc) = subid_range("/etc/subgid", user, uid)
+            .ok_or_else(|| StepError::new("id maps", format!("no /etc/subgid range for `{user}`")))
+            .hint(format!(
+                "add a line like `{user}:100000:65536` to /etc/subgid"
+            ))?;
+        maps.uid = vec![
+            IdMap {
+                inside: 0,
+                outside: uid,
+                count: 1,
+            },
+            IdMap {
+                inside: 1,
+                outside: us,
+                count: uc,
+            },
+        ];
+        maps.gid = vec![
+            IdMap {
+                inside: 0,
+                outside: gid,
+                count: 1,
+            },
+            IdMap {
+                inside: 1,
+                outside: gs,
+                count: gc,
+            },
+        ];
+    }
+    if maps.uid.is_empty() {
+        // Root keeps the host's ids (the user namespace then only confines capabilities);
+        // anyone else is root inside, mapped to themselves.
+        maps.uid = vec![if uid == 0 {
+            IdMap {
+                inside: 0,
+                outside: 0,
+                count: u32::MAX,
+            }
+        } else {
+            IdMap {
+                inside: 0,
+                outside: uid,
+                count: 1,
+            }
+        }];
+    }
+    if maps.gid.is_empty() {
+        maps.gid = vec![if uid == 0 {
+            IdMap {
+                inside: 0,
+                outside: 0,
+                count: u32::MAX,
+            }
+        } else {
+            IdMap {
+                inside: 0,
+                outside: gid,
+                count: 1,
+            }
+        }];
+    }
+    let own = |m: &[IdMap], me: u32| m.len() == 1 && m[0].count == 1 && m[0].outside == me;
+    maps.helper = uid != 0 && !(own(&maps.uid, uid) && own(&maps.gid, gid));
+    Ok(maps)
+}
+
+fn map_text(m: &[IdMap]) -> String {
+    m.iter()
+        .map(|m| format!("{} {} {}\n", m.inside, m.outside, m.count))
+        .collect()
+}
+
+fn write_maps(pid: i32, maps: &Maps) -> Result<(), StepError> {
+    if maps.helper {
+        for (tool, m) in [("newgidmap", &maps.gid), ("newuidmap", &maps.uid)] {
+            let mut cmd = std::process::Command::new(tool);
+            cmd.arg(pid.to_string());
+            for e in m.iter() {
+                cmd.args([
+                    e.inside.to_string(),
+                    e.outside.to_string(),
+                    e.count.to_string(),
+                ]);
+            }
+            let out = cmd
+                .output()
+                .at(format!("run {tool}"))
+                .hint("install the `uidmap` package for newuidmap/newgidmap")?;
+            if !out.status.success() {
+                return Err(StepError::new(
+                    format!("run {tool}"),
+                    String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                ))
+                .hint("the ranges must be granted to this user in /etc/subuid and /etc/subgid");
+            }
+        }
+        return Ok(());
+    }
+    let root = maps.uid.iter().all(|m| m.count > 1)
+        || std::fs::metadata("/proc/self").is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.uid() == 0
+        });
+    if !root {
+        // An unprivileged map of one's own gid needs setgroups denied first.
+        std::fs::write(format!("/proc/{pid}/setgroups"), "deny").at("write setgroups=deny")?;
+    }
+    std::fs::write(format!("/proc/{pid}/gid_map"), map_text(&maps.gid))
+        .at("write gid_map")
+        .hint("each inside range must map to ids the launcher may use")?;
+    std::fs::write(format!("/proc/{pid}/uid_map"), map_text(&maps.uid))
+        .at("write uid_map")
+        .hint("each inside range must map to ids the launcher may use")?;
+    Ok(())
+}
+
+/// The `ip` tool of the host, for veth set-up.
+fn ip(args: &[&str]) -> Result<(), StepError> {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .at(format!("ip {}", args.join(" ")))
+        .hint("veth networking uses `ip` from iproute2")?;
+    if !out.status.success() {
+        return Err(StepError::new(
+            format!("ip {}", args.join(" ")),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// The host end of the sandbox's veth pair.
+fn veth_host_name(pid: i32) -> String {
+    format!("kk{pid}")
+}
+
+const FORWARDED: &[libc::c_int] = &[
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
+
+/// How the launch ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The payload ran; its exit code (128 + signal when killed).
+    Exited {
+        code: i32,
+        timed_out: bool,
+        oom_kills: u64,
+    },
+    /// A step before exec failed.
+    Failed(StepError),
+}
+
+/// Run the prepared launch to the end.
+pub fn run(l: &Launch, verbose: bool) -> Outcome {
+    match launch(l, verbose) {
+        Ok(o) => o,
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+fn launch(l: &Launch, verbose: bool) -> Result<Outcome, StepError> {
+    let p = &l.policy;
+    let rootless = l.uid != 0;
+    let mut ns = p.namespaces.clone();
+    if rootless && ns.get(NsKind::User) == &NsMode::Host {
+        ns.0.insert(NsKind::User, NsMode::New);
+    }
+    let userns = ns.get(NsKind::User) == &NsMode::New;
+    let maps = if userns {
+        Some(id_maps(p, l.uid, l.gid)?)
+    } else {
+        None
+    };
+
+    // Pre-flight: nothing of the launcher leaks into the payload (CVE-2024-21626).
+    sys::cloexec_from(3).at("mark fds CLOEXEC")?;
+
+    // cgroup and its limits, before the child exists.
+    let layout = cgroup::host_layout();
+    let limits = cgroup::limits(&p.resources);
+    let strict = p.resources.cgroup == Some(Enforcement::Required);
+    let cg = Cgroup::create(&layout, &limits, strict)
+        .map_err(|e| StepError {
+            step: "cgroup".into(),
+            errno: e.source.raw_os_error().unwrap_or(0),
+            message: e.to_string(),
+            hint: Some(if rootless {
+                "without root, kakoi needs a delegated cgroup (e.g. `systemd-run --user --scope -p Delegate=yes kakoi run …`), or `cgroup optional` in the policy".into()
+            } else {
+                "check that the controller is mounted and enabled".into()
+            }),
+        })?;
+    for s in &cg.skipped {
+        eprintln!("kakoi: warning: cgroup limit not applied (`cgroup optional`): {s}");
+    }
+    let v2fd: Option<OwnedFd> = match &cg.v2 {
+        Some(d) => Some(
+            std::fs::File::open(d)
+                .map(OwnedFd::from)
+                .at("open the cgroup")?,
+        ),
+        None => None,
+    };
+
+    // Namespaces for clone3: cgroup and time are entered by the child itself (after it
+    // is in its cgroups; time offsets must be written before any process is inside).
+    let mut flags: u64 = 0;
+    for k in NsKind::ALL {
+        if ns.get(k) == &NsMode::New && !matches!(k, NsKind::Cgroup | NsKind::Time) {
+            flags |= clone_flag(k) as u64;
+        }
+    }
+    let (go_r, go_w) = sys::pipe().at("create the sync pipe")?;
+    let (err_r, err_w) = sys::pipe().at("create the error pipe")?;
+
+    // Signals to forward are blocked from before the clone, and read from a signalfd.
+    let mut blocked: Vec<libc::c_int> = FORWARDED.to_vec();
+    blocked.push(libc::SIGCHLD);
+    let set = sys::SigSet::of(&blocked);
+    set.set_mask().at("block signals")?;
+    let sfd = set.signalfd().at("create the signalfd")?;
+
+    if verbose {
+        eprintln!("kakoi: clone3 flags {flags:#x}");
+    }
+    let forked = sys::clone3(flags, v2fd.as_ref().map(|f| f.as_fd()))
+        .at("clone3")
+        .hint("creating namespaces needs root, or user namespaces enabled for unprivileged users (sysctl kernel.unprivileged_userns_clone)")?;
+    let (pid, pidfd) = match forked {
+        sys::Forked::Child => {
+            drop(go_w);
+            drop(err_r);
+            drop(sfd);
+            child::main(l, &ns, go_r, err_w)
+        }
+        sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(go_r);
+    drop(err_w);
+
+    let veth =
+        matches!(p.network.mode, NetMode::Veth { .. }) && ns.get(NsKind::Net) == &NsMode::New;
+    let setup = (|| -> Result<(), StepError> {
+        cg.attach_v1(pid).map_err(|e| StepError {
+            step: "cgroup".into(),
+            errno: e.source.raw_os_error().unwrap_or(0),
+            message: e.to_string(),
+            hint: None,
+        })?;
+        for r in &p.resources.rlimits {
+            let res = rlimit_resource(&r.name)
+                .ok_or_else(|| StepError::new("rlimit", format!("unknown rlimit `{}`", r.name)))?;
+            sys::setrlimit(pid, res, r.soft, r.hard)
+                .at(format!("rlimit {}", r.name))
+                .hint("raising a hard limit needs CAP_SYS_RESOURCE")?;
+        }
+        if let Some(m) = &maps {
+            write_maps(pid, m)?;
+        }
+        if let NetMode::Veth { bridge, .. } = &p.network.mode {
+            if veth {
+                let host = veth_host_name(pid);
+                ip(&[
+                    "link",
+                    "add",
+                    &host,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth0",
+                    "netns",
+                    &pid.to_string(),
+                ])?;
+                if let Some(b) = bridge {
+                    ip(&["link", "set", &host, "master", b]).hint(format!(
+                        "the bridge `{b}` must exist (ip link add {b} type bridge)"
+                    ))?;
+                }
+                ip(&["link", "set", &host, "up"])?;
+            }
+        }
+        Ok(())
+    })();
+    let cleanup_veth = || {
+        if veth {
+            let host = veth_host_name(pid);
+            if std::path::Path::new(&format!("/sys/class/net/{host}")).exists() {
+                let _ = ip(&["link", "del", &host]);
+            }
+        }
+    };
+    if let Err(e) = setup {
+        let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = sys::wait_pidfd(pidfd.as_fd());
+        cleanup_veth();
+        return Err(e);
+    }
+    // Go.
+    let _ = std::fs::File::from(go_w).write_all(b"g");
+
+    // The error pipe closes at exec (CLOEXEC); data means a step failed.
+    let mut report = Vec::new();
+    let _ = std::fs::File::from(err_r).read_to_end(&mut report);
+    if !report.is_empty() {
+        let _ = sys::wait_pidfd(pidfd.as_fd());
+        cleanup_veth();
+        let e = StepError::decode(&report).unwrap_or_else(|| {
+            StepError::new("child", String::from_utf8_lossy(&report).to_string())
+        });
+        return Err(e);
+    }
+
+    // Supervise.
+    let deadline = p
+        .process
+        .timeout_ms
+        .map(|t| Instant::now() + Duration::from_millis(t));
+    let mut timed_out = false;
+    let mut interrupts = 0;
+    loop {
+        let wait_ms = match deadline {
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(i32::MAX as u128) as i32,
+            None => -1,
+        };
+        let ready = sys::poll_in(&[pidfd.as_fd(), sfd.as_fd()], wait_ms).at("poll")?;
+        if ready[0] {
+            break;
+        }
+        if ready[1] {
+            while let Some(sig) = sys::read_signal(sfd.as_fd()) {
+                if sig == libc::SIGCHLD {
+                    continue;
+                }
+                // The payload is often pid 1 of its namespace, which ignores signals it
+                // has no handler for: a second interrupt kills it.
+                let sig = if matches!(sig, libc::SIGINT | libc::SIGTERM | libc::SIGHUP) {
+                    interrupts += 1;
+                    if interrupts > 1 {
+                        libc::SIGKILL
+                    } else {
+                        sig
+                    }
+                } else {
+                    sig
+                };
+                let _ = sys::pidfd_send_signal(pidfd.as_fd(), sig);
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
+            timed_out = true;
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            cg.kill_all();
+        }
+    }
+    let exit = sys::wait_pidfd(pidfd.as_fd()).at("wait for the payload")?;
+    let oom_kills = cg.oom_kills();
+    drop(cg);
+    cleanup_veth();
+    let code = match exit {
+        sys::Exit::Code(c) => c,
+        sys::Exit::Signal(s) => 128 + s,
+    };
+    Ok(Outcome::Exited {
+        code,
+        timed_out,
+        oom_kills,
+    })
+}
+
+fn rlimit_resource(name: &str) -> Option<libc::c_int> {
+    Some(match name {
+        "as" => libc::RLIMIT_AS,
+        "core" => libc::RLIMIT_CORE,
+        "cpu" => libc::RLIMIT_CPU,
+        "data" => libc::RLIMIT_DATA,
+        "fsize" => libc::RLIMIT_FSIZE,
+        "locks" => libc::RLIMIT_LOCKS,
+        "memlock" => libc::RLIMIT_MEMLOCK,
+        "msgqueue" => libc::RLIMIT_MSGQUEUE,
+        "nice" => libc::RLIMIT_NICE,
+        "nofile" => libc::RLIMIT_NOFILE,
+        "nproc" => libc::RLIMIT_NPROC,
+        "rss" => libc::RLIMIT_RSS,
+        "rtprio" => libc::RLIMIT_RTPRIO,
+        "rttime" => libc::RLIMIT_RTTIME,
+        "sigpending" => libc::RLIMIT_SIGPENDING,
+        "stack" => libc::RLIMIT_STACK,
+        _ => return None,
+    } as libc::c_int)
+}
+
+/// The sandboxed child: every step from "go" to `execve`.
+mod child {
+    use super::*;
+
+    /// Run the child's steps; on failure, report over `err` and exit. Never returns.
+    pub fn main(l: &Launch, ns: &policy_lang::ir::Namespaces, go: OwnedFd, err: OwnedFd) -> ! {
+        let e = match steps(l, ns, go) {
+            Ok(never) => match never {},
+            Err(e) => e,
+        };
+        let code = e.exit_code();
+        let _ = std::fs::File::from(err).write_all(&e.encode());
+        sys::exit_now(code)
+    }
+
+    fn write_proc(path: &str, text: &str) -> std::io::Result<()> {
+        // The handle must be on a real procfs: a /proc overmount could redirect the
+        // write (CVE-2019-16884).
+        let f = std::fs::OpenOptions::new().write(true).open(path)?;
+        const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+        if sys::fstatfs_type(f.as_fd())? != PROC_SUPER_MAGIC {
+            return Err(std::io::Error::from_raw_os_error(libc::EXDEV));
+        }
+        (&f).write_all(text.as_bytes())
+    }
+
+    fn cap_mask(names: &[String]) -> u64 {
+        names
+            .iter()
+            .filter_map(|n| policy_lang::catalogue::capability(n))
+            .fold(0, |m, c| m | 1u64 << c)
+    }
+
+    fn last_cap() -> u32 {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40)
+    }
+
+    fn resolve(argv0: &str, env: &[String]) -> Option<String> {
+        if argv0.contains('/') {
+            return Some(argv0.to_string());
+        }
+        let path = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/bin:/bin");
+        path.split(':').map(|d| format!("{d}/{argv0}")).find(|c| {
+            std::fs::metadata(c).is_ok_and(|m| {
+                use std::os::unix::fs::PermissionsExt;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            })
+        })
+    }
+
+    fn steps(
+        l: &Launch,
+        ns: &policy_lang::ir::Namespaces,
+        go: OwnedFd,
+    ) -> Result<std::convert::Infallible, StepError> {
+        let p = &l.policy;
+        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+            .at("PR_SET_PDEATHSIG")?;
+        // The parent is alive until it writes "go": EOF means it died before.
+        let mut b = [0u8; 1];
+        if std::fs::File::from(go).read(&mut b).unwrap_or(0) != 1 {
+            sys::exit_now(125);
+        }
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).at("PR_SET_DUMPABLE")?;
+        sys::setsid()
+            .at("setsid")
+            .hint("a new session keeps the payload from typing into the terminal (TIOCSTI)")?;
+
+        // Joined namespaces (user first: it decides what the others may do).
+        let mut joins: Vec<(NsKind, &String)> = NsKind::ALL
+            .iter()
+            .filter_map(|k| match ns.get(*k) {
+                NsMode::Join(path) => Some((*k, path)),
+                _ => None,
+            })
+            .collect();
+        joins.sort_by_key(|(k, _)| *k != NsKind::User);
+        let mut must_fork = false;
+        for (k, path) in joins {
+            let f = std::fs::File::open(path).at(format!("open {} namespace {path}", k.name()))?;
+            sys::setns(f.as_fd(), clone_flag(k))
+                .at(format!("join {} namespace {path}", k.name()))
+                .hint("joining a namespace needs CAP_SYS_ADMIN over its owner")?;
+            must_fork |= matches!(k, NsKind::Pid | NsKind::Time);
+        }
+        if ns.get(NsKind::Cgroup) == &NsMode::New {
+            sys::unshare(libc::CLONE_NEWCGROUP).at("unshare the cgroup namespace")?;
+        }
+        if ns.get(NsKind::Time) == &NsMode::New {
+            sys::unshare(libc::CLONE_NEWTIME).at("unshare the time namespace")?;
+            let offs: String = p
+                .process
+                .time_offsets
+                .iter()
+                .map(|(c, o)| format!("{c} {o} 0\n"))
+                .collect();
+            if !offs.is_empty() {
+                std::fs::write("/proc/self/timens_offsets", offs).at("write time offsets")?;
+            }
+            must_fork = true;
+        }
+        if must_fork {
+            // Time (and joined pid) namespaces apply to children: this process stays as
+            // their init and passes the exit status through.
+            if let Some(pid) = sys::fork().at("fork into the new namespaces")? {
+                let code = match sys::waitpid(pid) {
+                    Ok(sys::Exit::Code(c)) => c,
+                    Ok(sys::Exit::Signal(s)) => 128 + s,
+                    Err(_) => 125,
+                };
+                sys::exit_now(code);
+            }
+            sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+                .at("PR_SET_PDEATHSIG")?;
+        }
+        if ns.get(NsKind::Uts) == &NsMode::New {
+            if let Some(h) = &p.process.hostname {
+                sys::sethostname(h).at("sethostname")?;
+            }
+        }
+        if ns.get(NsKind::Net) == &NsMode::New {
+            sys::link_up("lo").at("bring lo up")?;
+            if let NetMode::Veth {
+                address, gateway, ..
+            } = &p.network.mode
+            {
+                if let Some(a) = address {
+                    ip(&["addr", "add", a, "dev", "eth0"])?;
+                }
+                ip(&["link", "set", "eth0", "up"])?;
+                if let Some(g) = gateway {
+                    ip(&["route", "add", "default", "via", g])?;
+                }
+            }
+        }
+        if ns.get(NsKind::Mount) == &NsMode::New {
+            super::super::mounts::build(p)?;
+        }
+
+        // LSM labels take effect at execve.
+        if l.apparmor {
+            if let Some(a) = &p.apparmor {
+                let text = format!("exec {}", a.profile);
+                write_proc("/proc/thread-self/attr/apparmor/exec", &text)
+                    .or_else(|_| write_proc("/proc/thread-self/attr/exec", &text))
+                    .at("set the AppArmor exec profile")
+                    .hint(format!("load the profile first: apparmor_parser -r apparmor.profile (profile `{}`)", a.profile))?;
+            }
+        }
+        if let Some(label) = &l.selinux {
+            write_proc("/proc/thread-self/attr/keycreate", label)
+                .at("set the SELinux key label")?;
+            write_proc("/proc/thread-self/attr/exec", label)
+                .at("set the SELinux exec label")
+                .hint("load the module first: semodule -i, or secilc with the base policy")?;
+        }
+
+        let cwd = &p.process.cwd;
+        std::env::set_current_dir(cwd).at(format!("chdir {cwd}"))?;
+        let here = std::env::current_dir().at("getcwd")?;
+        if !here.starts_with("/") {
+            return Err(StepError::new(
+                "getcwd",
+                "the working directory is outside the sandbox",
+            ))
+            .hint("CVE-2024-21626");
+        }
+        sys::cloexec_from(3).at("mark fds CLOEXEC")?;
+        let exe = resolve(&l.argv[0], &l.env).ok_or_else(|| StepError {
+            step: "execve".into(),
+            errno: libc::ENOENT,
+            message: format!("`{}` not found in the sandbox's PATH", l.argv[0]),
+            hint: Some("the command is looked up inside the sandbox, after pivot_root".into()),
+        })?;
+
+        let nnp = p.process.no_new_privs;
+        if !nnp {
+            // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: before the drop.
+            if let Some(prog) = &l.seccomp {
+                sys::seccomp_filter(prog, 0).at("install the seccomp filter")?;
+            }
+        }
+
+        // Credentials: bounding set while CAP_SETPCAP is held, keep caps across setuid,
+        // ids, then exactly the policy's sets (inheritable empty unless asked).
+        let c = &p.capabilities;
+        let bounding = cap_mask(&c.bounding);
+        for cap in 0..=last_cap() {
+            if bounding & (1u64 << cap) == 0 {
+                sys::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong)
+                    .at(format!("drop capability {cap} from the bounding set"))?;
+            }
+        }
+        sys::prctl(libc::PR_SET_KEEPCAPS, 1).at("PR_SET_KEEPCAPS")?;
+        let id = &p.identity;
+        let user = id.user.unwrap_or(0);
+        let group = id.group.unwrap_or(0);
+        let setgroups_allowed =
+            std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() == "allow");
+        if setgroups_allowed {
+            sys::setgroups(&id.groups).at("setgroups")?;
+        } else if !id.groups.is_empty() {
+            return Err(StepError::new(
+                "setgroups",
+                "supplementary groups need setgroups, which this user namespace denies",
+            ))
+            .hint("give the user subordinate ids (`subids`) so newgidmap can allow setgroups");
+        }
+        sys::setresgid(group)
+            .at(format!("setresgid {group}"))
+            .hint("the group must be mapped in the user namespace")?;
+        sys::setresuid(user)
+            .at(format!("setresuid {user}"))
+            .hint("the user must be mapped in the user namespace")?;
+        sys::capset(
+            cap_mask(&c.effective),
+            cap_mask(&c.permitted),
+            cap_mask(&c.inheritable),
+        )
+        .at("capset")?;
+        sys::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+        )
+        .at("clear ambient capabilities")?;
+        for a in &c.ambient {
+            if let Some(n) = policy_lang::catalogue::capability(a) {
+                sys::prctl_ambient_raise(n).at(format!("raise ambient {a}"))?;
+            }
+        }
+        sys::prctl(libc::PR_SET_KEEPCAPS, 0).at("PR_SET_KEEPCAPS")?;
+        if nnp {
+            sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).at("PR_SET_NO_NEW_PRIVS")?;
+        }
+        match crate::apply::landlock::restrict_self(&l.landlock) {
+            Ok(_) => {}
+            Err(e) => {
+                return Err(StepError::new("landlock", e.to_string()))
+                    .hint("`landlock required` fails on kernels without the rights it needs; `landlock optional` degrades");
+            }
+        }
+        sys::reset_signal_dispositions();
+        sys::SigSet::of(&[]).set_mask().at("unblock signals")?;
+        let argv: Vec<CString> = l
+            .argv
+            .iter()
+            .map(|a| CString::new(a.as_str()).unwrap_or_default())
+            .collect();
+        let env: Vec<CString> = l
+            .env
+            .iter()
+            .map(|a| CString::new(a.as_str()).unwrap_or_default())
+            .collect();
+        let path = CString::new(exe).unwrap_or_default();
+        if nnp {
+            if let Some(prog) = &l.seccomp {
+                sys::seccomp_filter(prog, 0).at("install the seccomp filter")?;
+            }
+        }
+        let e = sys::execve(&path, &argv, &env);
+        Err(e)
+            .at("execve")
+            .hint("the filter and the access rules must allow executing the command")
+    }
+}

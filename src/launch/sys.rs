@@ -1,0 +1,689 @@
+//! The launcher's system calls: every `unsafe` block of `kakoi run` is in this module, each
+//! a thin wrapper that turns a raw call into `io::Result`. Callers stay safe code.
+//!
+//! Wrappers take Rust types (`&CStr`, `BorrowedFd`) so the pointers handed to the kernel are
+//! valid for the call; none keeps a pointer after it returns.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+fn check(r: libc::c_long) -> io::Result<libc::c_long> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn check_int(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Take ownership of a file descriptor a successful call returned.
+fn owned(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: `fd` was just returned by the kernel as a new descriptor that nothing else
+    // owns; wrapping it makes it closed exactly once.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+}
+
+/// What `clone3` returned in this process.
+pub enum Forked {
+    Child,
+    Parent { pid: libc::pid_t, pidfd: OwnedFd },
+}
+
+/// `clone3` with `flags` (namespace flags, `CLONE_INTO_CGROUP` when `cgroup` is given),
+/// always `CLONE_PIDFD` and `SIGCHLD` as the exit signal.
+///
+/// The child is a copy of this process; it must only call [`Forked::Child`]-safe code
+/// (the launcher is single-threaded when it calls this, so the allocator is not locked).
+pub fn clone3(flags: u64, cgroup: Option<BorrowedFd>) -> io::Result<Forked> {
+    let mut pidfd: libc::c_int = -1;
+    let mut args: libc::clone_args =
+        // SAFETY: `clone_args` is a plain C struct of integers; all-zero is its documented
+        // "nothing set" value.
+        unsafe { std::mem::zeroed() };
+    args.flags = flags | libc::CLONE_PIDFD as u64;
+    args.pidfd = &mut pidfd as *mut libc::c_int as u64;
+    args.exit_signal = libc::SIGCHLD as u64;
+    if let Some(fd) = cgroup {
+        const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: `args` is a valid, initialised clone_args of the size passed; `pidfd` lives
+    // across the call. Without CLONE_VM the child gets its own copy of memory, so it
+    // returning into Rust code is the same as after fork(2).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    match check(r)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: pid as libc::pid_t,
+            pidfd: owned(pidfd as libc::c_long),
+        }),
+    }
+}
+
+/// `fork(2)`: used only by the child, to enter a time namespace.
+pub fn fork() -> io::Result<Option<libc::pid_t>> {
+    // SAFETY: the caller (the sandbox child) is single-threaded.
+    let r = unsafe { libc::fork() };
+    match check_int(r)? {
+        0 => Ok(None),
+        pid => Ok(Some(pid)),
+    }
+}
+
+/// Leave the process now, without running destructors or atexit handlers (which belong to
+/// the launcher, not to its copy in the child).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+pub fn unshare(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall with an integer argument.
+    check_int(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+pub fn setns(fd: BorrowedFd, nstype: libc::c_int) -> io::Result<()> {
+    // SAFETY: `fd` is an open descriptor borrowed for the call.
+    check_int(unsafe { libc::setns(fd.as_raw_fd(), nstype) }).map(drop)
+}
+
+pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<libc::c_int> {
+    // SAFETY: the prctl options used by the launcher take integer arguments only.
+    check_int(unsafe { libc::prctl(option, arg, 0 as libc::c_ulong, 0 as libc::c_ulong, 0) })
+}
+
+pub fn getppid() -> libc::pid_t {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::getppid() }
+}
+
+pub fn sethostname(name: &str) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes for the call.
+    check_int(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }).map(drop)
+}
+
+/// `mount(2)` with optional source, type and data.
+pub fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> io::Result<()> {
+    let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: every pointer is null or a NUL-terminated string borrowed for the call.
+    check_int(unsafe { libc::mount(p(source), target.as_ptr(), p(fstype), flags, p(data).cast()) })
+        .map(drop)
+}
+
+pub fn umount2(target: &CStr, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: `target` is a NUL-terminated string borrowed for the call.
+    check_int(unsafe { libc::umount2(target.as_ptr(), flags) }).map(drop)
+}
+
+pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> io::Result<()> {
+    // SAFETY: both paths are NUL-terminated strings borrowed for the call.
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) })
+        .map(drop)
+}
+
+pub const OPEN_TREE_CLONE: libc::c_uint = 1;
+pub const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+pub const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// `open_tree(dfd, path, flags)`: with `OPEN_TREE_CLONE` a detached copy of the mount.
+pub fn open_tree(dfd: BorrowedFd, path: &CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: `dfd` is open, `path` is NUL-terminated; both borrowed for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            dfd.as_raw_fd(),
+            path.as_ptr(),
+            flags | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    check(r).map(owned)
+}
+
+/// Attach the mount `from` on the file `to` refers to (both as fds: the destination is
+/// exactly the verified object, never a path that could be swapped).
+pub fn move_mount_fd(from: BorrowedFd, to: BorrowedFd) -> io::Result<()> {
+    let empty = c"";
+    // SAFETY: both fds are open and `empty` is a NUL-terminated string.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            empty.as_ptr(),
+            to.as_raw_fd(),
+            empty.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    check(r).map(drop)
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE?, …)`.
+pub fn mount_setattr(
+    fd: BorrowedFd,
+    recursive: bool,
+    set: u64,
+    clear: u64,
+    userns: Option<BorrowedFd>,
+) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: userns.map_or(0, |f| f.as_raw_fd() as u64),
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: `attr` is a valid mount_attr of the size passed; the fds are open.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(r).map(drop)
+}
+
+/// `openat2(dfd, path, {flags, mode, resolve})`, always `O_CLOEXEC`.
+pub fn openat2(
+    dfd: BorrowedFd,
+    path: &CStr,
+    flags: libc::c_int,
+    mode: u32,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
+    let mut how: libc::open_how =
+        // SAFETY: `open_how` is a plain C struct of integers; zero is "nothing set".
+        unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = u64::from(mode);
+    how.resolve = resolve;
+    // SAFETY: `how` is valid for the size passed, `path` NUL-terminated, `dfd` open.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dfd.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    check(r).map(owned)
+}
+
+pub fn mkdirat(dfd: BorrowedFd, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: `dfd` is open and `name` NUL-terminated, borrowed for the call.
+    check_int(unsafe { libc::mkdirat(dfd.as_raw_fd(), name.as_ptr(), mode) }).map(drop)
+}
+
+pub fn fstatfs_type(fd: BorrowedFd) -> io::Result<i64> {
+    // SAFETY: `statfs` is plain data; zero is a valid value to be overwritten.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` is a valid out-pointer for the call.
+    check_int(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })?;
+    Ok(st.f_type as i64)
+}
+
+pub fn fstat(fd: BorrowedFd) -> io::Result<libc::stat> {
+    // SAFETY: `stat` is plain data; zero is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` is a valid out-pointer; the empty path with
+    // AT_EMPTY_PATH names the fd itself.
+    check_int(unsafe {
+        libc::fstatat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            &mut st,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    Ok(st)
+}
+
+/// Mark every descriptor from `first` up `CLOEXEC` (CVE-2024-21626: nothing of the
+/// launcher leaks into the payload).
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    check_int(unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) })
+        .map(drop)
+}
+
+pub fn pidfd_send_signal(pidfd: BorrowedFd, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: `pidfd` is open; a null siginfo means "as kill(2) would send it".
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    check_int(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// How a waited-for process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+/// Reap the process behind `pidfd` (blocking).
+pub fn wait_pidfd(pidfd: BorrowedFd) -> io::Result<Exit> {
+    // SAFETY: `siginfo_t` is plain data; zero is valid before the kernel fills it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `info` is a valid out-pointer; P_PIDFD takes the fd as the id.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED,
+            )
+        };
+        match check_int(r) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    // SAFETY: after a successful WEXITED wait the kernel filled si_code and si_status.
+    let status = unsafe { info.si_status() };
+    Ok(if info.si_code == libc::CLD_EXITED {
+        Exit::Code(status)
+    } else {
+        Exit::Signal(status)
+    })
+}
+
+/// Reap `pid` (blocking); used by the time-namespace intermediate.
+pub fn waitpid(pid: libc::pid_t) -> io::Result<Exit> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        match check_int(r) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(if libc::WIFEXITED(status) {
+        Exit::Code(libc::WEXITSTATUS(status))
+    } else {
+        Exit::Signal(libc::WTERMSIG(status))
+    })
+}
+
+/// A set of signals, for blocking and for `signalfd`.
+pub struct SigSet(libc::sigset_t);
+
+impl SigSet {
+    pub fn of(signals: &[libc::c_int]) -> SigSet {
+        // SAFETY: sigset_t is plain data, initialised by sigemptyset before use.
+        let mut s: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `s` is a valid sigset_t.
+        unsafe { libc::sigemptyset(&mut s) };
+        for &sig in signals {
+            // SAFETY: `s` is a valid sigset_t; an invalid signal number only returns EINVAL.
+            unsafe { libc::sigaddset(&mut s, sig) };
+        }
+        SigSet(s)
+    }
+
+    /// Set the calling thread's signal mask to exactly this set.
+    pub fn set_mask(&self) -> io::Result<()> {
+        // SAFETY: the set is valid; the old mask is not wanted (null).
+        let r = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+        if r != 0 {
+            return Err(io::Error::from_raw_os_error(r));
+        }
+        Ok(())
+    }
+
+    pub fn signalfd(&self) -> io::Result<OwnedFd> {
+        // SAFETY: the set is valid; -1 asks for a new descriptor.
+        let r = unsafe { libc::signalfd(-1, &self.0, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+        check_int(r).map(|fd| owned(fd as libc::c_long))
+    }
+}
+
+/// Reset every catchable signal to its default disposition (the payload must not inherit
+/// the launcher's ignored signals).
+pub fn reset_signal_dispositions() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is always a valid disposition; errors (for signals the C library
+        // reserves) are ignored on purpose.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
+/// Read one pending signal from a `signalfd`.
+pub fn read_signal(fd: BorrowedFd) -> Option<libc::c_int> {
+    // SAFETY: signalfd_siginfo is plain data.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: `info` is a writable buffer of `size` bytes.
+    let n = unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            (&mut info as *mut libc::signalfd_siginfo).cast(),
+            size,
+        )
+    };
+    (n == size as isize).then_some(info.ssi_signo as libc::c_int)
+}
+
+/// `poll` on `fds` for input; returns which are readable, or none on timeout.
+pub fn poll_in(fds: &[BorrowedFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|f| libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `p` is a valid array of `p.len()` pollfd entries.
+    let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+    match check_int(r) {
+        Ok(_) => Ok(p.iter().map(|x| x.revents != 0).collect()),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(vec![false; fds.len()]),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn setrlimit(pid: libc::pid_t, resource: libc::c_int, soft: u64, hard: u64) -> io::Result<()> {
+    let l = libc::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `l` is a valid rlimit64; the old value is not wanted (null).
+    check_int(unsafe {
+        libc::prlimit64(
+            pid,
+            resource as libc::__rlimit_resource_t,
+            &l,
+            std::ptr::null_mut(),
+        )
+    })
+    .map(drop)
+}
+
+pub fn setgroups(groups: &[libc::gid_t]) -> io::Result<()> {
+    // SAFETY: pointer and length describe `groups` for the call.
+    check_int(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) }).map(drop)
+}
+
+pub fn setresgid(g: libc::gid_t) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments (libc applies it to every thread).
+    check_int(unsafe { libc::setresgid(g, g, g) }).map(drop)
+}
+
+pub fn setresuid(u: libc::uid_t) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    check_int(unsafe { libc::setresuid(u, u, u) }).map(drop)
+}
+
+/// Install a classic BPF seccomp filter (`prog` is a raw `sock_filter` array).
+pub fn seccomp_filter(prog: &[u8], flags: libc::c_ulong) -> io::Result<()> {
+    if prog.len() % 8 != 0 || prog.is_empty() || prog.len() / 8 > u16::MAX as usize {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // The bytes may not be aligned for sock_filter: copy them.
+    let insns: Vec<libc::sock_filter> = prog
+        .chunks_exact(8)
+        .map(|c| libc::sock_filter {
+            code: u16::from_le_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    let fprog = libc::sock_fprog {
+        len: insns.len() as u16,
+        filter: insns.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `fprog` points at `insns`, which outlives the call; the kernel copies it.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &fprog as *const libc::sock_fprog,
+        )
+    })
+    .map(drop)
+}
+
+/// Bring a network interface up (`SIOCSIFFLAGS` with `IFF_UP`) in the current netns.
+pub fn link_up(name: &str) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    let s = check_int(unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+    })?;
+    let sock = owned(s as libc::c_long);
+    // SAFETY: ifreq is plain data; zero is a valid start.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req
+        .ifr_name
+        .iter_mut()
+        .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+    {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: `req` is a valid ifreq; SIOCGIFFLAGS fills the flags union member.
+    check_int(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: the flags member was just written by the kernel.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: `req` is a valid ifreq with the name and new flags.
+    check_int(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(drop)
+}
+
+/// `execve`; returns only on failure.
+pub fn execve(path: &CStr, argv: &[CString], env: &[CString]) -> io::Error {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = env.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: both arrays are NULL-terminated arrays of NUL-terminated strings that
+    // outlive the call.
+    unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// A pipe whose ends are both `CLOEXEC`.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid out-array of two ints.
+    check_int(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    Ok((owned(fds[0] as libc::c_long), owned(fds[1] as libc::c_long)))
+}
+
+pub fn setsid() -> io::Result<()> {
+    // SAFETY: no arguments.
+    check_int(unsafe { libc::setsid() }).map(drop)
+}
+
+pub fn umask(mask: u32) {
+    // SAFETY: no pointers; cannot fail.
+    unsafe { libc::umask(mask) };
+}
+
+/// Set the three capability sets at once (`capset`, version 3: 64-bit sets).
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let hdr = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let lo = |v: u64| v as u32;
+    let hi = |v: u64| (v >> 32) as u32;
+    let data = [
+        Data {
+            effective: lo(effective),
+            permitted: lo(permitted),
+            inheritable: lo(inheritable),
+        },
+        Data {
+            effective: hi(effective),
+            permitted: hi(permitted),
+            inheritable: hi(inheritable),
+        },
+    ];
+    // SAFETY: `hdr` and the two-element `data` array are the v3 layout capset reads.
+    check(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) })
+        .map(drop)
+}
+
+pub fn symlinkat(target: &CStr, dfd: BorrowedFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: both strings are NUL-terminated and `dfd` is open, borrowed for the call.
+    check_int(unsafe { libc::symlinkat(target.as_ptr(), dfd.as_raw_fd(), name.as_ptr()) }).map(drop)
+}
+
+/// A new filesystem instance as a detached mount: `fsopen(fstype)`, one `fsconfig` per
+/// option (`None`: a flag), `FSCONFIG_CMD_CREATE`, `fsmount(attrs)`.
+pub fn fs_mount(
+    fstype: &CStr,
+    options: &[(&str, Option<&str>)],
+    attrs: u64,
+) -> io::Result<OwnedFd> {
+    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    // SAFETY: `fstype` is NUL-terminated; FSOPEN_CLOEXEC is the only flag.
+    let fsfd =
+        check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), 1 as libc::c_uint) })
+            .map(owned)?;
+    for (k, v) in options {
+        let key = CString::new(*k).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let val = v
+            .map(CString::new)
+            .transpose()
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let (cmd, vp) = match &val {
+            Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+            None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+        };
+        // SAFETY: `fsfd` is open; key and value are NUL-terminated (or null for a flag).
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fsfd.as_raw_fd(),
+                cmd,
+                key.as_ptr(),
+                vp,
+                0,
+            )
+        })?;
+    }
+    // SAFETY: `fsfd` is open; CMD_CREATE takes no key or value.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fsfd.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        )
+    })?;
+    // SAFETY: `fsfd` is a configured filesystem context; FSMOUNT_CLOEXEC = 1.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fsfd.as_raw_fd(),
+            1 as libc::c_uint,
+            attrs,
+        )
+    })
+    .map(owned)
+}
+
+pub fn fchdir(fd: BorrowedFd) -> io::Result<()> {
+    // SAFETY: `fd` is an open descriptor borrowed for the call.
+    check_int(unsafe { libc::fchdir(fd.as_raw_fd()) }).map(drop)
+}
+
+/// `/` of the calling process as an `O_PATH` directory fd.
+pub fn open_root() -> io::Result<OwnedFd> {
+    // SAFETY: the path is a NUL-terminated literal.
+    let r = unsafe {
+        libc::open(
+            c"/".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    check_int(r).map(|fd| owned(fd as libc::c_long))
+}
+
+pub fn prctl_ambient_raise(cap: u32) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    check_int(unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            cap as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    })
+    .map(drop)
+}
