@@ -761,12 +761,14 @@ fn run_cmd(
         if format == Format::Json {
             eprintln!("{}", serde_json::json!({"error": e}));
         } else {
+            // io::Error's text ends in "(os error N)": say it once, as errno.
+            let msg = e.message.split(" (os error").next().unwrap_or(&e.message);
             let errno = if e.errno != 0 {
                 format!(" (errno {})", e.errno)
             } else {
                 String::new()
             };
-            eprintln!("kakoi: {}: {}{errno}", e.step, e.message);
+            eprintln!("kakoi: {}: {msg}{errno}", e.step);
             if let Some(h) = &e.hint {
                 eprintln!("  hint: {h}");
             }

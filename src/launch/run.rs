@@ -4,7 +4,7 @@
 
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use policy_lang::ir::{Enforcement, IdMap, Level, NetMode, NsKind, NsMode, Policy};
@@ -643,7 +643,7 @@ mod child {
 
     /// Run the child's steps; on failure, report over `err` and exit. Never returns.
     pub fn main(l: &Launch, ns: &policy_lang::ir::Namespaces, go: OwnedFd, err: OwnedFd) -> ! {
-        let e = match steps(l, ns, go) {
+        let e = match steps(l, ns, go, err.as_raw_fd()) {
             Ok(never) => match never {},
             Err(e) => e,
         };
@@ -697,6 +697,7 @@ mod child {
         l: &Launch,
         ns: &policy_lang::ir::Namespaces,
         go: OwnedFd,
+        err: std::os::fd::RawFd,
     ) -> Result<std::convert::Infallible, StepError> {
         let p = &l.policy;
         sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
@@ -748,6 +749,8 @@ mod child {
             // Time (and joined pid) namespaces apply to children: this process stays as
             // their init and passes the exit status through.
             if let Some(pid) = sys::fork().at("fork into the new namespaces")? {
+                // Only the forked child reports errors; the launcher sees EOF at its exec.
+                sys::close_raw(err);
                 let code = match sys::waitpid(pid) {
                     Ok(sys::Exit::Code(c)) => c,
                     Ok(sys::Exit::Signal(s)) => 128 + s,

@@ -687,3 +687,11 @@ pub fn prctl_ambient_raise(cap: u32) -> io::Result<()> {
     })
     .map(drop)
 }
+
+/// Close a descriptor this process holds a copy of but does not own as a Rust value (the
+/// time-namespace intermediate's copy of the error pipe, after `fork`).
+pub fn close_raw(fd: RawFd) {
+    // SAFETY: after fork, the intermediate never touches the Rust value that owns this
+    // descriptor again (it only waits and exits), so closing it here cannot double-close.
+    unsafe { libc::close(fd) };
+}
