@@ -2,7 +2,7 @@
 # Install the system packages kakoi needs to build and test, non-interactively.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
-pkgs=(libseccomp-dev pkg-config apparmor secilc setools)
+pkgs=(libseccomp-dev pkg-config apparmor secilc setools uidmap iproute2 passwd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

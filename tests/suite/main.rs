@@ -12,12 +12,15 @@
 //!   seccomp programs equal the policy's own meaning.
 //! - `seccomp`: both backends against the policy on a corpus and random policies, the
 //!   size/speed/cache targets of kakoi's generator, and the live kernel.
+//! - `launch`: `kakoi run` checked from inside by the probe (examples/probe.rs): caps,
+//!   namespaces, mounts, cgroups, limits, id maps (root and rootless), networking, exits.
 //! - `cli`: exit codes, `--format json`, `--emit`, atomic bundle writes, completions, man.
 
 mod backends;
 mod cli;
 mod diagnostics;
 mod docker;
+mod launch;
 mod live;
 mod profiles;
 mod seccomp;

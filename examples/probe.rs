@@ -1,0 +1,250 @@
+//! The in-sandbox probe: run as the payload of `kakoi run`, it reports what the sandbox
+//! looks like from inside, as one JSON object on stdout. Tests assert on this report, not
+//! on the launcher's own belief.
+//!
+//! Arguments are actions, run in order after the report is gathered; each adds an entry
+//! to `actions` with "ok" or the errno name:
+//!   read:PATH   write:PATH   exec:PATH   fork:N (how many children could be forked)
+//!   alloc:MIB (touch that much memory)   exit:CODE   signal:SIG (kill itself)
+//!   wait-signal:SIG (block until SIG arrives, then report)   sleep:MS   tcp-bind:PORT
+//!
+//! Built by `cargo test` (examples are); used from `tests/suite/launch.rs`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn status_field(status: &str, key: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+        .unwrap_or_default()
+}
+
+fn errno_name(e: &std::io::Error) -> String {
+    let n = e.raw_os_error().unwrap_or(0);
+    let name = match n {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EACCES => "EACCES",
+        libc::EROFS => "EROFS",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOSYS => "ENOSYS",
+        libc::EINVAL => "EINVAL",
+        libc::EXDEV => "EXDEV",
+        libc::ENOMEM => "ENOMEM",
+        libc::EADDRINUSE => "EADDRINUSE",
+        _ => return format!("errno {n}"),
+    };
+    name.to_string()
+}
+
+fn result(r: std::io::Result<()>) -> String {
+    match r {
+        Ok(()) => "ok".into(),
+        Err(e) => errno_name(&e),
+    }
+}
+
+fn clock(id: libc::clockid_t) -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    ts.tv_sec
+}
+
+fn rlimit(res: libc::__rlimit_resource_t) -> (u64, u64) {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `l` is a valid out-pointer.
+    unsafe { libc::getrlimit(res, &mut l) };
+    (l.rlim_cur, l.rlim_max)
+}
+
+fn fork_children(n: usize) -> (usize, String) {
+    let mut pids = Vec::new();
+    let mut err = String::new();
+    for _ in 0..n {
+        // SAFETY: the child only sleeps and exits.
+        match unsafe { libc::fork() } {
+            0 => {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                // SAFETY: leave the child without running the parent's destructors.
+                unsafe { libc::_exit(0) };
+            }
+            -1 => {
+                err = errno_name(&std::io::Error::last_os_error());
+                break;
+            }
+            pid => pids.push(pid),
+        }
+    }
+    for p in &pids {
+        // SAFETY: reaping our own children.
+        unsafe { libc::waitpid(*p, std::ptr::null_mut(), 0) };
+    }
+    (pids.len(), err)
+}
+
+fn main() {
+    let status = read("/proc/self/status");
+    let mut r = serde_json::Map::new();
+    let mut put = |k: &str, v: serde_json::Value| {
+        r.insert(k.to_string(), v);
+    };
+    for k in [
+        "CapInh",
+        "CapPrm",
+        "CapEff",
+        "CapBnd",
+        "CapAmb",
+        "NoNewPrivs",
+        "Seccomp",
+        "Uid",
+        "Gid",
+        "Groups",
+    ] {
+        put(k, status_field(&status, &format!("{k}:")).into());
+    }
+    put("uid_map", read("/proc/self/uid_map").into());
+    put("gid_map", read("/proc/self/gid_map").into());
+    put("setgroups", read("/proc/self/setgroups").trim().into());
+    let mut ns = BTreeMap::new();
+    for n in ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"] {
+        let link = std::fs::read_link(format!("/proc/self/ns/{n}"))
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        ns.insert(n, link);
+    }
+    put("ns", serde_json::to_value(ns).unwrap());
+    let mounts: Vec<serde_json::Value> = read("/proc/self/mountinfo")
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let f: Vec<&str> = left.split_whitespace().collect();
+            let fstype = right.split_whitespace().next()?;
+            Some(serde_json::json!({"target": f.get(4)?, "options": f.get(5)?, "root": f.get(3)?, "fstype": fstype}))
+        })
+        .collect();
+    put("mounts", mounts.into());
+    put("cgroup", read("/proc/self/cgroup").into());
+    put("hostname", read("/proc/sys/kernel/hostname").trim().into());
+    let mut ifaces: Vec<String> = read("/proc/net/dev")
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next().map(|s| s.trim().to_string()))
+        .collect();
+    ifaces.sort();
+    put("interfaces", ifaces.into());
+    put("addresses", read("/proc/net/fib_trie").into());
+    put("pid", std::process::id().into());
+    // SAFETY: no arguments.
+    put("ppid", unsafe { libc::getppid() }.into());
+    put(
+        "cwd",
+        std::env::current_dir()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .into(),
+    );
+    put(
+        "env",
+        std::env::vars()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    let fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.flatten()
+                .map(|e| {
+                    let t = std::fs::read_link(e.path())
+                        .map(|t| t.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    format!("{}={t}", e.file_name().to_string_lossy())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    put("fds", fds.into());
+    put("monotonic", clock(libc::CLOCK_MONOTONIC).into());
+    put("boottime", clock(libc::CLOCK_BOOTTIME).into());
+    let (s, h) = rlimit(libc::RLIMIT_NOFILE);
+    put("nofile", serde_json::json!([s, h]));
+
+    let mut actions = Vec::new();
+    let mut exit_code = 0;
+    for a in std::env::args().skip(1) {
+        let (verb, arg) = a.split_once(':').unwrap_or((&a, ""));
+        let out: String = match verb {
+            "read" => result(std::fs::read(arg).map(drop)),
+            "write" => result(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(arg)
+                    .and_then(|mut f| f.write_all(b"probe\n")),
+            ),
+            "exec" => result(std::process::Command::new(arg).status().map(drop)),
+            "fork" => {
+                let (n, e) = fork_children(arg.parse().unwrap_or(0));
+                format!("{n} {e}")
+            }
+            "alloc" => {
+                let mib: usize = arg.parse().unwrap_or(0);
+                let mut v: Vec<u8> = Vec::with_capacity(mib << 20);
+                v.resize(mib << 20, 1);
+                format!(
+                    "ok {}",
+                    v.iter().step_by(4096).map(|b| *b as usize).sum::<usize>()
+                )
+            }
+            "exit" => {
+                exit_code = arg.parse().unwrap_or(1);
+                "ok".into()
+            }
+            "signal" => {
+                let _ = std::io::stdout().flush();
+                // SAFETY: sending a signal to ourselves.
+                unsafe { libc::raise(arg.parse().unwrap_or(libc::SIGKILL)) };
+                "survived".into()
+            }
+            "wait-signal" => {
+                let sig: i32 = arg.parse().unwrap_or(libc::SIGUSR1);
+                // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+                let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+                let mut got = 0;
+                // SAFETY: `set` is valid; block the signal, then wait for it.
+                unsafe {
+                    libc::sigemptyset(&mut set);
+                    libc::sigaddset(&mut set, sig);
+                    libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                    println!("ready");
+                    let _ = std::io::stdout().flush();
+                    libc::sigwait(&set, &mut got);
+                }
+                format!("got {got}")
+            }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_millis(arg.parse().unwrap_or(0)));
+                "ok".into()
+            }
+            "tcp-bind" => result(
+                std::net::TcpListener::bind(("127.0.0.1", arg.parse().unwrap_or(0))).map(drop),
+            ),
+            _ => "unknown action".into(),
+        };
+        actions.push(serde_json::json!({"action": a, "result": out}));
+    }
+    r.insert("actions".into(), actions.into());
+    println!("{}", serde_json::Value::Object(r));
+    std::process::exit(exit_code);
+}

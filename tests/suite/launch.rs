@@ -1,0 +1,771 @@
+//! `kakoi run`, checked from inside: the probe (`examples/probe.rs`, built by `cargo test`)
+//! runs as the payload and reports what it sees; the tests compare that with the policy.
+//!
+//! These need root (CI runs as root); without it they say so and pass vacuously only
+//! in that one case. The rootless tests run the launcher as an unprivileged user they
+//! create (`kakoitest`).
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::util::{kakoi, stderr, stdout};
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    })
+}
+
+macro_rules! need_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipped: `kakoi run` tests need root");
+            return;
+        }
+    };
+}
+
+/// The directory holding the built probe (target/<profile>/examples).
+fn examples_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
+    assert!(
+        dir.join("probe").is_file(),
+        "the probe is built by `cargo test` ({})",
+        dir.display()
+    );
+    dir
+}
+
+/// A temporary directory others can read (for the rootless launcher).
+fn tempdir() -> tempfile::TempDir {
+    let d = tempfile::Builder::new()
+        .prefix("kakoi-run-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(
+        d.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    d
+}
+
+/// Write a policy extending `default` (plus `extra`) that binds the probe at /probe.
+fn policy(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        "extends \"default\"\nfilesystem {{\n    bind \"{}\" -> \"/probe\"\n}}\n{extra}\n",
+        examples_dir().display()
+    );
+    let p = dir.join(format!("{name}.kakoi"));
+    std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    p
+}
+
+fn run_probe(policy: &Path, actions: &[&str]) -> Output {
+    let mut c = kakoi();
+    c.args(["run", "--policy"])
+        .arg(policy)
+        .args(["--", "/probe/probe"])
+        .args(actions);
+    c.output().unwrap()
+}
+
+/// The probe's report (the last line of its output).
+fn report(o: &Output) -> Value {
+    let out = stdout(o);
+    let line = out
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no report; stderr: {}", stderr(o)));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}\nstderr: {}", stderr(o)))
+}
+
+fn action(r: &Value, i: usize) -> String {
+    r["actions"][i]["result"].as_str().unwrap().to_string()
+}
+
+fn mount<'a>(r: &'a Value, target: &str) -> Option<&'a Value> {
+    r["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| m["target"] == target)
+}
+
+fn my_ns(n: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{n}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Held by tests that count leftover cgroups and by the one that leaves one on purpose.
+static CGROUP_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn cgroup_lock() -> std::sync::MutexGuard<'static, ()> {
+    CGROUP_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// cgroup directories left by launchers (`kakoi-<pid>`) whose launcher is gone.
+fn leftover_cgroups() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for base in [
+        "/sys/fs/cgroup",
+        "/sys/fs/cgroup/unified",
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/memory",
+    ] {
+        for e in std::fs::read_dir(base).into_iter().flatten().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = n.strip_prefix("kakoi-") {
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    v.push(e.path());
+                }
+            }
+        }
+    }
+    v
+}
+
+fn cap_mask(names: &[&str]) -> String {
+    let m = names
+        .iter()
+        .map(|n| kakoi::policy_lang::catalogue::capability(n).unwrap())
+        .fold(0u64, |m, c| m | 1 << c);
+    format!("{m:016x}")
+}
+
+const DOCKER_CAPS: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+#[test]
+fn the_default_sandbox_seen_from_inside() {
+    need_root!();
+    let d = tempdir();
+    let p = policy(d.path(), "default", "");
+    let o = run_probe(&p, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&o);
+    // Capabilities exactly the policy's; inheritable and ambient empty (CVE-2022-29162).
+    let caps = cap_mask(DOCKER_CAPS);
+    for k in ["CapPrm", "CapEff", "CapBnd"] {
+        assert_eq!(r[k], caps, "{k}");
+    }
+    assert_eq!(r["CapInh"], "0000000000000000");
+    assert_eq!(r["CapAmb"], "0000000000000000");
+    assert_eq!(r["NoNewPrivs"], "1");
+    assert_eq!(r["Seccomp"], "2");
+    // New cgroup, ipc, mount, net, pid and uts namespaces; the host's user and time.
+    for n in ["cgroup", "ipc", "mnt", "net", "pid", "uts"] {
+        assert_ne!(r["ns"][n], my_ns(n), "{n} namespace is new");
+    }
+    for n in ["user", "time"] {
+        assert_eq!(r["ns"][n], my_ns(n), "{n} namespace is the host's");
+    }
+    assert_eq!(r["pid"], 1);
+    assert_eq!(r["hostname"], "kakoi");
+    assert_eq!(r["interfaces"], serde_json::json!(["lo"]));
+    // The cgroup namespace root is the sandbox's own cgroup, on every hierarchy.
+    for l in r["cgroup"].as_str().unwrap().lines() {
+        assert!(l.ends_with(":/"), "{l}");
+    }
+    // The file system: read-only root, fresh /proc, masked and read-only paths, /sys ro.
+    assert!(mount(&r, "/").unwrap()["options"]
+        .as_str()
+        .unwrap()
+        .starts_with("ro"));
+    assert_eq!(mount(&r, "/proc").unwrap()["fstype"], "proc");
+    assert_eq!(mount(&r, "/tmp").unwrap()["fstype"], "tmpfs");
+    assert_eq!(mount(&r, "/dev/pts").unwrap()["fstype"], "devpts");
+    assert!(mount(&r, "/sys").unwrap()["options"]
+        .as_str()
+        .unwrap()
+        .starts_with("ro"));
+    assert!(mount(&r, "/proc/sys").unwrap()["options"]
+        .as_str()
+        .unwrap()
+        .starts_with("ro"));
+    let masked = mount(&r, "/proc/interrupts").expect("/proc/interrupts is masked");
+    assert_eq!(masked["root"], "/null");
+    assert!(mount(&r, "/proc/acpi").is_none_or(|m| m["fstype"] == "tmpfs"));
+    // No launcher descriptor leaks (CVE-2024-21626): 0, 1, 2 and the probe's own listing.
+    let fds: Vec<&str> = r["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        fds.iter().all(|f| f.starts_with("0=")
+            || f.starts_with("1=")
+            || f.starts_with("2=")
+            || f.contains("/fd")),
+        "{fds:?}"
+    );
+    assert_eq!(r["cwd"], "/");
+    // The mount namespace did not propagate anything back.
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !host_mounts.contains("/probe"),
+        "sandbox mounts leaked to the host"
+    );
+}
+
+#[test]
+fn limits_are_enforced_and_the_cgroup_removed() {
+    need_root!();
+    let _lock = cgroup_lock();
+    let d = tempdir();
+    let p = policy(
+        d.path(),
+        "limits",
+        "resources {\n    pids 16\n    memory 256M\n    rlimit nofile 100 200\n    cgroup required\n}\n",
+    );
+    let o = run_probe(&p, &["fork:40"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&o);
+    let forked = action(&r, 0);
+    let n: usize = forked.split(' ').next().unwrap().parse().unwrap();
+    assert!(
+        n < 16 && forked.ends_with("EAGAIN"),
+        "pids.max 16 must stop the forks: {forked}"
+    );
+    assert_eq!(r["nofile"], serde_json::json!([100, 200]));
+    assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
+}
+
+#[test]
+fn a_memory_hog_is_oom_killed_and_reported() {
+    need_root!();
+    let d = tempdir();
+    let p = policy(
+        d.path(),
+        "oom",
+        "resources {\n    memory 32M\n    cgroup required\n}\n",
+    );
+    let o = run_probe(&p, &["alloc:256"]);
+    assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
+    assert!(stderr(&o).contains("OOM killer"), "{}", stderr(&o));
+}
+
+#[test]
+fn time_namespace_offsets() {
+    need_root!();
+    let d = tempdir();
+    let p = policy(
+        d.path(),
+        "time",
+        "namespaces {\n    time on\n}\nprocess {\n    time-offset monotonic 10d\n}\n",
+    );
+    let o = run_probe(&p, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&o);
+    assert_ne!(r["ns"]["time"], my_ns("time"));
+    let host = {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid out-pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec
+    };
+    let inside = r["monotonic"].as_i64().unwrap();
+    assert!(
+        (inside - host - 864_000).abs() < 5,
+        "inside {inside}, host {host}"
+    );
+}
+
+#[test]
+fn exit_statuses_and_failed_steps() {
+    need_root!();
+    let _lock = cgroup_lock();
+    let d = tempdir();
+    let p = policy(d.path(), "codes", "");
+    assert_eq!(run_probe(&p, &["exit:7"]).status.code(), Some(7));
+    // pid 1 of a namespace cannot be killed from inside it: run this one as pid 2+.
+    let host_pid = policy(d.path(), "host-pid", "namespaces {\n    pid off\n}\n");
+    assert_eq!(
+        run_probe(&host_pid, &["signal:9"]).status.code(),
+        Some(128 + 9)
+    );
+    let o = kakoi()
+        .args(["run", "--policy"])
+        .arg(&p)
+        .args(["--", "/no/such/command"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    let o = kakoi()
+        .args(["run", "--policy"])
+        .arg(&p)
+        .args(["--", "/etc/passwd"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    let bad = policy(
+        d.path(),
+        "bad-bind",
+        "filesystem {\n    bind \"/no/such/source\" -> \"/data\"\n}\n",
+    );
+    let o = run_probe(&bad, &[]);
+    assert_eq!(o.status.code(), Some(125));
+    let e = stderr(&o);
+    assert!(
+        e.contains("kakoi: open bind source /no/such/source: No such file or directory (errno 2)")
+            && e.contains("hint:"),
+        "{e}"
+    );
+    let slow = policy(d.path(), "timeout", "process {\n    timeout 300ms\n}\n");
+    let o = run_probe(&slow, &["sleep:10000"]);
+    assert_eq!(o.status.code(), Some(137));
+    assert!(stderr(&o).contains("time limit"), "{}", stderr(&o));
+    let o = kakoi()
+        .args(["run", "--policy"])
+        .arg(&p)
+        .args(["--format", "json", "--", "/no/such/command"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_str(stderr(&o).trim()).unwrap();
+    assert_eq!(v["error"]["step"], "execve");
+    assert_eq!(v["error"]["errno"], libc::ENOENT);
+    assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
+}
+
+#[test]
+fn bundles_run_and_tampered_ones_are_refused_before_any_namespace() {
+    need_root!();
+    let d = tempdir();
+    let p = policy(d.path(), "bundle", "");
+    let b = d.path().join("b");
+    let o = kakoi()
+        .arg("compile")
+        .arg(&p)
+        .arg("-o")
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = kakoi()
+        .args(["run", "--bundle"])
+        .arg(&b)
+        .args(["--", "/probe/probe"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(report(&o)["Seccomp"], "2");
+    let bpf = b.join("seccomp.x86_64.bpf");
+    let bytes = std::fs::read(&bpf).unwrap();
+    std::fs::write(&bpf, &bytes[..bytes.len() - 3]).unwrap();
+    let o = kakoi()
+        .args(["run", "--bundle"])
+        .arg(&b)
+        .args(["--", "/probe/probe"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("truncated or modified"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).is_empty(), "nothing ran");
+}
+
+#[test]
+fn binds_tmpfs_and_a_persistent_overlay() {
+    need_root!();
+    let d = tempdir();
+    let rw = d.path().join("rw");
+    let ro = d.path().join("ro");
+    let lower = d.path().join("lower");
+    let upper = d.path().join("upper");
+    for x in [&rw, &ro, &lower] {
+        std::fs::create_dir(x).unwrap();
+    }
+    std::fs::write(lower.join("base"), "from the lower layer").unwrap();
+    let p = policy(
+        d.path(),
+        "binds",
+        &format!(
+            "filesystem {{\n    bind \"{}\" -> \"/data/rw\" rw\n    bind \"{}\" -> \"/data/ro\"\n    overlay \"/layered\" lower [\"{}\"] upper \"{}\" work \"{}\"\n    tmpfs \"/scratch\" size 1M\n}}\n",
+            rw.display(),
+            ro.display(),
+            lower.display(),
+            upper.display(),
+            d.path().join("work").display()
+        ),
+    );
+    let o = run_probe(
+        &p,
+        &[
+            "write:/data/rw/out",
+            "write:/data/ro/out",
+            "read:/layered/base",
+            "write:/layered/new",
+            "write:/scratch/x",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&o);
+    assert_eq!(action(&r, 0), "ok");
+    assert_eq!(action(&r, 1), "EROFS");
+    assert_eq!(action(&r, 2), "ok");
+    assert_eq!(action(&r, 3), "ok");
+    assert_eq!(action(&r, 4), "ok");
+    assert_eq!(std::fs::read_to_string(rw.join("out")).unwrap(), "probe\n");
+    assert!(
+        upper.join("new").is_file(),
+        "the overlay's upper layer persists"
+    );
+    assert!(!lower.join("new").exists(), "the lower layer is untouched");
+    assert_eq!(mount(&r, "/scratch").unwrap()["fstype"], "tmpfs");
+}
+
+#[test]
+fn landlock_rules_from_the_policy() {
+    need_root!();
+    let d = tempdir();
+    let p = policy(
+        d.path(),
+        "landlock",
+        "filesystem {\n    read [\"/usr\", \"/lib\", \"/lib64\", \"/probe\", \"/proc\", \"/dev\", \"/etc/hostname\"]\n    exec [\"/usr\", \"/lib\", \"/lib64\", \"/probe\"]\n    write \"/tmp\"\n    make \"/tmp\"\n}\n",
+    );
+    let o = run_probe(
+        &p,
+        &[
+            "read:/etc/hostname",
+            "read:/etc/passwd",
+            "write:/tmp/x",
+            "write:/dev/shm/x",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&o);
+    assert_eq!(action(&r, 0), "ok");
+    assert_eq!(action(&r, 1), "EACCES");
+    assert_eq!(action(&r, 2), "ok");
+    assert_eq!(action(&r, 3), "EACCES");
+}
+
+#[test]
+fn signals_reach_the_payload() {
+    need_root!();
+    let d = tempdir();
+    let p = policy(d.path(), "signals", "");
+    let mut child = kakoi()
+        .args(["run", "--policy"])
+        .arg(&p)
+        .args(["--", "/probe/probe", "wait-signal:10"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    let r: Value = serde_json::from_str(rest.trim()).unwrap();
+    assert_eq!(action(&r, 0), "got 10");
+}
+
+#[test]
+fn the_payload_dies_with_the_launcher() {
+    need_root!();
+    let _lock = cgroup_lock();
+    let d = tempdir();
+    let p = policy(d.path(), "pdeathsig", "");
+    let mut child = kakoi()
+        .args(["run", "--policy"])
+        .arg(&p)
+        .args(["--", "/probe/probe", "wait-signal:10"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let procs = format!("/sys/fs/cgroup/pids/kakoi-{}/cgroup.procs", child.id());
+    let payload: i32 = std::fs::read_to_string(&procs)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let gone = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::read_to_string(format!("/proc/{payload}/stat"))
+            .map_or(true, |s| s.contains(") Z "))
+    });
+    assert!(gone, "payload {payload} outlived its launcher");
+    // The killed launcher could not remove its cgroup; the next launch collects it.
+    let o = run_probe(&p, &[]);
+    assert!(o.status.success());
+    assert!(!Path::new(&procs).exists(), "stale cgroup collected");
+}
+
+#[test]
+fn dry_run_prints_the_plan() {
+    let o = kakoi()
+        .args(["run", "--dry-run", "--", "/bin/true"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(
+        out.contains("pivot_root") && out.contains("execve(/bin/true)"),
+        "{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// networking, in a network namespace the test creates
+
+struct NetNs(String);
+
+impl NetNs {
+    fn new(tag: &str) -> NetNs {
+        let name = format!("kakoi-test-{tag}-{}", std::process::id());
+        sh(&format!("ip netns add {name}"));
+        NetNs(name)
+    }
+    fn exec(&self, cmd: &str) -> String {
+        sh(&format!("ip netns exec {} {cmd}", self.0))
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn sh(cmd: &str) -> String {
+    let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn veth_networking_inside_a_test_namespace() {
+    need_root!();
+    let ns = NetNs::new("veth");
+    ns.exec("ip link add kbr0 type bridge");
+    ns.exec("ip addr add 10.231.0.1/24 dev kbr0");
+    ns.exec("ip link set kbr0 up");
+    let d = tempdir();
+    let p = policy(
+        d.path(),
+        "veth",
+        "network {\n    mode veth\n    veth {\n        bridge \"kbr0\"\n        address \"10.231.0.2/24\"\n        gateway \"10.231.0.1\"\n    }\n}\n",
+    );
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            env!("CARGO_BIN_EXE_kakoi"),
+            "run",
+            "--policy",
+        ])
+        .arg(&p)
+        .args(["--", "/probe/probe"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&o);
+    assert_eq!(r["interfaces"], serde_json::json!(["eth0", "lo"]));
+    assert!(r["addresses"].as_str().unwrap().contains("10.231.0.2"));
+    assert!(
+        !ns.exec("ip -o link").contains("kk"),
+        "the host end is removed"
+    );
+}
+
+#[test]
+fn joining_a_network_namespace_by_path() {
+    need_root!();
+    let ns = NetNs::new("join");
+    ns.exec("ip link add vt7 type veth peer name vt8");
+    let d = tempdir();
+    let p = policy(
+        d.path(),
+        "join",
+        &format!("namespaces {{\n    net join \"/run/netns/{}\"\n}}\n", ns.0),
+    );
+    let o = run_probe(&p, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&o);
+    assert!(
+        r["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == "vt7"),
+        "{}",
+        r["interfaces"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// rootless: an unprivileged user the test creates
+
+const TEST_USER: &str = "kakoitest";
+
+/// The test user's uid and gid, creating the user (and its subordinate ids) if needed.
+fn test_user() -> (u32, u32) {
+    let id = |flag: &str| -> Option<u32> {
+        let o = Command::new("id").args([flag, TEST_USER]).output().ok()?;
+        String::from_utf8_lossy(&o.stdout).trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        let _ = Command::new("useradd")
+            .args(["-M", "-s", "/bin/sh", TEST_USER])
+            .status();
+    }
+    for f in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        if !text
+            .lines()
+            .any(|l| l.starts_with(&format!("{TEST_USER}:")))
+        {
+            let _ = std::fs::write(f, format!("{text}{TEST_USER}:300000:65536\n"));
+        }
+    }
+    (
+        id("-u").expect("test user exists"),
+        id("-g").expect("test user exists"),
+    )
+}
+
+fn run_as(uid: u32, gid: u32, policy: &Path) -> Output {
+    kakoi()
+        .current_dir("/")
+        .uid(uid)
+        .gid(gid)
+        .args(["run", "--policy"])
+        .arg(policy)
+        .args(["--", "/probe/probe"])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn rootless_with_a_single_id_map() {
+    need_root!();
+    let (uid, gid) = test_user();
+    let d = tempdir();
+    let p = policy(d.path(), "rootless", "");
+    let o = run_as(uid, gid, &p);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&o);
+    let words = |v: &Value| {
+        v.as_str()
+            .unwrap()
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(words(&r["uid_map"]), ["0", &uid.to_string(), "1"]);
+    assert_eq!(words(&r["gid_map"]), ["0", &gid.to_string(), "1"]);
+    assert_eq!(r["setgroups"], "deny");
+    assert_ne!(r["ns"]["user"], my_ns("user"));
+    assert_eq!(r["CapEff"], cap_mask(DOCKER_CAPS));
+    assert_eq!(r["NoNewPrivs"], "1");
+    assert_eq!(r["Seccomp"], "2");
+    assert_eq!(r["interfaces"], serde_json::json!(["lo"]));
+    assert!(
+        stderr(&o).contains("cgroup limit not applied (`cgroup optional`)"),
+        "{}",
+        stderr(&o)
+    );
+    // `cgroup required` without a delegated cgroup: a clear failure before anything runs.
+    let strict = policy(
+        d.path(),
+        "rootless-strict",
+        "resources {\n    cgroup required\n}\n",
+    );
+    let o = run_as(uid, gid, &strict);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("delegated cgroup"), "{}", stderr(&o));
+}
+
+#[test]
+fn rootless_with_subordinate_id_ranges() {
+    need_root!();
+    if Command::new("newuidmap").arg("--help").output().is_err() {
+        panic!("newuidmap is missing: scripts/setup.sh installs the uidmap package");
+    }
+    let (uid, gid) = test_user();
+    let d = tempdir();
+    let p = policy(
+        d.path(),
+        "subids",
+        &format!("identity {{\n    subids \"{TEST_USER}\"\n    user 1000\n    group 1000\n}}\n"),
+    );
+    let o = run_as(uid, gid, &p);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&o);
+    let lines: Vec<Vec<String>> = r["uid_map"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect();
+    let sub: Vec<String> = std::fs::read_to_string("/etc/subuid")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{TEST_USER}:"))
+                .map(|r| r.split(':').map(String::from).collect())
+        })
+        .unwrap();
+    assert_eq!(
+        lines,
+        [
+            vec!["0".to_string(), uid.to_string(), "1".into()],
+            vec!["1".into(), sub[0].clone(), sub[1].clone()]
+        ]
+    );
+    assert_eq!(
+        r["Uid"].as_str().unwrap().split_whitespace().next(),
+        Some("1000")
+    );
+    assert_eq!(
+        r["Gid"].as_str().unwrap().split_whitespace().next(),
+        Some("1000")
+    );
+    assert_eq!(r["setgroups"], "allow");
+}
