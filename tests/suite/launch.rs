@@ -91,6 +91,18 @@ fn action(r: &Value, i: usize) -> String {
     r["actions"][i]["result"].as_str().unwrap().to_string()
 }
 
+/// Run the probe with `(action, expected result)` pairs; assert each and return the report.
+fn expect_actions(policy: &Path, want: &[(&str, &str)]) -> Value {
+    let actions: Vec<&str> = want.iter().map(|(a, _)| *a).collect();
+    let o = run_probe(policy, &actions);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&o);
+    for (i, (a, expected)) in want.iter().enumerate() {
+        assert_eq!(action(&r, i), *expected, "{a}");
+    }
+    r
+}
+
 fn mount<'a>(r: &'a Value, target: &str) -> Option<&'a Value> {
     r["mounts"]
         .as_array()
@@ -419,23 +431,16 @@ fn binds_tmpfs_and_a_persistent_overlay() {
             d.path().join("work").display()
         ),
     );
-    let o = run_probe(
+    let r = expect_actions(
         &p,
         &[
-            "write:/data/rw/out",
-            "write:/data/ro/out",
-            "read:/layered/base",
-            "write:/layered/new",
-            "write:/scratch/x",
+            ("write:/data/rw/out", "ok"),
+            ("write:/data/ro/out", "EROFS"),
+            ("read:/layered/base", "ok"),
+            ("write:/layered/new", "ok"),
+            ("write:/scratch/x", "ok"),
         ],
     );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let r = report(&o);
-    assert_eq!(action(&r, 0), "ok");
-    assert_eq!(action(&r, 1), "EROFS");
-    assert_eq!(action(&r, 2), "ok");
-    assert_eq!(action(&r, 3), "ok");
-    assert_eq!(action(&r, 4), "ok");
     assert_eq!(std::fs::read_to_string(rw.join("out")).unwrap(), "probe\n");
     assert!(
         upper.join("new").is_file(),
@@ -454,21 +459,15 @@ fn landlock_rules_from_the_policy() {
         "landlock",
         "filesystem {\n    read [\"/usr\", \"/lib\", \"/lib64\", \"/probe\", \"/proc\", \"/dev\", \"/etc/hostname\"]\n    exec [\"/usr\", \"/lib\", \"/lib64\", \"/probe\"]\n    write \"/tmp\"\n    make \"/tmp\"\n}\n",
     );
-    let o = run_probe(
+    expect_actions(
         &p,
         &[
-            "read:/etc/hostname",
-            "read:/etc/passwd",
-            "write:/tmp/x",
-            "write:/dev/shm/x",
+            ("read:/etc/hostname", "ok"),
+            ("read:/etc/passwd", "EACCES"),
+            ("write:/tmp/x", "ok"),
+            ("write:/dev/shm/x", "EACCES"),
         ],
     );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let r = report(&o);
-    assert_eq!(action(&r, 0), "ok");
-    assert_eq!(action(&r, 1), "EACCES");
-    assert_eq!(action(&r, 2), "ok");
-    assert_eq!(action(&r, 3), "EACCES");
 }
 
 #[test]
