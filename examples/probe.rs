@@ -7,6 +7,7 @@
 //!   read:PATH   write:PATH   exec:PATH   fork:N (how many children could be forked)
 //!   alloc:MIB (touch that much memory)   exit:CODE   signal:SIG (kill itself)
 //!   wait-signal:SIG (block until SIG arrives, then report)   sleep:MS   tcp-bind:PORT
+//!   owner:PATH (uid:gid as seen inside)
 //!
 //! Built by `cargo test` (examples are); used from `tests/suite/launch.rs`.
 
@@ -237,6 +238,13 @@ fn main() {
                 std::thread::sleep(std::time::Duration::from_millis(arg.parse().unwrap_or(0)));
                 "ok".into()
             }
+            "owner" => match std::fs::metadata(arg) {
+                Ok(m) => {
+                    use std::os::unix::fs::MetadataExt;
+                    format!("{}:{}", m.uid(), m.gid())
+                }
+                Err(e) => errno_name(&e),
+            },
             "tcp-bind" => result(
                 std::net::TcpListener::bind(("127.0.0.1", arg.parse().unwrap_or(0))).map(drop),
             ),

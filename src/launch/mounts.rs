@@ -140,6 +140,19 @@ fn open_sources(p: &Policy) -> Result<Sources, StepError> {
 /// Open (creating directories as needed) `path` inside `root`, resolved as if `root` were
 /// `/`: `..` and absolute symlinks cannot leave it. `file`: the last component is a file.
 fn make_in_root(root: BorrowedFd, path: &str, file: bool) -> std::io::Result<OwnedFd> {
+    make_in_root_at(root, path, file, 0)
+}
+
+fn make_in_root_at(
+    root: BorrowedFd,
+    path: &str,
+    file: bool,
+    depth: u32,
+) -> std::io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    if depth > 40 {
+        return Err(std::io::Error::from_raw_os_error(libc::ELOOP));
+    }
     let how = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
     let comps: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let mut prefix = String::new();
@@ -152,12 +165,25 @@ fn make_in_root(root: BorrowedFd, path: &str, file: bool) -> std::io::Result<Own
             0,
             how,
         )?;
+        let parent_prefix = prefix.clone();
         prefix.push('/');
         prefix.push_str(comp);
         match sys::openat2(root, &c(&prefix), libc::O_PATH, 0, how) {
             Ok(fd) if last => return Ok(fd),
             Ok(_) => continue,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                // A dangling symlink: create what it points to, still inside the root.
+                let link = format!("/proc/self/fd/{}/{comp}", parent.as_raw_fd());
+                if let Ok(t) = std::fs::read_link(&link) {
+                    let t = t.to_string_lossy();
+                    let rest = comps[i + 1..].join("/");
+                    let base = if t.starts_with('/') {
+                        t.to_string()
+                    } else {
+                        format!("{parent_prefix}/{t}")
+                    };
+                    return make_in_root_at(root, &format!("{base}/{rest}"), file, depth + 1);
+                }
                 if last && file {
                     // Create an empty file to mount over.
                     drop(sys::openat2(
@@ -205,7 +231,9 @@ fn size_opt(n: u64) -> String {
 
 /// Build the new root and pivot into it. The caller is the child, in its own mount
 /// namespace (and user namespace, when rootless).
-pub fn build(p: &Policy) -> Result<(), StepError> {
+/// `idmapped`: the parent's idmapped copies of the `idmap` binds, in policy order.
+pub fn build(p: &Policy, idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
+    let mut idmapped = idmapped.into_iter();
     let fs = &p.filesystem;
     let src = open_sources(p)?;
     sys::mount(None, c"/", None, libc::MS_REC | libc::MS_SLAVE, None)
@@ -279,12 +307,16 @@ pub fn build(p: &Policy) -> Result<(), StepError> {
         } else {
             0
         };
-        let t = clone_tree(fd.as_fd(), attrs).at(format!("bind {}", b.source))?;
-        if b.idmap {
-            idmap(t.as_fd()).at(format!("idmap bind {}", b.source)).hint(
-                "idmapped mounts need a file system that supports them (ext4, xfs, btrfs, tmpfs ≥ 6.3, overlayfs) and a user namespace",
-            )?;
-        }
+        let t = if b.idmap {
+            idmapped.next().ok_or_else(|| {
+                StepError::new(
+                    format!("idmap bind {}", b.source),
+                    "the parent sent no mount",
+                )
+            })?
+        } else {
+            clone_tree(fd.as_fd(), attrs).at(format!("bind {}", b.source))?
+        };
         attach(t, root, &b.target, !dir)
             .at(format!("bind {} -> {}", b.source, b.target))
             .hint("the destination is resolved inside the new root")?;
@@ -355,12 +387,6 @@ fn overlay(
     )
     .at(format!("mount overlay (lower {})", lower.join(":")))
     .hint("overlayfs needs the upper and work directories on the same file system")
-}
-
-/// Map the bind's ids through the sandbox's user namespace.
-fn idmap(tree: BorrowedFd) -> std::io::Result<()> {
-    let ns = std::fs::File::open("/proc/self/ns/user")?;
-    sys::mount_setattr(tree, true, sys::MOUNT_ATTR_IDMAP, 0, Some(ns.as_fd()))
 }
 
 /// Refuse a symlinked destination for /proc or /sys (CVE-2023-27561).

@@ -454,6 +454,22 @@ fn launch(l: &Launch, verbose: bool) -> Result<Outcome, StepError> {
             flags |= clone_flag(k) as u64;
         }
     }
+    // Idmapped binds are made by the parent (it holds CAP_SYS_ADMIN over the host's file
+    // systems) once the child's user namespace exists, and passed to the child.
+    let idmapped: Vec<&policy_lang::ir::Bind> =
+        p.filesystem.binds.iter().filter(|b| b.idmap).collect();
+    if !idmapped.is_empty() && !userns {
+        return Err(StepError::new(
+            "idmap",
+            "idmapped binds need a user namespace",
+        ))
+        .hint("add `namespaces { user on }` with a uid-map, or drop `idmap`");
+    }
+    let fd_pair = if idmapped.is_empty() {
+        None
+    } else {
+        Some(sys::socketpair().at("create the descriptor socket")?)
+    };
     let (go_r, go_w) = sys::pipe().at("create the sync pipe")?;
     let (err_r, err_w) = sys::pipe().at("create the error pipe")?;
 
@@ -475,7 +491,8 @@ fn launch(l: &Launch, verbose: bool) -> Result<Outcome, StepError> {
             drop(go_w);
             drop(err_r);
             drop(sfd);
-            child::main(l, &ns, go_r, err_w)
+            let fds = fd_pair.map(|(_, c)| (c, idmapped.len()));
+            child::main(l, &ns, go_r, err_w, fds)
         }
         sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
@@ -500,6 +517,32 @@ fn launch(l: &Launch, verbose: bool) -> Result<Outcome, StepError> {
         }
         if let Some(m) = &maps {
             write_maps(pid, m)?;
+        }
+        if let Some((sock, _)) = &fd_pair {
+            let userns = std::fs::File::open(format!("/proc/{pid}/ns/user"))
+                .at("open the sandbox's user namespace")?;
+            let root = sys::open_root().at("open /")?;
+            let mut trees = Vec::new();
+            for b in &idmapped {
+                let src = CString::new(b.source.as_str()).unwrap_or_default();
+                let t = sys::open_tree(
+                    root.as_fd(),
+                    &src,
+                    sys::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32,
+                )
+                .at(format!("clone bind source {}", b.source))?;
+                let ro = if b.readonly {
+                    sys::MOUNT_ATTR_RDONLY
+                } else {
+                    0
+                };
+                sys::mount_setattr(t.as_fd(), true, sys::MOUNT_ATTR_IDMAP | ro, 0, Some(userns.as_fd()))
+                    .at(format!("idmap bind {}", b.source))
+                    .hint("idmapped mounts need root on the host and a file system that supports them (ext4, xfs, btrfs, tmpfs, overlayfs)")?;
+                trees.push(t);
+            }
+            let borrowed: Vec<_> = trees.iter().map(|t| t.as_fd()).collect();
+            sys::send_fds(sock.as_fd(), &borrowed).at("pass the idmapped binds")?;
         }
         if let NetMode::Veth { bridge, .. } = &p.network.mode {
             if veth {
@@ -642,8 +685,14 @@ mod child {
     use super::*;
 
     /// Run the child's steps; on failure, report over `err` and exit. Never returns.
-    pub fn main(l: &Launch, ns: &policy_lang::ir::Namespaces, go: OwnedFd, err: OwnedFd) -> ! {
-        let e = match steps(l, ns, go, err.as_raw_fd()) {
+    pub fn main(
+        l: &Launch,
+        ns: &policy_lang::ir::Namespaces,
+        go: OwnedFd,
+        err: OwnedFd,
+        fds: Option<(OwnedFd, usize)>,
+    ) -> ! {
+        let e = match steps(l, ns, go, err.as_raw_fd(), fds) {
             Ok(never) => match never {},
             Err(e) => e,
         };
@@ -698,6 +747,7 @@ mod child {
         ns: &policy_lang::ir::Namespaces,
         go: OwnedFd,
         err: std::os::fd::RawFd,
+        fds: Option<(OwnedFd, usize)>,
     ) -> Result<std::convert::Infallible, StepError> {
         let p = &l.policy;
         sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
@@ -708,10 +758,33 @@ mod child {
             sys::exit_now(125);
         }
         sys::prctl(libc::PR_SET_DUMPABLE, 0).at("PR_SET_DUMPABLE")?;
+        let idmapped = match fds {
+            Some((sock, n)) => {
+                let v = sys::recv_fds(sock.as_fd(), n).at("receive the idmapped binds")?;
+                if v.len() != n {
+                    return Err(StepError::new(
+                        "receive the idmapped binds",
+                        format!("got {} of {n}", v.len()),
+                    ));
+                }
+                v
+            }
+            None => Vec::new(),
+        };
         sys::setsid()
             .at("setsid")
             .hint("a new session keeps the payload from typing into the terminal (TIOCSTI)")?;
 
+        if ns.get(NsKind::User) == &NsMode::New {
+            // Become root of the new user namespace: the clone kept the host's ids, which
+            // the maps may not cover (files created with unmapped ids fail: EOVERFLOW).
+            sys::setresgid(0)
+                .at("setresgid 0 in the user namespace")
+                .hint("the gid map must map 0")?;
+            sys::setresuid(0)
+                .at("setresuid 0 in the user namespace")
+                .hint("the uid map must map 0")?;
+        }
         // Joined namespaces (user first: it decides what the others may do).
         let mut joins: Vec<(NsKind, &String)> = NsKind::ALL
             .iter()
@@ -782,7 +855,7 @@ mod child {
             }
         }
         if ns.get(NsKind::Mount) == &NsMode::New {
-            super::super::mounts::build(p)?;
+            super::super::mounts::build(p, idmapped)?;
         }
 
         // LSM labels take effect at execve.

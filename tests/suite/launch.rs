@@ -30,8 +30,18 @@ macro_rules! need_root {
     };
 }
 
-/// The directory holding the built probe (target/<profile>/examples).
+/// The directory holding the built probe (target/<profile>/examples), built once per run
+/// (`cargo test --test suite` alone does not build examples).
 fn examples_dir() -> PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", "probe"])
+            .current_dir(crate::util::root())
+            .status()
+            .unwrap();
+        assert!(st.success(), "building the probe failed");
+    });
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap().join("examples");
     assert!(
@@ -448,6 +458,93 @@ fn binds_tmpfs_and_a_persistent_overlay() {
     );
     assert!(!lower.join("new").exists(), "the lower layer is untouched");
     assert_eq!(mount(&r, "/scratch").unwrap()["fstype"], "tmpfs");
+}
+
+#[test]
+fn idmapped_binds_keep_host_owners() {
+    need_root!();
+    let d = tempdir();
+    let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("f"), "host root's file").unwrap();
+    let p = policy(
+        d.path(),
+        "idmap",
+        &format!(
+            "namespaces {{\n    user on\n}}\nidentity {{\n    uid-map 0 100000 65536\n    gid-map 0 100000 65536\n}}\nfilesystem {{\n    bind \"{0}\" -> \"/idmapped\" rw idmap\n    bind \"{0}\" -> \"/plain\"\n}}\n",
+            data.display()
+        ),
+    );
+    let r = expect_actions(
+        &p,
+        &[
+            ("owner:/idmapped/f", "0:0"),
+            ("owner:/plain/f", "65534:65534"),
+            ("write:/idmapped/new", "ok"),
+        ],
+    );
+    assert_eq!(
+        r["uid_map"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(data.join("new")).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid()),
+        (0, 0),
+        "files made through the idmapped bind keep host owners"
+    );
+}
+
+#[test]
+fn a_rootfs_directory_user_and_groups() {
+    need_root!();
+    let d = tempdir();
+    let rootfs = d.path().join("rootfs");
+    std::fs::create_dir(&rootfs).unwrap();
+    std::fs::write(rootfs.join("marker"), "in the rootfs").unwrap();
+    // A symlink planted in the rootfs may not redirect a bind to the host (CVE-2021-30465).
+    std::os::unix::fs::symlink("/etc", rootfs.join("escape")).unwrap();
+    let p = policy(
+        d.path(),
+        "rootfs",
+        &format!(
+            "filesystem {{\n    rootfs \"{}\" ro\n    bind \"/usr\"\n    bind \"/lib\"\n    bind \"/lib64\"\n    bind \"/bin\"\n    tmpfs \"/escape/kakoi-test\"\n}}\nidentity {{\n    user 1000\n    group 1000\n    groups [27, 100]\n}}\n",
+            rootfs.display()
+        ),
+    );
+    let r = expect_actions(&p, &[("read:/marker", "ok"), ("write:/marker2", "EROFS")]);
+    assert_eq!(
+        r["Uid"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["1000"; 4]
+    );
+    assert_eq!(
+        r["Gid"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["1000"; 4]
+    );
+    assert_eq!(r["Groups"], "27 100");
+    // Not root: exec cleared the permitted set (no ambient capabilities were asked for).
+    assert_eq!(r["CapEff"], "0000000000000000");
+    assert!(
+        rootfs.join("etc/kakoi-test").is_dir(),
+        "the tmpfs target was made inside the rootfs"
+    );
+    assert!(
+        !Path::new("/etc/kakoi-test").exists(),
+        "nothing was mounted on the host's /etc"
+    );
 }
 
 #[test]
