@@ -762,10 +762,8 @@ pub fn recv_fds(sock: BorrowedFd, max: usize) -> io::Result<Vec<OwnedFd>> {
     msg.msg_control = cbuf.as_mut_ptr().cast();
     msg.msg_controllen = space;
     // SAFETY: `msg` points at buffers that outlive the call; received fds get CLOEXEC.
-    check(
-        unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) }
-            as libc::c_long,
-    )?;
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    check(n as libc::c_long)?;
     let mut out = Vec::new();
     // SAFETY: walking the control messages the kernel wrote into `cbuf`, within
     // `msg_controllen`; each SCM_RIGHTS payload is an array of new descriptors we own.
