@@ -2578,7 +2578,14 @@ impl Builder {
                 ambient: caps(&self.caps.ambient),
             },
             identity: self.identity.clone(),
-            namespaces: Namespaces(self.namespaces.clone()),
+            namespaces: Namespaces({
+                let mut ns = self.namespaces.clone();
+                // `network { mode host }` is the host's network namespace.
+                if self.network.mode == NetMode::Host {
+                    ns.insert(NsKind::Net, NsMode::Host);
+                }
+                ns
+            }),
             filesystem: Filesystem {
                 rootfs: self.rootfs.clone(),
                 overlays: self.overlays.clone(),

@@ -180,22 +180,28 @@ pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
         new.push("user");
         warnings.push("launched without root: a user namespace is added".into());
     }
-    let clone_ns: Vec<&str> = new.iter().copied().filter(|n| *n != "time").collect();
-    let into_cgroup = host.cgroups.unified.is_some()
-        && host
-            .cgroups
-            .controllers
-            .values()
-            .any(|h| matches!(h, Hierarchy::V2 { .. }));
+    // cgroup and time namespaces are entered by the child itself: cgroup once it is in
+    // every cgroup (v1 ones are joined after the clone), time before anything is inside.
+    let clone_ns: Vec<&str> = new
+        .iter()
+        .copied()
+        .filter(|n| *n != "time" && *n != "cgroup")
+        .collect();
+    let any_v1 = host
+        .cgroups
+        .controllers
+        .values()
+        .any(|h| matches!(h, Hierarchy::V1 { .. }));
+    let into_cgroup = host.cgroups.unified.is_some();
     s.push(step(
         "parent",
         format!(
             "clone3 with new {} namespaces, CLONE_PIDFD{}",
             clone_ns.join(", "),
-            if into_cgroup {
-                ", CLONE_INTO_CGROUP"
-            } else {
-                "; then write the child's pid into each v1 cgroup before it runs"
+            match (into_cgroup, any_v1) {
+                (true, false) => ", CLONE_INTO_CGROUP (the v2 leaf)",
+                (true, true) => ", CLONE_INTO_CGROUP (the v2 leaf); then write the child's pid into each v1 cgroup before it runs",
+                (false, _) => "; then write the child's pid into each v1 cgroup before it runs",
             }
         ),
         "no window outside the cgroup; the cgroup namespace root is the sandbox's own cgroup",
@@ -208,7 +214,11 @@ pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
         ));
     }
     if user_ns {
-        let maps = if p.identity.uid_map.is_empty() {
+        let maps = if let Some(u) = &p.identity.subids {
+            format!("uid_map `0 {} 1` plus the ranges of `{u}` in /etc/subuid and /etc/subgid, through newuidmap/newgidmap", host.uid)
+        } else if p.identity.uid_map.is_empty() && host.uid == 0 {
+            "uid_map and gid_map `0 0 4294967295` (root keeps its ids; the namespace confines capabilities)".to_string()
+        } else if p.identity.uid_map.is_empty() {
             format!("uid_map `0 {} 1`, gid_map `0 {} 1`", host.uid, host.gid)
         } else {
             let m: Vec<String> = p
@@ -236,10 +246,22 @@ pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
     {
         s.push(step("parent", format!("create a veth pair, move one end into the sandbox, attach the other to bridge {}; address {}, gateway {}", bridge.as_deref().unwrap_or("(none)"), address.as_deref().unwrap_or("(none)"), gateway.as_deref().unwrap_or("(none)")), "the network namespace must exist before its interfaces"));
     }
+    let idmapped = p.filesystem.binds.iter().filter(|b| b.idmap).count();
+    if idmapped > 0 {
+        s.push(step(
+            "parent",
+            format!("make {idmapped} idmapped bind(s): open_tree(OPEN_TREE_CLONE) + mount_setattr(MOUNT_ATTR_IDMAP) with the sandbox's user namespace; pass them to the child over SCM_RIGHTS"),
+            "idmapping a host file system needs CAP_SYS_ADMIN in the initial user namespace",
+        ));
+    }
     s.push(step(
         "child",
-        "PR_SET_PDEATHSIG(SIGKILL), then re-check getppid(); PR_SET_DUMPABLE 0",
-        "the payload dies with the launcher; nothing can ptrace privileged setup (CVE-2016-8659)",
+        format!(
+            "PR_SET_PDEATHSIG(SIGKILL), then wait for the parent's \"go\" (EOF: it died); PR_SET_DUMPABLE 0; setsid{}{}",
+            if user_ns { "; setresuid/setresgid 0 in the new user namespace" } else { "" },
+            if new.contains(&"cgroup") { "; unshare(CLONE_NEWCGROUP)" } else { "" }
+        ),
+        "the payload dies with the launcher; nothing can ptrace privileged setup (CVE-2016-8659); a new session cannot type into the terminal (TIOCSTI)",
     ));
     if new.contains(&"time") {
         let offs: Vec<String> = p

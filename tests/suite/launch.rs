@@ -865,3 +865,146 @@ fn rootless_with_subordinate_id_ranges() {
     );
     assert_eq!(r["setgroups"], "allow");
 }
+
+#[test]
+fn every_namespace_on_and_the_host_network() {
+    need_root!();
+    let d = tempdir();
+    let all = policy(d.path(), "all", "namespaces {\n    all on\n}\n");
+    let r = report(&run_probe(&all, &[]));
+    for n in ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"] {
+        assert_ne!(r["ns"][n], my_ns(n), "{n} namespace is new");
+    }
+    let host = policy(d.path(), "host-net", "network {\n    mode host\n}\n");
+    let r = report(&run_probe(&host, &[]));
+    assert_eq!(r["ns"]["net"], my_ns("net"));
+    assert_ne!(r["ns"]["mnt"], my_ns("mnt"));
+}
+
+#[test]
+fn process_settings_env_cwd_hostname() {
+    need_root!();
+    let d = tempdir();
+    let p = policy(
+        d.path(),
+        "process",
+        "process {\n    env [\"GREETING=hello\"]\n    cwd \"/tmp\"\n    hostname \"probe-host\"\n}\n",
+    );
+    let o = kakoi()
+        .args(["run", "-e", "EXTRA=1", "--policy"])
+        .arg(&p)
+        .args(["--", "/probe/probe"])
+        .output()
+        .unwrap();
+    let r = report(&o);
+    let env: Vec<&str> = r["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        env.contains(&"GREETING=hello") && env.contains(&"EXTRA=1"),
+        "{env:?}"
+    );
+    assert!(
+        env.iter().any(|e| e.starts_with("PATH=")),
+        "a default PATH: {env:?}"
+    );
+    assert!(
+        !env.iter().any(|e| e.starts_with("CARGO")),
+        "the launcher's environment does not leak: {env:?}"
+    );
+    assert_eq!(r["cwd"], "/tmp");
+    assert_eq!(r["hostname"], "probe-host");
+}
+
+#[test]
+fn absent_lsms_required_fail_optional_warn() {
+    need_root!();
+    if Path::new("/sys/kernel/security/apparmor").exists()
+        || Path::new("/sys/fs/selinux/enforce").exists()
+    {
+        eprintln!("skipped: an LSM is active here (the QEMU harness checks enforcement)");
+        return;
+    }
+    let d = tempdir();
+    let req = policy(
+        d.path(),
+        "aa-required",
+        "apparmor required {\n    profile \"kakoi-test\"\n}\n",
+    );
+    let o = run_probe(&req, &[]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("no AppArmor"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    let opt = policy(
+        d.path(),
+        "se-optional",
+        "selinux optional {\n    type container_t\n    level random\n}\n",
+    );
+    let o = run_probe(&opt, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("SELinux is not enabled"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn limits_are_written_to_the_hosts_cgroups() {
+    need_root!();
+    let d = tempdir();
+    let p = policy(
+        d.path(),
+        "cgroup-files",
+        "resources {\n    memory 96M\n    pids 50\n    cpu 0.5\n    cpu-weight 200\n    cgroup required\n}\n",
+    );
+    let mut child = kakoi()
+        .args(["run", "--policy"])
+        .arg(&p)
+        .args(["--", "/probe/probe", "wait-signal:10"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let layout = kakoi::launch::cgroup::host_layout();
+    let name = format!("kakoi-{}", child.id());
+    let read = |ctrl: &str, v1: &str, v2: &str| -> String {
+        match &layout.controllers[ctrl] {
+            kakoi::launch::cgroup::Hierarchy::V1 { mount } => {
+                std::fs::read_to_string(format!("{mount}/{name}/{v1}"))
+            }
+            kakoi::launch::cgroup::Hierarchy::V2 { mount } => {
+                std::fs::read_to_string(format!("{mount}/{name}/{v2}"))
+            }
+        }
+        .unwrap()
+        .trim()
+        .to_string()
+    };
+    assert_eq!(
+        read("memory", "memory.limit_in_bytes", "memory.max"),
+        (96u64 << 20).to_string()
+    );
+    assert_eq!(read("pids", "pids.max", "pids.max"), "50");
+    let cpu = read("cpu", "cpu.cfs_quota_us", "cpu.max");
+    assert!(cpu.starts_with("50000"), "{cpu}");
+    let payload: i32 = read("pids", "cgroup.procs", "cgroup.procs")
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let host_view = std::fs::read_to_string(format!("/proc/{payload}/cgroup")).unwrap();
+    assert!(
+        host_view.contains(&name),
+        "the payload is in the sandbox's cgroup: {host_view}"
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+    assert!(child.wait().unwrap().success());
+}
