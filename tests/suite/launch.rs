@@ -429,16 +429,22 @@ fn binds_tmpfs_and_a_persistent_overlay() {
         std::fs::create_dir(x).unwrap();
     }
     std::fs::write(lower.join("base"), "from the lower layer").unwrap();
+    let top = d.path().join("top");
+    std::fs::create_dir(&top).unwrap();
+    std::fs::write(top.join("base"), "from the top layer").unwrap();
+    std::fs::write(top.join("only-top"), "").unwrap();
     let p = policy(
         d.path(),
         "binds",
         &format!(
-            "filesystem {{\n    bind \"{}\" -> \"/data/rw\" rw\n    bind \"{}\" -> \"/data/ro\"\n    overlay \"/layered\" lower [\"{}\"] upper \"{}\" work \"{}\"\n    tmpfs \"/scratch\" size 1M\n}}\n",
+            "filesystem {{\n    bind \"{}\" -> \"/data/rw\" rw\n    bind \"{}\" -> \"/data/ro\"\n    overlay \"/layered\" lower [\"{}\"] upper \"{}\" work \"{}\"\n    tmpfs \"/scratch\" size 1M\n    overlay \"/stacked\" lower [\"{}\", \"{}\"] upper tmpfs\n}}\n",
             rw.display(),
             ro.display(),
             lower.display(),
             upper.display(),
-            d.path().join("work").display()
+            d.path().join("work").display(),
+            top.display(),
+            lower.display(),
         ),
     );
     let r = expect_actions(
@@ -449,7 +455,28 @@ fn binds_tmpfs_and_a_persistent_overlay() {
             ("read:/layered/base", "ok"),
             ("write:/layered/new", "ok"),
             ("write:/scratch/x", "ok"),
+            ("read:/stacked/only-top", "ok"),
+            ("write:/stacked/tmp-upper", "ok"),
         ],
+    );
+    // The first lower layer is on top; the tmpfs upper layer is discarded.
+    assert!(!top.join("tmp-upper").exists() && !lower.join("tmp-upper").exists());
+    assert_eq!(mount(&r, "/stacked").unwrap()["fstype"], "overlay");
+    // The old root is gone: no mount of the staging area or the host's root is visible.
+    let targets: Vec<&str> = r["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["target"].as_str().unwrap())
+        .collect();
+    assert!(
+        targets.iter().all(|t| !t.starts_with("/tmp/root")),
+        "{targets:?}"
+    );
+    assert_eq!(
+        targets.iter().filter(|t| **t == "/").count(),
+        1,
+        "{targets:?}"
     );
     assert_eq!(std::fs::read_to_string(rw.join("out")).unwrap(), "probe\n");
     assert!(
