@@ -1,5 +1,6 @@
 # kakoi: the two commands of the README, and helpers.
-#   make demo   set up, build, and compile + check the embedded default policy
+#   make demo   set up, build, compile + check the embedded default policy, and launch a
+#               shell command under it (needs root, or user namespaces for rootless)
 #   make test   set up, then run the whole test suite (what CI runs)
 
 CARGO ?= cargo
@@ -21,6 +22,8 @@ demo: build
 	@echo "== bundle contents"
 	@ls -l target/demo-bundle
 	@cat target/demo-bundle/manifest.json
+	@echo "== kakoi run --bundle target/demo-bundle (the sandbox, seen from inside)"
+	$(KAKOI) run --bundle target/demo-bundle -- /bin/sh -c 'id; hostname; grep -E "^(Cap(Eff|Inh)|NoNewPrivs|Seccomp):" /proc/self/status; cat /proc/self/cgroup | tail -1; ls /'
 
 lint: setup
 	$(CARGO) fmt --all -- --check
