@@ -986,7 +986,7 @@ fn limits_are_written_to_the_hosts_cgroups() {
     let p = policy(
         d.path(),
         "cgroup-files",
-        "resources {\n    memory 96M\n    pids 50\n    cpu 0.5\n    cpu-weight 200\n    cgroup required\n}\n",
+        "resources {\n    memory 96M\n    memory-swap 128M\n    pids 50\n    cpu 0.5\n    cpu-weight 200\n    cgroup required\n}\n",
     );
     let mut child = kakoi()
         .args(["run", "--policy"])
@@ -1018,6 +1018,14 @@ fn limits_are_written_to_the_hosts_cgroups() {
         (96u64 << 20).to_string()
     );
     assert_eq!(read("pids", "pids.max", "pids.max"), "50");
+    // v1 limits memory + swap together; v2 limits swap alone.
+    assert_eq!(
+        read("memory", "memory.memsw.limit_in_bytes", "memory.swap.max"),
+        match &layout.controllers["memory"] {
+            kakoi::launch::cgroup::Hierarchy::V1 { .. } => (128u64 << 20).to_string(),
+            kakoi::launch::cgroup::Hierarchy::V2 { .. } => (32u64 << 20).to_string(),
+        }
+    );
     let cpu = read("cpu", "cpu.cfs_quota_us", "cpu.max");
     assert!(cpu.starts_with("50000"), "{cpu}");
     let payload: i32 = read("pids", "cgroup.procs", "cgroup.procs")
