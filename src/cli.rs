@@ -787,7 +787,7 @@ fn run_cmd(
     for w in &launch.warnings {
         eprintln!("kakoi: warning: {w}");
     }
-    match run::run(&launch, std::env::var_os("KAKOI_DEBUG").is_some()) {
+    match run::run(&launch, std::env::var_os("KAKOI_TRACE").is_some()) {
         Outcome::Failed(e) => {
             report(&e);
             Err(Failure {

@@ -403,6 +403,12 @@ pub fn run(l: &Launch, verbose: bool) -> Outcome {
 }
 
 fn launch(l: &Launch, verbose: bool) -> Result<Outcome, StepError> {
+    let t0 = Instant::now();
+    let mark = |what: &str| {
+        if verbose {
+            eprintln!("kakoi: {:>6} µs  {what}", t0.elapsed().as_micros());
+        }
+    };
     let p = &l.policy;
     let rootless = l.uid != 0;
     let mut ns = p.namespaces.clone();
@@ -480,9 +486,7 @@ fn launch(l: &Launch, verbose: bool) -> Result<Outcome, StepError> {
     set.set_mask().at("block signals")?;
     let sfd = set.signalfd().at("create the signalfd")?;
 
-    if verbose {
-        eprintln!("kakoi: clone3 flags {flags:#x}");
-    }
+    mark(&format!("cgroup ready; clone3 flags {flags:#x}"));
     let forked = sys::clone3(flags, v2fd.as_ref().map(|f| f.as_fd()))
         .at("clone3")
         .hint("creating namespaces needs root, or user namespaces enabled for unprivileged users (sysctl kernel.unprivileged_userns_clone)")?;
@@ -583,6 +587,7 @@ fn launch(l: &Launch, verbose: bool) -> Result<Outcome, StepError> {
         cleanup_veth();
         return Err(e);
     }
+    mark("parent set-up done (v1 attach, rlimits, maps, veth)");
     // Go.
     let _ = std::fs::File::from(go_w).write_all(b"g");
 
@@ -598,6 +603,7 @@ fn launch(l: &Launch, verbose: bool) -> Result<Outcome, StepError> {
         return Err(e);
     }
 
+    mark("the payload is executing");
     // Supervise.
     let deadline = p
         .process
@@ -644,9 +650,11 @@ fn launch(l: &Launch, verbose: bool) -> Result<Outcome, StepError> {
         }
     }
     let exit = sys::wait_pidfd(pidfd.as_fd()).at("wait for the payload")?;
+    mark("the payload exited");
     let oom_kills = cg.oom_kills();
     drop(cg);
     cleanup_veth();
+    mark("cleaned up");
     let code = match exit {
         sys::Exit::Code(c) => c,
         sys::Exit::Signal(s) => 128 + s,
