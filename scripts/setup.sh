@@ -15,3 +15,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
+# Microsoft's SARIF validator, for the test of `kakoi audit --format sarif` (needs npm).
+"$(dirname "$0")/get-sarif-multitool.sh" || echo "warning: SARIF multitool not installed; the SARIF schema check will be skipped" >&2

@@ -206,6 +206,59 @@ pub enum Command {
         #[arg(last = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Audit profiles: what they allow and what is risky, with an exposure score.
+    ///
+    /// INPUT is a kakoi policy (file or shipped name), a bundle directory, a
+    /// Docker/Podman/OCI seccomp JSON profile, a raw BPF program, an OCI runtime
+    /// config.json, or AppArmor profile text (format detected, or --input-format); --pid
+    /// audits a running process. Exit status: 0, or 1 when a finding is at or above
+    /// --fail-on or the score is above --threshold, 2 on unreadable input. Examples:
+    ///
+    ///   kakoi audit docker-default.json
+    ///
+    ///   kakoi audit --format sarif config.json > kakoi.sarif
+    ///
+    ///   kakoi audit --fail-on high --baseline accepted.json profiles/*.json
+    #[command(verbatim_doc_comment)]
+    Audit {
+        #[arg(value_name = "INPUT")]
+        inputs: Vec<String>,
+        /// Audit a running process (caps, no_new_privs, its seccomp filters, namespaces, label).
+        #[arg(long, value_name = "PID")]
+        pid: Vec<i32>,
+        /// The input format (default: detected).
+        #[arg(long, value_enum)]
+        input_format: Option<crate::audit::InputFormat>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = AuditFormat::Human)]
+        format: AuditFormat,
+        /// Exit 1 when a finding has this severity or higher.
+        #[arg(long, value_enum, value_name = "SEVERITY")]
+        fail_on: Option<crate::audit::Severity>,
+        /// Exit 1 when an input's exposure score is above this (0.0–10.0).
+        #[arg(long, value_name = "SCORE")]
+        threshold: Option<f64>,
+        /// Accept the findings listed in this file (written by --write-baseline).
+        #[arg(long, value_name = "FILE")]
+        baseline: Option<PathBuf>,
+        /// Write the current findings as a baseline file and exit 0.
+        #[arg(long, value_name = "FILE")]
+        write_baseline: Option<PathBuf>,
+    },
+    /// Compare two profiles semantically: per ABI, which syscalls, argument values,
+    /// capabilities, namespaces and masked paths NEW allows that OLD denied (and the
+    /// reverse). The inputs may be of different formats. Exit status as diff(1), for
+    /// pull-request gates: 0 when NEW allows nothing OLD denied, 1 when NEW widens OLD,
+    /// 2 on error.
+    Diff {
+        #[arg(value_name = "OLD")]
+        old: String,
+        #[arg(value_name = "NEW")]
+        new: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
     /// Explain the seccomp decision for one syscall: the action and the rule (with its
     /// source location) that decides it. INPUT is a policy, a Docker/OCI seccomp JSON
     /// profile, or a raw `.bpf` program (which has no rules: only the action).
@@ -316,6 +369,27 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             format,
             command,
         } => plan(&policy, format, &command, color_err),
+        Command::Audit {
+            inputs,
+            pid,
+            input_format,
+            format,
+            fail_on,
+            threshold,
+            baseline,
+            write_baseline,
+        } => audit_cmd(
+            &inputs,
+            &pid,
+            input_format,
+            format,
+            fail_on,
+            threshold,
+            baseline.as_deref(),
+            write_baseline.as_deref(),
+            color_err,
+        ),
+        Command::Diff { old, new, format } => diff_cmd(&old, &new, format, color_err),
         Command::Run {
             policy,
             bundle,
@@ -706,6 +780,163 @@ fn span_of(map: &SourceMap, origin: &str) -> Option<policy_lang::Span> {
         text[start..].find('\n').map_or(text.len(), |i| start + i)
     };
     Some(policy_lang::Span::new(file, start..end))
+}
+
+/// Output formats of `kakoi audit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    Human,
+    Json,
+    /// SARIF 2.1.0, for code scanning (GitHub, GitLab, Azure DevOps).
+    Sarif,
+}
+
+/// Read one input into the auditor's model.
+fn subject(
+    input: &str,
+    fmt: Option<crate::audit::InputFormat>,
+    color: bool,
+) -> Result<crate::audit::Subject, Failure> {
+    use crate::audit::{load, InputFormat};
+    let fmt = match fmt {
+        Some(f) => f,
+        None => load::detect(input).map_err(Failure::usage)?,
+    };
+    let read = || {
+        std::fs::read_to_string(input)
+            .map_err(|e| Failure::usage(format!("cannot read `{input}`: {e}")))
+    };
+    match fmt {
+        InputFormat::Policy => {
+            let (p, _) = load_ok(input, color)?;
+            load::policy(&p, input, None).map_err(Failure::usage)
+        }
+        InputFormat::Bundle => {
+            let b = crate::bundle::load_dir(Path::new(input), crate::seccomp::Host::X86_64)
+                .map_err(|m| Failure::usage(format!("invalid bundle `{input}`: {m}")))?;
+            let prog = match &b.seccomp {
+                Some(bytes) => {
+                    Some(crate::bpf::decode(bytes).map_err(|e| Failure::usage(e.to_string()))?)
+                }
+                None => None,
+            };
+            load::policy(&b.policy, input, prog).map_err(Failure::usage)
+        }
+        InputFormat::SeccompJson => load::seccomp_json(input, &read()?).map_err(Failure::usage),
+        InputFormat::Bpf => {
+            let bytes = std::fs::read(input)
+                .map_err(|e| Failure::usage(format!("cannot read `{input}`: {e}")))?;
+            load::bpf_file(input, &bytes).map_err(Failure::usage)
+        }
+        InputFormat::Oci => load::oci(input, &read()?).map_err(Failure::usage),
+        InputFormat::Apparmor => Ok(load::apparmor(input, &read()?)),
+        InputFormat::Process => {
+            let pid = input
+                .parse()
+                .map_err(|_| Failure::usage(format!("`{input}` is not a pid")))?;
+            crate::audit::live::process(pid).map_err(Failure::usage)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn audit_cmd(
+    inputs: &[String],
+    pids: &[i32],
+    fmt: Option<crate::audit::InputFormat>,
+    format: AuditFormat,
+    fail_on: Option<crate::audit::Severity>,
+    threshold: Option<f64>,
+    baseline: Option<&Path>,
+    write_baseline: Option<&Path>,
+    color: bool,
+) -> Result<(), Failure> {
+    use crate::audit::{self, report, Baseline, InputFormat};
+    if inputs.is_empty() && pids.is_empty() {
+        return Err(Failure::usage(
+            "nothing to audit: give INPUT files or --pid PID",
+        ));
+    }
+    let base: Option<Baseline> = match baseline {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                Failure::usage(format!("cannot read baseline `{}`: {e}", p.display()))
+            })?;
+            Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| Failure::usage(format!("baseline `{}`: {e}", p.display())))?,
+            )
+        }
+        None => None,
+    };
+    let mut reports = Vec::new();
+    for i in inputs {
+        let s = subject(i, fmt, color)?;
+        reports.push(audit::audit(&s, base.as_ref()));
+    }
+    for p in pids {
+        let s = subject(&p.to_string(), Some(InputFormat::Process), color)?;
+        reports.push(audit::audit(&s, base.as_ref()));
+    }
+    if let Some(path) = write_baseline {
+        let text =
+            serde_json::to_string_pretty(&Baseline::of(&reports)).expect("serializes") + "\n";
+        write_atomic(path, text.as_bytes())
+            .map_err(|e| Failure::usage(format!("cannot write `{}`: {e}", path.display())))?;
+        eprintln!(
+            "wrote {} ({} findings accepted)",
+            path.display(),
+            reports.iter().map(|r| r.findings.len()).sum::<usize>()
+        );
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    let text = match format {
+        AuditFormat::Human => report::human(
+            &reports,
+            use_color(ColorChoice::Auto, std::io::stdout().is_terminal()) && color_allowed(),
+        ),
+        AuditFormat::Json => {
+            serde_json::to_string_pretty(&report::json(&reports)).expect("serializes") + "\n"
+        }
+        AuditFormat::Sarif => {
+            serde_json::to_string_pretty(&report::sarif(&reports)).expect("serializes") + "\n"
+        }
+    };
+    let _ = out.write_all(text.as_bytes());
+    let failed = reports.iter().any(|r| {
+        fail_on.is_some_and(|f| r.findings.iter().any(|x| x.severity >= f))
+            || threshold.is_some_and(|t| r.score > t)
+    });
+    if failed {
+        return Err(Failure {
+            code: exit::POLICY,
+            message: None,
+        });
+    }
+    Ok(())
+}
+
+fn color_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn diff_cmd(old: &str, new: &str, format: Format, color: bool) -> Result<(), Failure> {
+    let a = subject(old, None, color)?;
+    let b = subject(new, None, color)?;
+    let d = crate::audit::diff::diff(&a, &b);
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&d).expect("serializes"));
+    } else {
+        print!("{}", crate::audit::diff::human(&d));
+    }
+    if d.widened {
+        return Err(Failure {
+            code: exit::POLICY,
+            message: None,
+        });
+    }
+    Ok(())
 }
 
 fn plan(policy: &str, format: Format, command: &[String], color: bool) -> Result<(), Failure> {

@@ -4,6 +4,7 @@
 //! bundle writer and the CLI. See ARCHITECTURE.md for the map.
 
 pub mod apply;
+pub mod audit;
 pub mod backends;
 pub mod bpf;
 pub mod bundle;

@@ -2767,23 +2767,7 @@ impl Builder {
     }
 
     fn check_caps(&mut self) {
-        /// Capabilities that amount to root on the host or in the kernel (audit rule
-        /// CAP002).
-        const EFFECTIVELY_ROOT: &[&str] = &[
-            "SYS_ADMIN",
-            "SYS_MODULE",
-            "SYS_RAWIO",
-            "SYS_PTRACE",
-            "DAC_READ_SEARCH",
-            "NET_ADMIN",
-            "BPF",
-            "PERFMON",
-            "SYS_BOOT",
-            "MAC_ADMIN",
-            "MAC_OVERRIDE",
-            "SETFCAP",
-            "SYSLOG",
-        ];
+        use crate::catalogue::EFFECTIVELY_ROOT;
         let c = &self.caps;
         let at = |d: Diagnostic| match &c.section {
             Some(s) => Diagnostic {

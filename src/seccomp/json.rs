@@ -32,22 +32,7 @@ pub struct Target {
 impl Target {
     /// Docker's default capability set on an x86_64 host, kernel 6.12.
     pub fn docker_default() -> Self {
-        let caps = [
-            "CHOWN",
-            "DAC_OVERRIDE",
-            "FSETID",
-            "FOWNER",
-            "MKNOD",
-            "NET_RAW",
-            "SETGID",
-            "SETUID",
-            "SETFCAP",
-            "SETPCAP",
-            "NET_BIND_SERVICE",
-            "SYS_CHROOT",
-            "KILL",
-            "AUDIT_WRITE",
-        ];
+        let caps = catalogue::DOCKER_DEFAULT_CAPS;
         Target {
             host: Host::X86_64,
             caps: caps.iter().map(|c| c.to_string()).collect(),

@@ -165,22 +165,7 @@ fn cap_mask(names: &[&str]) -> String {
     format!("{m:016x}")
 }
 
-const DOCKER_CAPS: &[&str] = &[
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FSETID",
-    "FOWNER",
-    "MKNOD",
-    "NET_RAW",
-    "SETGID",
-    "SETUID",
-    "SETFCAP",
-    "SETPCAP",
-    "NET_BIND_SERVICE",
-    "SYS_CHROOT",
-    "KILL",
-    "AUDIT_WRITE",
-];
+use kakoi::policy_lang::catalogue::DOCKER_DEFAULT_CAPS as DOCKER_CAPS;
 
 #[test]
 fn the_default_sandbox_seen_from_inside() {

@@ -2,6 +2,8 @@
 //!
 //! Modules:
 //! - `util`: helpers to run the built `kakoi` binary and make temp dirs.
+//! - `audit`: `kakoi audit` and `kakoi diff` on fixtures of every format, Docker's profile,
+//!   raw BPF mistakes, baselines, SARIF, a live process.
 //! - `backends`: capability, Landlock, AppArmor and SELinux artifacts; real parsers;
 //!   Landlock live.
 //! - `diagnostics`: every fixture in `fixtures/invalid/` is checked and its rendered
@@ -16,6 +18,7 @@
 //!   namespaces, mounts, cgroups, limits, id maps (root and rootless), networking, exits.
 //! - `cli`: exit codes, `--format json`, `--emit`, atomic bundle writes, completions, man.
 
+mod audit;
 mod backends;
 mod cli;
 mod diagnostics;

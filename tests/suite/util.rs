@@ -52,3 +52,19 @@ pub fn policy_corpus() -> Vec<String> {
     }
     v
 }
+
+/// A file of ../shared/data (real profiles), or `None` with a message when the folder is
+/// absent; under `CI=true` its absence is a failure.
+pub fn shared_data(name: &str) -> Option<PathBuf> {
+    let path = root().join("../shared/data").join(name);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "{} is missing under CI",
+        path.display()
+    );
+    eprintln!("skipped: {} not found", path.display());
+    None
+}

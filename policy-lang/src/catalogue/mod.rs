@@ -229,6 +229,43 @@ pub fn constant_names() -> impl Iterator<Item = &'static str> {
 }
 
 /// Capability names without the `CAP_` prefix, indexed by number.
+/// Capabilities that amount to root on the host or in the kernel (the checker's W0401 and
+/// the auditor's CAP002).
+pub const EFFECTIVELY_ROOT: &[&str] = &[
+    "SYS_ADMIN",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_PTRACE",
+    "DAC_READ_SEARCH",
+    "NET_ADMIN",
+    "BPF",
+    "PERFMON",
+    "SYS_BOOT",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "SETFCAP",
+    "SYSLOG",
+];
+
+/// Docker's default capability set (the baseline of the auditor's CAP003 and of
+/// importing Docker profiles).
+pub const DOCKER_DEFAULT_CAPS: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
 pub fn capabilities() -> &'static [&'static str] {
     generated::CAPABILITIES
 }

@@ -1,0 +1,255 @@
+//! Symbolic execution of a seccomp program: for a known `arch` and syscall `nr`, every
+//! action the program can return when the arguments (and instruction pointer) are unknown.
+//! Seccomp programs only jump forward, so every path ends; each comparison on an unknown
+//! value explores both branches.
+
+use std::collections::BTreeSet;
+
+use policy_lang::catalogue::{self, Arch};
+use policy_lang::ir::Action;
+
+use crate::bpf::{self, Insn};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Val {
+    Known(u32),
+    Unknown,
+}
+
+/// How a program treats one syscall when its arguments are not known.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(tag = "class", content = "action", rename_all = "kebab-case")]
+pub enum Class {
+    /// Allowed whatever the arguments (or only logged).
+    Allow,
+    /// Allowed for some arguments, refused for others.
+    Conditional,
+    /// Never allowed: the action it gets (the first one, if several).
+    Deny(Action),
+}
+
+impl Class {
+    pub fn allows(&self) -> bool {
+        !matches!(self, Class::Deny(_))
+    }
+
+    /// Short text for reports: `allow`, `conditional`, `errno(EPERM)`.
+    pub fn text(&self) -> String {
+        match self {
+            Class::Allow => "allow".into(),
+            Class::Conditional => "conditional".into(),
+            Class::Deny(a) => a.to_source(),
+        }
+    }
+}
+
+/// Whether an action lets the syscall run (LOG, TRACE and USER_NOTIF enforce nothing alone).
+pub fn lets_through(a: Action) -> bool {
+    matches!(
+        a,
+        Action::Allow | Action::Log | Action::Trace(_) | Action::Notify
+    )
+}
+
+/// Every return value reachable for (`audit_arch`, `nr`), arguments unknown. `None` when
+/// the path count exceeds the limit (the caller treats that as conditional).
+pub fn outcomes(prog: &[Insn], audit_arch: u32, nr: u32) -> Option<BTreeSet<u32>> {
+    let mut out = BTreeSet::new();
+    let mut paths = 0usize;
+    let mut stack = vec![(0usize, Val::Known(0), Val::Known(0), [Val::Known(0); 16])];
+    while let Some((mut pc, mut a, mut x, mut mem)) = stack.pop() {
+        paths += 1;
+        if paths > 20_000 {
+            return None;
+        }
+        while let Some(i) = prog.get(pc).copied() {
+            pc += 1;
+            match i.code & 0x07 {
+                bpf::LD => {
+                    a = match i.code & 0xe0 {
+                        bpf::ABS => match i.k {
+                            0 => Val::Known(nr),
+                            4 => Val::Known(audit_arch),
+                            _ => Val::Unknown,
+                        },
+                        bpf::LEN => Val::Known(bpf::DATA_LEN),
+                        bpf::MEM => mem[(i.k & 15) as usize],
+                        _ => Val::Known(i.k),
+                    }
+                }
+                bpf::LDX => {
+                    x = match i.code & 0xe0 {
+                        bpf::LEN => Val::Known(bpf::DATA_LEN),
+                        bpf::MEM => mem[(i.k & 15) as usize],
+                        _ => Val::Known(i.k),
+                    }
+                }
+                bpf::ST => mem[(i.k & 15) as usize] = a,
+                bpf::STX => mem[(i.k & 15) as usize] = x,
+                bpf::ALU => {
+                    let src = if i.code & bpf::X != 0 {
+                        x
+                    } else {
+                        Val::Known(i.k)
+                    };
+                    a = match (a, src) {
+                        (Val::Known(av), Val::Known(s)) => {
+                            let r = bpf::run(
+                                &[
+                                    Insn {
+                                        code: bpf::LD | bpf::IMM,
+                                        jt: 0,
+                                        jf: 0,
+                                        k: av,
+                                    },
+                                    Insn {
+                                        code: i.code & !bpf::X,
+                                        jt: 0,
+                                        jf: 0,
+                                        k: s,
+                                    },
+                                    Insn {
+                                        code: bpf::RET | bpf::A,
+                                        jt: 0,
+                                        jf: 0,
+                                        k: 0,
+                                    },
+                                ],
+                                &bpf::Data::default(),
+                            );
+                            Val::Known(r.ret)
+                        }
+                        // Negation and `& 0`-like identities are not tracked: unknown.
+                        _ => Val::Unknown,
+                    };
+                }
+                bpf::JMP => {
+                    let op = i.code & 0xf0;
+                    if op == bpf::JA {
+                        pc += i.k as usize;
+                        continue;
+                    }
+                    let src = if i.code & bpf::X != 0 {
+                        x
+                    } else {
+                        Val::Known(i.k)
+                    };
+                    match (a, src) {
+                        (Val::Known(av), Val::Known(s)) => {
+                            let t = match op {
+                                bpf::JEQ => av == s,
+                                bpf::JGT => av > s,
+                                bpf::JGE => av >= s,
+                                _ => av & s != 0,
+                            };
+                            pc += usize::from(if t { i.jt } else { i.jf });
+                        }
+                        _ => {
+                            if i.jt == i.jf {
+                                pc += usize::from(i.jt);
+                            } else {
+                                stack.push((pc + usize::from(i.jt), a, x, mem));
+                                pc += usize::from(i.jf);
+                            }
+                        }
+                    }
+                }
+                bpf::RET => {
+                    if i.code & 0x18 == bpf::A {
+                        match a {
+                            Val::Known(v) => {
+                                out.insert(v);
+                            }
+                            // An unknown return value: it could be anything, allow included.
+                            Val::Unknown => {
+                                out.insert(bpf::RET_ALLOW);
+                                out.insert(bpf::RET_KILL_PROCESS);
+                            }
+                        }
+                    } else {
+                        out.insert(i.k);
+                    }
+                    break;
+                }
+                _ => {
+                    if i.code & 0x80 != 0 {
+                        a = x;
+                    } else {
+                        x = a;
+                    }
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The class of (`audit_arch`, `nr`).
+pub fn classify(prog: &[Insn], audit_arch: u32, nr: u32) -> Class {
+    let Some(rets) = outcomes(prog, audit_arch, nr) else {
+        return Class::Conditional;
+    };
+    let actions: Vec<Action> = rets.iter().map(|r| bpf::ret_action(*r)).collect();
+    let through = actions.iter().filter(|a| lets_through(**a)).count();
+    if through == actions.len() {
+        Class::Allow
+    } else if through == 0 {
+        // The most restrictive action the kernel would apply is the first by precedence.
+        let mut sorted: Vec<u32> = rets.iter().copied().collect();
+        sorted.sort_by_key(|r| precedence(*r));
+        Class::Deny(bpf::ret_action(sorted[0]))
+    } else {
+        Class::Conditional
+    }
+}
+
+/// Lower is more restrictive (the kernel's order of `SECCOMP_RET_*`).
+fn precedence(ret: u32) -> u32 {
+    match ret & 0xffff_0000 {
+        bpf::RET_KILL_PROCESS => 0,
+        bpf::RET_KILL_THREAD => 1,
+        bpf::RET_TRAP => 2,
+        bpf::RET_ERRNO => 3,
+        bpf::RET_USER_NOTIF => 4,
+        bpf::RET_TRACE => 5,
+        bpf::RET_LOG => 6,
+        _ => 7,
+    }
+}
+
+/// The decision table of one ABI: every syscall the catalogue knows for it, by name.
+pub fn table(prog: &[Insn], arch: Arch) -> std::collections::BTreeMap<&'static str, Class> {
+    catalogue::syscalls()
+        .iter()
+        .filter_map(|d| {
+            d.nr(arch)
+                .map(|nr| (d.name, classify(prog, arch.audit_arch(), nr)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seccomp::{codegen, Host};
+
+    fn compile(text: &str) -> Vec<Insn> {
+        let (_, c) = policy_lang::check_str("t.kakoi", text);
+        let p = c.policy.expect("valid");
+        bpf::decode(&codegen::compile(&p.seccomp, Host::X86_64).bpf).unwrap()
+    }
+
+    #[test]
+    fn classes_follow_the_policy() {
+        let prog = compile(
+            "seccomp {\n default errno(EPERM)\n allow read\n allow socket if family == AF_INET\n kill-process ptrace\n}\n",
+        );
+        let t = table(&prog, Arch::X86_64);
+        assert_eq!(t["read"], Class::Allow);
+        assert_eq!(t["socket"], Class::Conditional);
+        assert_eq!(t["ptrace"], Class::Deny(Action::KillProcess));
+        assert_eq!(t["write"], Class::Deny(Action::Errno(1)));
+        // The default targets x86_64 only: i386 is a foreign ABI.
+        assert!(table(&prog, Arch::X86).values().all(|c| !c.allows()));
+    }
+}

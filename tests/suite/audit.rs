@@ -1,0 +1,447 @@
+//! `kakoi audit` and `kakoi diff`: fixtures in every input format with the exact findings
+//! expected (snapshots), Docker's real profile, hand-built raw BPF programs with the
+//! classic mistakes, exit codes, baselines, SARIF (checked by Microsoft's SARIF
+//! validator when installed), a live process, and semantic diffs.
+
+use std::path::Path;
+
+use kakoi::bpf::{self, Insn};
+use serde_json::{json, Value};
+
+use crate::util::{kakoi, root, stderr, stdout};
+
+fn audit_json(args: &[&str]) -> (Value, i32) {
+    let o = kakoi()
+        .args(["audit", "--format", "json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let code = o.status.code().unwrap();
+    let v: Value = serde_json::from_str(&stdout(&o))
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    (v, code)
+}
+
+/// The part of a report a snapshot pins: score, band and each finding's id, severity,
+/// message and location.
+fn summary(report: &Value) -> Value {
+    json!({
+        "input": report["input"],
+        "format": report["format"],
+        "score": report["score"],
+        "band": report["band"],
+        "findings": report["findings"].as_array().unwrap().iter().map(|f| json!({
+            "id": f["id"], "severity": f["severity"], "message": f["message"], "location": f["location"],
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn ids(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn fixtures_in_every_format_give_the_expected_findings() {
+    let dir = root().join("fixtures/audit");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 6);
+    for n in names {
+        let (v, _) = audit_json(&[&format!("fixtures/audit/{n}")]);
+        insta::with_settings!({ snapshot_path => "snapshots/audit", prepend_module_to_snapshot => false }, {
+            insta::assert_json_snapshot!(n.clone(), summary(&v["reports"][0]));
+        });
+        let weak = n.starts_with("weak");
+        let score = v["reports"][0]["score"].as_f64().unwrap();
+        assert!(
+            if weak { score >= 5.0 } else { score < 1.0 },
+            "{n}: {score}"
+        );
+    }
+    // Policies too: the shipped ones are audited without errors.
+    for p in ["default", "strict", "web-server", "python-batch"] {
+        let (v, _) = audit_json(&[p]);
+        assert!(
+            !ids(&v["reports"][0]).contains(&"SCMP001".to_string()),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn dockers_default_profile_has_no_critical_findings() {
+    let path = root().join("../shared/data/docker-default-seccomp.json");
+    if !path.exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{} is missing under CI",
+            path.display()
+        );
+        eprintln!("skipped: {} not found", path.display());
+        return;
+    }
+    let (v, code) = audit_json(&[path.to_str().unwrap(), "--fail-on", "critical"]);
+    assert_eq!(code, 0, "no critical finding");
+    let r = &v["reports"][0];
+    let found = ids(r);
+    // What is true of Docker's profile: i386 and x32 are allowed, and i386 socketcall
+    // bypasses the AF_ALG/AF_VSOCK rule.
+    assert!(
+        found.contains(&"SCMP004".into()) && found.contains(&"SCMP010".into()),
+        "{found:?}"
+    );
+    for absent in [
+        "SCMP001", "SCMP002", "SCMP003", "SCMP006", "SCMP007", "SCMP009",
+    ] {
+        assert!(!found.contains(&absent.to_string()), "{absent}: {found:?}");
+    }
+    assert!(r["score"].as_f64().unwrap() < 5.0);
+}
+
+const LD_NR: Insn = Insn {
+    code: bpf::LD | bpf::W | bpf::ABS,
+    jt: 0,
+    jf: 0,
+    k: 0,
+};
+const LD_ARCH: Insn = Insn {
+    code: bpf::LD | bpf::W | bpf::ABS,
+    jt: 0,
+    jf: 0,
+    k: 4,
+};
+
+fn jeq(k: u32, jt: u8, jf: u8) -> Insn {
+    Insn {
+        code: bpf::JMP | bpf::JEQ,
+        jt,
+        jf,
+        k,
+    }
+}
+fn jge(k: u32, jt: u8, jf: u8) -> Insn {
+    Insn {
+        code: bpf::JMP | bpf::JGE,
+        jt,
+        jf,
+        k,
+    }
+}
+fn ret(k: u32) -> Insn {
+    Insn {
+        code: bpf::RET,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn audit_bpf(dir: &Path, name: &str, prog: &[Insn]) -> Vec<String> {
+    let p = dir.join(format!("{name}.bpf"));
+    std::fs::write(&p, bpf::encode(prog)).unwrap();
+    let (v, _) = audit_json(&[p.to_str().unwrap()]);
+    ids(&v["reports"][0])
+}
+
+#[test]
+fn raw_bpf_mistakes_are_caught() {
+    let d = tempfile::tempdir().unwrap();
+    let ptrace = 101;
+    let eperm = bpf::RET_ERRNO | 1;
+    // A deny-list that never looks at the architecture.
+    let no_arch = audit_bpf(
+        d.path(),
+        "no-arch",
+        &[LD_NR, jeq(ptrace, 0, 1), ret(eperm), ret(bpf::RET_ALLOW)],
+    );
+    assert!(
+        no_arch.contains(&"SCMP002".into()) && no_arch.contains(&"SCMP001".into()),
+        "{no_arch:?}"
+    );
+    // Checks the arch, but x32 numbers slip past the ptrace denial.
+    let x86_64 = 0xc000_003e;
+    let no_x32 = audit_bpf(
+        d.path(),
+        "no-x32-guard",
+        &[
+            LD_ARCH,
+            jeq(x86_64, 1, 0),
+            ret(bpf::RET_KILL_PROCESS),
+            LD_NR,
+            jeq(ptrace, 0, 1),
+            ret(eperm),
+            ret(bpf::RET_ALLOW),
+        ],
+    );
+    assert!(
+        no_x32.contains(&"SCMP003".into()) && !no_x32.contains(&"SCMP002".into()),
+        "{no_x32:?}"
+    );
+    // An allow-list with every guard, but a default that only logs.
+    let read = 0;
+    let permissive = audit_bpf(
+        d.path(),
+        "log-default",
+        &[
+            LD_ARCH,
+            jeq(x86_64, 1, 0),
+            ret(bpf::RET_KILL_PROCESS),
+            LD_NR,
+            jge(0x4000_0000, 0, 1),
+            ret(bpf::RET_KILL_PROCESS),
+            jeq(read, 0, 1),
+            ret(bpf::RET_ALLOW),
+            ret(bpf::RET_LOG),
+        ],
+    );
+    assert!(permissive.contains(&"SCMP001".into()), "{permissive:?}");
+    assert!(
+        !permissive.contains(&"SCMP002".into()) && !permissive.contains(&"SCMP003".into()),
+        "{permissive:?}"
+    );
+    // kakoi's own compilation of `strict` has none of these.
+    let b = d.path().join("strict.bundle");
+    assert!(kakoi()
+        .arg("compile")
+        .arg("strict")
+        .arg("-o")
+        .arg(&b)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let (v, _) = audit_json(&[b.join("seccomp.x86_64.bpf").to_str().unwrap()]);
+    let found = ids(&v["reports"][0]);
+    for absent in ["SCMP001", "SCMP002", "SCMP003", "SCMP006", "SCMP007"] {
+        assert!(!found.contains(&absent.to_string()), "{absent}: {found:?}");
+    }
+    // A bundle is audited as the program it will load, with the policy's other layers.
+    let (v, _) = audit_json(&[b.to_str().unwrap()]);
+    assert_eq!(v["reports"][0]["format"], "bundle");
+}
+
+#[test]
+fn exit_codes_thresholds_and_baselines() {
+    let weak = "fixtures/audit/weak-config.json";
+    let o = kakoi().args(["audit", weak]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "findings alone do not fail");
+    let o = kakoi()
+        .args(["audit", "--fail-on", "high", weak])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let o = kakoi()
+        .args(["audit", "--threshold", "5.0", weak])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let o = kakoi()
+        .args([
+            "audit",
+            "--threshold",
+            "5.0",
+            "fixtures/audit/strong-config.json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let o = kakoi()
+        .args(["audit", "/no/such/file.json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
+    // Accept today's findings; the same audit then passes the gate.
+    let d = tempfile::tempdir().unwrap();
+    let base = d.path().join("baseline.json");
+    let o = kakoi()
+        .args(["audit", weak, "--write-baseline"])
+        .arg(&base)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (v, code) = audit_json(&[
+        weak,
+        "--fail-on",
+        "high",
+        "--baseline",
+        base.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(v["reports"][0]["findings"], json!([]));
+    assert!(v["reports"][0]["baselined"].as_u64().unwrap() >= 10);
+}
+
+/// Microsoft's SARIF multitool (`scripts/get-sarif-multitool.sh` installs it under
+/// target/tools): validates against the SARIF 2.1.0 schema.
+fn sarif_multitool() -> Option<std::path::PathBuf> {
+    let p = root().join("target/tools/sarif-multitool/Sarif.Multitool");
+    p.is_file().then_some(p)
+}
+
+#[test]
+fn sarif_output_is_valid_sarif_2_1_0() {
+    let o = kakoi()
+        .args([
+            "audit",
+            "--format",
+            "sarif",
+            "fixtures/audit/weak-config.json",
+            "fixtures/audit/weak.apparmor",
+            "fixtures/audit/weak-seccomp.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    let run = &v["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), kakoi::audit::rules::RULES.len());
+    let results = run["results"].as_array().unwrap();
+    assert!(results.len() > 20);
+    for r in results {
+        let idx = r["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[idx]["id"], r["ruleId"]);
+        assert!(["error", "warning", "note"].contains(&r["level"].as_str().unwrap()));
+    }
+    // Line numbers for text inputs.
+    assert!(results
+        .iter()
+        .any(|r| r["locations"][0]["physicalLocation"]["region"]["startLine"].as_u64() == Some(4)));
+    let Some(tool) = sarif_multitool() else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "the SARIF multitool is missing under CI (scripts/get-sarif-multitool.sh)"
+        );
+        eprintln!("skipped schema validation: run scripts/get-sarif-multitool.sh");
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("kakoi.sarif");
+    std::fs::write(&f, stdout(&o)).unwrap();
+    let out = d.path().join("validation.sarif");
+    let r = std::process::Command::new(tool)
+        .arg("validate")
+        .arg(&f)
+        .arg("--output")
+        .arg(&out)
+        .env("DOTNET_SYSTEM_GLOBALIZATION_INVARIANT", "1")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&r.stdout);
+    assert!(log.contains("Analysis completed successfully"), "{log}");
+    assert!(!log.contains(": error "), "schema or rule errors:\n{log}");
+}
+
+#[test]
+fn a_live_process_is_audited_through_ptrace() {
+    if !std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+    {
+        eprintln!("skipped: reading another process's filters needs root");
+        return;
+    }
+    let mut child = kakoi()
+        .args(["run", "--", "/bin/sleep", "30"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let procs = format!("/sys/fs/cgroup/pids/kakoi-{}/cgroup.procs", child.id());
+    let mut payload = None;
+    for _ in 0..200 {
+        if let Some(p) = std::fs::read_to_string(&procs)
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.parse::<i32>().ok()))
+        {
+            if std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep")
+            {
+                payload = Some(p);
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let pid = payload.expect("the payload started");
+    let (v, _) = audit_json(&["--pid", &pid.to_string()]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let r = &v["reports"][0];
+    assert_eq!(r["format"], "process");
+    let found = ids(r);
+    // The filter read back is kakoi's default: no permissive default, arch and x32 checked.
+    for absent in [
+        "SCMP001", "SCMP002", "SCMP003", "SCMP004", "OCI001", "OCI002",
+    ] {
+        assert!(!found.contains(&absent.to_string()), "{absent}: {found:?}");
+    }
+    assert!(
+        found.contains(&"CAP003".into()),
+        "NET_RAW is held: {found:?}"
+    );
+}
+
+#[test]
+fn diff_gates_widening_changes() {
+    let docker = root().join("../shared/data/docker-default-seccomp.json");
+    if docker.exists() {
+        // kakoi's default equals Docker's on x86_64 and drops i386 and x32: narrower.
+        let o = kakoi()
+            .arg("diff")
+            .arg(&docker)
+            .arg("default")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+        let out = stdout(&o);
+        assert!(
+            !out.contains("[x86_64]"),
+            "x86_64 decisions are the same:\n{out}"
+        );
+        assert!(out.contains("[x86]") && out.contains("NEW allows nothing that OLD denied"));
+        let o = kakoi()
+            .arg("diff")
+            .arg("default")
+            .arg(&docker)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+    }
+    let o = kakoi()
+        .args(["diff", "default", "default"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("no semantic difference"));
+    let o = kakoi()
+        .args(["diff", "--format", "json", "strict", "default"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["widened"], true);
+    // Argument-level: a wider socket rule is found as values newly allowed.
+    let d = tempfile::tempdir().unwrap();
+    let a = d.path().join("a.kakoi");
+    let b = d.path().join("b.kakoi");
+    std::fs::write(
+        &a,
+        "seccomp {\n    default errno(EPERM)\n    allow socket if family == AF_UNIX\n}\n",
+    )
+    .unwrap();
+    std::fs::write(&b, "seccomp {\n    default errno(EPERM)\n    allow socket if family in {AF_UNIX, AF_INET}\n}\n").unwrap();
+    let o = kakoi().arg("diff").arg(&a).arg(&b).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("socket") && stdout(&o).contains("arg0=0x2"),
+        "{}",
+        stdout(&o)
+    );
+}
