@@ -1,4 +1,4 @@
-//! Report formats: grouped text for people, JSON (schema in `docs/audit-json.md`), and
+//! Report formats: grouped text for people, JSON (schema in `docs/audit.md`), and
 //! SARIF 2.1.0 for code-scanning tools.
 
 use std::fmt::Write;
