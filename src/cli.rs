@@ -259,6 +259,21 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Turn a Docker/OCI seccomp JSON profile (or an OCI config.json's `linux.seccomp`),
+    /// a raw BPF program or a running process's filter into a readable kakoi policy. The
+    /// result is checked to compile to the same decision table as the input, per ABI,
+    /// before it is written. Raw BPF whose decisions depend on syscall arguments is
+    /// refused for now (the syscalls concerned are named).
+    Import {
+        #[arg(value_name = "INPUT")]
+        input: String,
+        /// Write the policy here (atomically) instead of to standard output.
+        #[arg(short, long, value_name = "POLICY.kakoi")]
+        output: Option<PathBuf>,
+        /// The input format (default: detected).
+        #[arg(long, value_enum)]
+        input_format: Option<crate::audit::InputFormat>,
+    },
     /// Explain the seccomp decision for one syscall: the action and the rule (with its
     /// source location) that decides it. INPUT is a policy, a Docker/OCI seccomp JSON
     /// profile, or a raw `.bpf` program (which has no rules: only the action).
@@ -390,6 +405,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             color_err,
         ),
         Command::Diff { old, new, format } => diff_cmd(&old, &new, format, color_err),
+        Command::Import {
+            input,
+            output,
+            input_format,
+        } => import_cmd(&input, output.as_deref(), input_format, color_err),
         Command::Run {
             policy,
             bundle,
@@ -919,6 +939,46 @@ fn audit_cmd(
 
 fn color_allowed() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn import_cmd(
+    input: &str,
+    output: Option<&Path>,
+    fmt: Option<crate::audit::InputFormat>,
+    color: bool,
+) -> Result<(), Failure> {
+    use crate::audit::import;
+    let s = subject(input, fmt, color)?;
+    let Some(v) = s.seccomp() else {
+        return Err(Failure::usage(format!(
+            "`{input}` has no seccomp filter to import"
+        )));
+    };
+    let body = match &v.rules {
+        Some(rules) => import::seccomp_src(rules),
+        None => import::from_tables(v)
+            .map_err(|e| Failure::usage(format!("cannot import `{input}`: {e}")))?,
+    };
+    let mut text = format!("# Imported by `kakoi import` from {input}.\n");
+    for n in &s.notes {
+        text.push_str(&format!("# note: {n}\n"));
+    }
+    text.push_str("kakoi 1\n\n");
+    text.push_str(&body);
+    import::verify(&text, v)
+        .map_err(|e| Failure::usage(format!("cannot import `{input}`: {e}")))?;
+    match output {
+        Some(path) => {
+            write_atomic(path, text.as_bytes())
+                .map_err(|e| Failure::usage(format!("cannot write `{}`: {e}", path.display())))?;
+            eprintln!(
+                "wrote {} (same decisions as {input}, checked per ABI)",
+                path.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
 }
 
 fn diff_cmd(old: &str, new: &str, format: Format, color: bool) -> Result<(), Failure> {

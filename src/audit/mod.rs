@@ -8,6 +8,7 @@
 //! ABI ([`sym`]), so all formats are judged by the same code.
 
 pub mod diff;
+pub mod import;
 pub mod live;
 pub mod load;
 pub mod model;

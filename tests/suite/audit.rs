@@ -445,3 +445,77 @@ fn diff_gates_widening_changes() {
         stdout(&o)
     );
 }
+
+#[test]
+fn import_gives_a_policy_with_the_same_decisions() {
+    let d = tempfile::tempdir().unwrap();
+    // JSON: rules carried over, checked, then equal by `kakoi diff`.
+    let out = d.path().join("strong.kakoi");
+    let o = kakoi()
+        .args(["import", "fixtures/audit/strong-seccomp.json", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = kakoi()
+        .args(["diff", "fixtures/audit/strong-seccomp.json"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("no semantic difference"),
+        "{}",
+        stdout(&o)
+    );
+    // Raw BPF without argument checks: decompiled from its decision tables.
+    let x86_64 = 0xc000_003e;
+    let prog = [
+        LD_ARCH,
+        jeq(x86_64, 1, 0),
+        ret(bpf::RET_KILL_PROCESS),
+        LD_NR,
+        jge(0x4000_0000, 0, 1),
+        ret(bpf::RET_KILL_PROCESS),
+        jeq(0, 3, 0),
+        jeq(1, 2, 0),
+        jeq(60, 1, 0),
+        ret(bpf::RET_ERRNO | 1),
+        ret(bpf::RET_ALLOW),
+    ];
+    let f = d.path().join("small.bpf");
+    std::fs::write(&f, bpf::encode(&prog)).unwrap();
+    let o = kakoi().arg("import").arg(&f).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("allow [exit, read, write]") && text.contains("default errno(EPERM)"),
+        "{text}"
+    );
+    // Argument-dependent programs are refused, naming the syscalls.
+    let b = d.path().join("strict.bundle");
+    assert!(kakoi()
+        .args(["compile", "strict", "-o"])
+        .arg(&b)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let o = kakoi()
+        .arg("import")
+        .arg(b.join("seccomp.x86_64.bpf"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("decided by their arguments") && stderr(&o).contains("x86_64:socket"),
+        "{}",
+        stderr(&o)
+    );
+    // A profile the language refuses (Docker's i386 socketcall bypass) is explained.
+    if let Some(docker) = crate::util::shared_data("docker-default-seccomp.json") {
+        let o = kakoi().arg("import").arg(docker).output().unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains("E0312"), "{}", stderr(&o));
+    }
+}
