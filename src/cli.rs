@@ -832,7 +832,7 @@ fn subject(
             load::policy(&p, input, None).map_err(Failure::usage)
         }
         InputFormat::Bundle => {
-            let b = crate::bundle::load_dir(Path::new(input), crate::seccomp::Host::X86_64)
+            let b = crate::bundle::load_dir(Path::new(input), crate::launch::run::host_arch())
                 .map_err(|m| Failure::usage(format!("invalid bundle `{input}`: {m}")))?;
             let prog = match &b.seccomp {
                 Some(bytes) => {

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use policy_lang::catalogue::Arch;
-use policy_lang::ir::{Action, CmpOp, Cond, ConstExpr, Seccomp};
+use policy_lang::ir::{Action, Cond, ConstExpr, Seccomp};
 
 use super::model::SeccompView;
 use super::sym::{self, Class};
@@ -25,17 +25,6 @@ fn const_src(c: &ConstExpr) -> String {
     }
 }
 
-fn op_src(o: CmpOp) -> &'static str {
-    match o {
-        CmpOp::Eq => "==",
-        CmpOp::Ne => "!=",
-        CmpOp::Lt => "<",
-        CmpOp::Le => "<=",
-        CmpOp::Gt => ">",
-        CmpOp::Ge => ">=",
-    }
-}
-
 /// A condition in the policy language (fully parenthesised where it nests).
 pub fn cond_src(c: &Cond) -> String {
     match c {
@@ -44,10 +33,10 @@ pub fn cond_src(c: &Cond) -> String {
                 "{} & {} {} {}",
                 a.arg,
                 const_src(m),
-                op_src(a.op),
+                a.op.as_str(),
                 const_src(&a.value)
             ),
-            None => format!("{} {} {}", a.arg, op_src(a.op), const_src(&a.value)),
+            None => format!("{} {} {}", a.arg, a.op.as_str(), const_src(&a.value)),
         },
         Cond::Arch(v) => format!(
             "arch in {{{}}}",

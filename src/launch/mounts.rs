@@ -497,6 +497,22 @@ fn special_mounts(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), Ste
     Ok(())
 }
 
+/// `path` inside `root` without following a final symlink; `None` when it does not exist
+/// (masking or protecting a missing path is nothing to do).
+fn open_existing(root: BorrowedFd, path: &str) -> std::io::Result<Option<OwnedFd>> {
+    match sys::openat2(
+        root,
+        &c(path),
+        libc::O_PATH | libc::O_NOFOLLOW,
+        0,
+        RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// After the pivot: masked and read-only paths, then the root itself read-only.
 fn after_pivot(p: &Policy) -> Result<(), StepError> {
     let fs = &p.filesystem;
@@ -518,16 +534,8 @@ fn after_pivot(p: &Policy) -> Result<(), StepError> {
             .hint("/dev/null is not the null device: refusing to mask with it (CVE-2025-31133)");
     }
     for m in &fs.masked {
-        let fd = match sys::openat2(
-            root,
-            &c(m),
-            libc::O_PATH | libc::O_NOFOLLOW,
-            0,
-            RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-        ) {
-            Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(e).at(format!("open masked path {m}")),
+        let Some(fd) = open_existing(root, m).at(format!("open masked path {m}"))? else {
+            continue;
         };
         let mnt = if is_dir(fd.as_fd()) {
             sys::fs_mount(
@@ -549,16 +557,8 @@ fn after_pivot(p: &Policy) -> Result<(), StepError> {
         sys::move_mount_fd(mnt.as_fd(), fd.as_fd()).at(format!("mask {m}"))?;
     }
     for r in &fs.readonly {
-        let fd = match sys::openat2(
-            root,
-            &c(r),
-            libc::O_PATH | libc::O_NOFOLLOW,
-            0,
-            RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-        ) {
-            Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(e).at(format!("open read-only path {r}")),
+        let Some(fd) = open_existing(root, r).at(format!("open read-only path {r}"))? else {
+            continue;
         };
         let t = clone_tree(fd.as_fd(), sys::MOUNT_ATTR_RDONLY).at(format!("read-only {r}"))?;
         sys::move_mount_fd(t.as_fd(), fd.as_fd()).at(format!("read-only {r}"))?;

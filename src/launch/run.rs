@@ -107,10 +107,7 @@ pub fn prepare(
     }
     let apparmor = match &policy.apparmor {
         None => false,
-        Some(a) if apparmor_enabled() => {
-            let _ = a;
-            true
-        }
+        Some(_) if apparmor_enabled() => true,
         Some(a) if a.enforcement == Enforcement::Required => {
             return Err(StepError::new("apparmor", "the kernel has no AppArmor")).hint(
                 "this policy says `apparmor required`; say `apparmor optional` to run without it",
@@ -263,10 +260,10 @@ pub fn id_maps(p: &Policy, uid: u32, gid: u32) -> Result<Maps, StepError> {
             },
         ];
     }
-    if maps.uid.is_empty() {
-        // Root keeps the host's ids (the user namespace then only confines capabilities);
-        // anyone else is root inside, mapped to themselves.
-        maps.uid = vec![if uid == 0 {
+    // Root keeps the host's ids (the user namespace then only confines capabilities);
+    // anyone else is root inside, mapped to themselves.
+    let default_map = |own: u32| {
+        vec![if uid == 0 {
             IdMap {
                 inside: 0,
                 outside: 0,
@@ -275,25 +272,16 @@ pub fn id_maps(p: &Policy, uid: u32, gid: u32) -> Result<Maps, StepError> {
         } else {
             IdMap {
                 inside: 0,
-                outside: uid,
+                outside: own,
                 count: 1,
             }
-        }];
+        }]
+    };
+    if maps.uid.is_empty() {
+        maps.uid = default_map(uid);
     }
     if maps.gid.is_empty() {
-        maps.gid = vec![if uid == 0 {
-            IdMap {
-                inside: 0,
-                outside: 0,
-                count: u32::MAX,
-            }
-        } else {
-            IdMap {
-                inside: 0,
-                outside: gid,
-                count: 1,
-            }
-        }];
+        maps.gid = default_map(gid);
     }
     let own = |m: &[IdMap], me: u32| m.len() == 1 && m[0].count == 1 && m[0].outside == me;
     maps.helper = uid != 0 && !(own(&maps.uid, uid) && own(&maps.gid, gid));
@@ -306,7 +294,8 @@ fn map_text(m: &[IdMap]) -> String {
         .collect()
 }
 
-fn write_maps(pid: i32, maps: &Maps) -> Result<(), StepError> {
+/// Write the maps of `pid`; `launcher_uid` decides whether setgroups must be denied first.
+fn write_maps(pid: i32, maps: &Maps, launcher_uid: u32) -> Result<(), StepError> {
     if maps.helper {
         for (tool, m) in [("newgidmap", &maps.gid), ("newuidmap", &maps.uid)] {
             let mut cmd = std::process::Command::new(tool);
@@ -332,12 +321,7 @@ fn write_maps(pid: i32, maps: &Maps) -> Result<(), StepError> {
         }
         return Ok(());
     }
-    let root = maps.uid.iter().all(|m| m.count > 1)
-        || std::fs::metadata("/proc/self").is_ok_and(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.uid() == 0
-        });
-    if !root {
+    if launcher_uid != 0 {
         // An unprivileged map of one's own gid needs setgroups denied first.
         std::fs::write(format!("/proc/{pid}/setgroups"), "deny").at("write setgroups=deny")?;
     }
@@ -520,7 +504,7 @@ fn launch(l: &Launch, verbose: bool) -> Result<Outcome, StepError> {
                 .hint("raising a hard limit needs CAP_SYS_RESOURCE")?;
         }
         if let Some(m) = &maps {
-            write_maps(pid, m)?;
+            write_maps(pid, m, l.uid)?;
         }
         if let Some((sock, _)) = &fd_pair {
             let userns = std::fs::File::open(format!("/proc/{pid}/ns/user"))

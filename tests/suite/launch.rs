@@ -122,6 +122,28 @@ fn mount<'a>(r: &'a Value, target: &str) -> Option<&'a Value> {
         .find(|m| m["target"] == target)
 }
 
+/// Start the probe under `policy`, waiting for SIGUSR1; returns once it is running (its
+/// first line, "ready", is returned too).
+fn spawn_waiting(
+    policy: &Path,
+) -> (
+    std::process::Child,
+    BufReader<std::process::ChildStdout>,
+    String,
+) {
+    let mut child = kakoi()
+        .args(["run", "--policy"])
+        .arg(policy)
+        .args(["--", "/probe/probe", "wait-signal:10"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    (child, out, line)
+}
+
 fn my_ns(n: &str) -> String {
     std::fs::read_link(format!("/proc/self/ns/{n}"))
         .unwrap()
@@ -584,16 +606,7 @@ fn signals_reach_the_payload() {
     need_root!();
     let d = tempdir();
     let p = policy(d.path(), "signals", "");
-    let mut child = kakoi()
-        .args(["run", "--policy"])
-        .arg(&p)
-        .args(["--", "/probe/probe", "wait-signal:10"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
+    let (mut child, mut out, line) = spawn_waiting(&p);
     assert_eq!(line.trim(), "ready");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
@@ -610,16 +623,7 @@ fn the_payload_dies_with_the_launcher() {
     let _lock = cgroup_lock();
     let d = tempdir();
     let p = policy(d.path(), "pdeathsig", "");
-    let mut child = kakoi()
-        .args(["run", "--policy"])
-        .arg(&p)
-        .args(["--", "/probe/probe", "wait-signal:10"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
+    let (mut child, _out, _ready) = spawn_waiting(&p);
     let procs = format!("/sys/fs/cgroup/pids/kakoi-{}/cgroup.procs", child.id());
     let payload: i32 = std::fs::read_to_string(&procs)
         .unwrap()
@@ -973,16 +977,7 @@ fn limits_are_written_to_the_hosts_cgroups() {
         "cgroup-files",
         "resources {\n    memory 96M\n    memory-swap 128M\n    pids 50\n    cpu 0.5\n    cpu-weight 200\n    cgroup required\n}\n",
     );
-    let mut child = kakoi()
-        .args(["run", "--policy"])
-        .arg(&p)
-        .args(["--", "/probe/probe", "wait-signal:10"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
+    let (mut child, _out, _ready) = spawn_waiting(&p);
     let layout = kakoi::launch::cgroup::host_layout();
     let name = format!("kakoi-{}", child.id());
     let read = |ctrl: &str, v1: &str, v2: &str| -> String {
