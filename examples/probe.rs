@@ -248,6 +248,26 @@ fn main() {
             "tcp-bind" => result(
                 std::net::TcpListener::bind(("127.0.0.1", arg.parse().unwrap_or(0))).map(drop),
             ),
+            // mknod-block:PATH:MAJOR:MINOR: make a block device node, then open it.
+            "mknod-block" => {
+                let mut it = arg.rsplitn(3, ':');
+                let minor: u32 = it.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+                let major: u32 = it.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+                let path = std::ffi::CString::new(it.next().unwrap_or("")).unwrap_or_default();
+                // SAFETY: `path` is NUL-terminated and outlives the call.
+                let r = unsafe {
+                    libc::mknod(
+                        path.as_ptr(),
+                        libc::S_IFBLK | 0o600,
+                        libc::makedev(major, minor),
+                    )
+                };
+                if r != 0 {
+                    format!("mknod {}", errno_name(&std::io::Error::last_os_error()))
+                } else {
+                    result(std::fs::File::open(path.to_str().unwrap_or("")).map(drop))
+                }
+            }
             _ => "unknown action".into(),
         };
         actions.push(serde_json::json!({"action": a, "result": out}));

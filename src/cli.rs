@@ -1016,6 +1016,7 @@ fn run_cmd(
     color: bool,
 ) -> Result<(), Failure> {
     use crate::launch::run::{self, Outcome};
+    crate::launch::trace::start();
     const LAUNCH_FAILED: i32 = 125;
     let as_launch_failure = |f: Failure| Failure {
         code: LAUNCH_FAILED,
@@ -1048,6 +1049,7 @@ fn run_cmd(
     if dry_run {
         return print_plan(&p, format, &command);
     }
+    crate::launch::trace::mark("policy loaded");
     let report = |e: &crate::launch::error::StepError| {
         if format == Format::Json {
             eprintln!("{}", serde_json::json!({"error": e}));
@@ -1078,7 +1080,8 @@ fn run_cmd(
     for w in &launch.warnings {
         eprintln!("kakoi: warning: {w}");
     }
-    match run::run(&launch, std::env::var_os("KAKOI_TRACE").is_some()) {
+    crate::launch::trace::mark("prepared (seccomp, Landlock rules, LSM checks)");
+    match run::run(&launch) {
         Outcome::Failed(e) => {
             report(&e);
             Err(Failure {

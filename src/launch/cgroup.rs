@@ -181,6 +181,8 @@ fn err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 /// Dropping it kills what is left inside and removes the directories.
 #[derive(Debug, Default)]
 pub struct Cgroup {
+    /// The directories' name (`kakoi-<launcher pid>`).
+    pub name: String,
     pub v2: Option<std::path::PathBuf>,
     pub v1: Vec<std::path::PathBuf>,
     /// Limits that could not be set, and why (allowed when the policy says `optional`).
@@ -226,62 +228,77 @@ fn collect_stale(parent: &std::path::Path) {
 }
 
 impl Cgroup {
-    /// Create the cgroups for `limits` on `layout` and write the limits. With `strict`, any
-    /// limit that cannot be set is an error; otherwise it is recorded in `skipped`.
-    pub fn create(layout: &Layout, limits: &[Limit], strict: bool) -> Result<Cgroup, Error> {
-        let name = name();
+    /// Create the v2 leaf (joined by `CLONE_INTO_CGROUP`) and write the limits of the
+    /// controllers that live on v2. With `strict`, any limit that cannot be set is an
+    /// error; otherwise it is recorded in `skipped`. The v1 part is [`Cgroup::create_v1`],
+    /// done while the child sets itself up.
+    ///
+    /// Without a v2 limit the leaf is made only when `leaf` asks for it (for `cgroup.kill`
+    /// when no pid namespace will end every process with the payload): each cgroup made
+    /// and removed costs a launch about 100 µs.
+    pub fn create(
+        layout: &Layout,
+        limits: &[Limit],
+        strict: bool,
+        leaf: bool,
+    ) -> Result<Cgroup, Error> {
         let mut cg = Cgroup::default();
-        let fail = |cg: &mut Cgroup, e: Error| -> Result<(), Error> {
-            if strict {
-                Err(e)
-            } else {
-                cg.skipped.push(e.to_string());
-                Ok(())
-            }
-        };
-        if let Some(u) = &layout.unified {
+        cg.name = name();
+        let v2_limit = limits.iter().any(|l| {
+            matches!(
+                layout.controllers.get(l.controller),
+                Some(Hierarchy::V2 { .. })
+            )
+        });
+        if let Some(u) = layout.unified.as_ref().filter(|_| leaf || v2_limit) {
             let base = std::path::Path::new(u).join(own_v2_path().trim_start_matches('/'));
             collect_stale(&base);
-            let dir = base.join(&name);
+            let dir = base.join(&cg.name);
             match std::fs::create_dir(&dir) {
                 Ok(()) => cg.v2 = Some(dir),
                 Err(e) => {
                     // Needed only if a v2 controller carries a limit.
-                    let needed = limits.iter().any(|l| {
-                        matches!(
-                            layout.controllers.get(l.controller),
-                            Some(Hierarchy::V2 { .. })
-                        )
-                    });
-                    if needed {
-                        let e = err(format!("create cgroup {}", dir.display()))(e);
-                        if let Err(e) = fail(&mut cg, e) {
-                            cg.remove();
-                            return Err(e);
-                        }
+                    if v2_limit {
+                        cg.fail(strict, err(format!("create cgroup {}", dir.display()))(e))?;
                     }
                 }
             }
         }
         for l in limits {
+            if let (Some(Hierarchy::V2 { .. }), Some(dir)) =
+                (layout.controllers.get(l.controller), cg.v2.clone())
+            {
+                let r = cg
+                    .enable_v2_controller(&dir, l.controller)
+                    .and_then(|()| write_all(&dir, &l.v2));
+                if let Err(e) = r {
+                    cg.fail(strict, e)?;
+                }
+            }
+        }
+        Ok(cg)
+    }
+
+    /// Create the v1 cgroups for `limits` and write their limits (then [`Cgroup::attach_v1`]).
+    /// A limit whose controller is mounted nowhere is an error with `strict`.
+    pub fn create_v1(
+        &mut self,
+        layout: &Layout,
+        limits: &[Limit],
+        strict: bool,
+    ) -> Result<(), Error> {
+        for l in limits {
             let r = match layout.controllers.get(l.controller) {
-                Some(Hierarchy::V2 { .. }) => match &cg.v2 {
-                    Some(dir) => {
-                        let dir = dir.clone();
-                        cg.enable_v2_controller(&dir, l.controller)
-                            .and_then(|()| write_all(&dir, &l.v2))
-                    }
-                    None => continue,
-                },
+                Some(Hierarchy::V2 { .. }) => continue,
                 Some(Hierarchy::V1 { mount }) => {
                     let base = std::path::Path::new(mount);
                     collect_stale(base);
-                    let dir = base.join(&name);
-                    let made = if cg.v1.contains(&dir) {
+                    let dir = base.join(&self.name);
+                    let made = if self.v1.contains(&dir) {
                         Ok(())
                     } else {
                         std::fs::create_dir(&dir)
-                            .map(|()| cg.v1.push(dir.clone()))
+                            .map(|()| self.v1.push(dir.clone()))
                             .map_err(err(format!("create cgroup {}", dir.display())))
                     };
                     made.and_then(|()| write_all(&dir, &l.v1))
@@ -292,13 +309,22 @@ impl Cgroup {
                 }),
             };
             if let Err(e) = r {
-                if let Err(e) = fail(&mut cg, e) {
-                    cg.remove();
-                    return Err(e);
-                }
+                self.fail(strict, e)?;
             }
         }
-        Ok(cg)
+        Ok(())
+    }
+
+    /// A limit that could not be set: an error with `strict` (the cgroups made so far are
+    /// removed), a recorded skip without.
+    fn fail(&mut self, strict: bool, e: Error) -> Result<(), Error> {
+        if strict {
+            self.remove();
+            Err(e)
+        } else {
+            self.skipped.push(e.to_string());
+            Ok(())
+        }
     }
 
     /// Enable a controller for the leaf in every ancestor's `cgroup.subtree_control`.

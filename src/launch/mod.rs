@@ -9,3 +9,4 @@ pub mod mounts;
 pub mod plan;
 pub mod run;
 pub mod sys;
+pub mod trace;

@@ -154,6 +154,11 @@ fn make_in_root_at(
         return Err(std::io::Error::from_raw_os_error(libc::ELOOP));
     }
     let how = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    // Most destinations exist: one lookup.
+    match sys::openat2(root, &c(path), libc::O_PATH, 0, how) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        r => return r,
+    }
     let comps: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let mut prefix = String::new();
     for (i, comp) in comps.iter().enumerate() {
@@ -265,7 +270,7 @@ pub fn build(p: &Policy, idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
         overlay(&src, i, &p.filesystem.overlays[i].lower, stage.as_fd())?
     } else {
         match &src.rootfs {
-            Some(fd) => clone_tree(fd.as_fd(), 0).at("bind the rootfs")?,
+            Some(fd) => clone_tree(fd.as_fd(), sys::MOUNT_ATTR_NODEV).at("bind the rootfs")?,
             None => sys::fs_mount(
                 c"tmpfs",
                 &[("mode", Some("0755"))],
@@ -302,11 +307,15 @@ pub fn build(p: &Policy, idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
         attach(m, root, &o.target, false).at(format!("mount overlay on {}", o.target))?;
     }
     for (b, (fd, dir)) in fs.binds.iter().zip(&src.binds) {
+        // nodev unless the source is a device itself: the payload may hold CAP_MKNOD, and
+        // a node it makes in a writable bind must not open a host disk.
+        let device = sys::fstat(fd.as_fd())
+            .is_ok_and(|st| matches!(st.st_mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK));
         let attrs = if b.readonly {
             sys::MOUNT_ATTR_RDONLY
         } else {
             0
-        };
+        } | if device { 0 } else { sys::MOUNT_ATTR_NODEV };
         let t = if b.idmap {
             idmapped.next().ok_or_else(|| {
                 StepError::new(
@@ -383,7 +392,7 @@ fn overlay(
             ("upperdir", Some(&up)),
             ("workdir", Some(&work)),
         ],
-        0,
+        sys::MOUNT_ATTR_NODEV,
     )
     .at(format!("mount overlay (lower {})", lower.join(":")))
     .hint("overlayfs needs the upper and work directories on the same file system")
@@ -443,7 +452,23 @@ fn special_mounts(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), Ste
     .at("mount /dev")?;
     let dev_dir = plain_dir(root, "dev").at("open /dev in the new root")?;
     sys::move_mount_fd(dev.as_fd(), dev_dir.as_fd()).at("mount /dev")?;
+    // Device nodes: made with mknod when the launcher holds CAP_MKNOD over the host (no
+    // user namespace), else bound from the host's /dev. The numbers are the host's own.
+    let dev_fd = plain_dir(root, "dev").at("open /dev")?;
+    let mut bind_devices = p.namespaces.get(NsKind::User) != &NsMode::Host;
     for (name, fd) in &src.devices {
+        if !bind_devices {
+            let st = sys::fstat(fd.as_fd()).at(format!("stat /dev/{name}"))?;
+            match sys::mknod_char(dev_fd.as_fd(), &c(name), st.st_rdev) {
+                Ok(()) => {
+                    sys::fchmodat(dev_fd.as_fd(), &c(name), 0o666)
+                        .at(format!("chmod /dev/{name}"))?;
+                    continue;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => bind_devices = true,
+                Err(e) => return Err(e).at(format!("mknod /dev/{name}")),
+            }
+        }
         let t = clone_tree(fd.as_fd(), sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC)
             .at(format!("bind /dev/{name}"))?;
         attach(t, root, &format!("/dev/{name}"), true).at(format!("bind /dev/{name}"))?;
@@ -466,7 +491,6 @@ fn special_mounts(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), Ste
     )
     .at("mount /dev/shm")?;
     attach(shm, root, "/dev/shm", false).at("mount /dev/shm")?;
-    let devfd = plain_dir(root, "dev").at("open /dev")?;
     for (name, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -474,8 +498,12 @@ fn special_mounts(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), Ste
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        sys::symlinkat(&c(target), devfd.as_fd(), &c(name)).at(format!("symlink /dev/{name}"))?;
+        sys::symlinkat(&c(target), dev_fd.as_fd(), &c(name)).at(format!("symlink /dev/{name}"))?;
     }
+    // Then /dev itself is read-only: with CAP_MKNOD the payload could otherwise make any
+    // device node there (every other writable mount is nodev).
+    sys::mount_setattr(dev_fd.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, None)
+        .at("make /dev read-only")?;
 
     // /sys read-only: a fresh sysfs needs a network namespace of our own.
     let sys_dir = plain_dir(root, "sys")

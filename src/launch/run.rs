@@ -12,6 +12,7 @@ use policy_lang::ir::{Enforcement, IdMap, Level, NetMode, NsKind, NsMode, Policy
 use super::cgroup::{self, Cgroup};
 use super::error::{At, Hint, StepError};
 use super::sys;
+use super::trace::mark;
 use crate::backends;
 use crate::seccomp::{self, Host};
 
@@ -379,20 +380,14 @@ pub enum Outcome {
 }
 
 /// Run the prepared launch to the end.
-pub fn run(l: &Launch, verbose: bool) -> Outcome {
-    match launch(l, verbose) {
+pub fn run(l: &Launch) -> Outcome {
+    match launch(l) {
         Ok(o) => o,
         Err(e) => Outcome::Failed(e),
     }
 }
 
-fn launch(l: &Launch, verbose: bool) -> Result<Outcome, StepError> {
-    let t0 = Instant::now();
-    let mark = |what: &str| {
-        if verbose {
-            eprintln!("kakoi: {:>6} µs  {what}", t0.elapsed().as_micros());
-        }
-    };
+fn launch(l: &Launch) -> Result<Outcome, StepError> {
     let p = &l.policy;
     let rootless = l.uid != 0;
     let mut ns = p.namespaces.clone();
@@ -413,20 +408,18 @@ fn launch(l: &Launch, verbose: bool) -> Result<Outcome, StepError> {
     let layout = cgroup::host_layout();
     let limits = cgroup::limits(&p.resources);
     let strict = p.resources.cgroup == Some(Enforcement::Required);
-    let cg = Cgroup::create(&layout, &limits, strict)
-        .map_err(|e| StepError {
-            step: "cgroup".into(),
-            errno: e.source.raw_os_error().unwrap_or(0),
-            message: e.to_string(),
-            hint: Some(if rootless {
-                "without root, kakoi needs a delegated cgroup (e.g. `systemd-run --user --scope -p Delegate=yes kakoi run …`), or `cgroup optional` in the policy".into()
-            } else {
-                "check that the controller is mounted and enabled".into()
-            }),
-        })?;
-    for s in &cg.skipped {
-        eprintln!("kakoi: warning: cgroup limit not applied (`cgroup optional`): {s}");
-    }
+    let cgroup_error = |e: cgroup::Error| StepError {
+        step: "cgroup".into(),
+        errno: e.source.raw_os_error().unwrap_or(0),
+        message: e.to_string(),
+        hint: Some(if rootless {
+            "without root, kakoi needs a delegated cgroup (e.g. `systemd-run --user --scope -p Delegate=yes kakoi run …`), or `cgroup optional` in the policy".into()
+        } else {
+            "check that the controller is mounted and enabled".into()
+        }),
+    };
+    let leaf = ns.get(NsKind::Pid) != &NsMode::New;
+    let mut cg = Cgroup::create(&layout, &limits, strict, leaf).map_err(cgroup_error)?;
     let v2fd: Option<OwnedFd> = match &cg.v2 {
         Some(d) => Some(
             std::fs::File::open(d)
@@ -484,18 +477,18 @@ fn launch(l: &Launch, verbose: bool) -> Result<Outcome, StepError> {
         }
         sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
-    drop(go_r);
+    // The parent keeps a read end of "go" until it writes: a child that failed early has
+    // closed its own, and the write must not raise SIGPIPE.
     drop(err_w);
 
     let veth =
         matches!(p.network.mode, NetMode::Veth { .. }) && ns.get(NsKind::Net) == &NsMode::New;
+    // While the child builds its root (see `child::early`), the parent creates the v1
+    // cgroups and moves the child into them: on v1 the move waits for an RCU grace period.
     let setup = (|| -> Result<(), StepError> {
-        cg.attach_v1(pid).map_err(|e| StepError {
-            step: "cgroup".into(),
-            errno: e.source.raw_os_error().unwrap_or(0),
-            message: e.to_string(),
-            hint: None,
-        })?;
+        cg.create_v1(&layout, &limits, strict)
+            .map_err(cgroup_error)?;
+        cg.attach_v1(pid).map_err(cgroup_error)?;
         for r in &p.resources.rlimits {
             let res = rlimit_resource(&r.name)
                 .ok_or_else(|| StepError::new("rlimit", format!("unknown rlimit `{}`", r.name)))?;
@@ -524,7 +517,7 @@ fn launch(l: &Launch, verbose: bool) -> Result<Outcome, StepError> {
                 } else {
                     0
                 };
-                sys::mount_setattr(t.as_fd(), true, sys::MOUNT_ATTR_IDMAP | ro, 0, Some(userns.as_fd()))
+                sys::mount_setattr(t.as_fd(), true, sys::MOUNT_ATTR_IDMAP | sys::MOUNT_ATTR_NODEV | ro, 0, Some(userns.as_fd()))
                     .at(format!("idmap bind {}", b.source))
                     .hint("idmapped mounts need root on the host and a file system that supports them (ext4, xfs, btrfs, tmpfs, overlayfs)")?;
                 trees.push(t);
@@ -569,11 +562,18 @@ fn launch(l: &Launch, verbose: bool) -> Result<Outcome, StepError> {
         let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
         let _ = sys::wait_pidfd(pidfd.as_fd());
         cleanup_veth();
-        return Err(e);
+        // A step the child failed before "go" explains the parent's failure better.
+        let mut report = Vec::new();
+        let _ = std::fs::File::from(err_r).read_to_end(&mut report);
+        return Err(StepError::decode(&report).unwrap_or(e));
     }
-    mark("parent set-up done (v1 attach, rlimits, maps, veth)");
+    for s in &cg.skipped {
+        eprintln!("kakoi: warning: cgroup limit not applied (`cgroup optional`): {s}");
+    }
+    mark("parent set-up done (v1 cgroups, rlimits, maps, veth)");
     // Go.
     let _ = std::fs::File::from(go_w).write_all(b"g");
+    drop(go_r);
 
     // The error pipe closes at exec (CLOEXEC); data means a step failed.
     let mut report = Vec::new();
@@ -734,50 +734,36 @@ mod child {
         })
     }
 
-    fn steps(
-        l: &Launch,
-        ns: &policy_lang::ir::Namespaces,
-        go: OwnedFd,
-        err: std::os::fd::RawFd,
-        fds: Option<(OwnedFd, usize)>,
-    ) -> Result<std::convert::Infallible, StepError> {
-        let p = &l.policy;
-        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
-            .at("PR_SET_PDEATHSIG")?;
-        // The parent is alive until it writes "go": EOF means it died before.
+    /// Whether the child can build its sandbox before the parent's "go": nothing it does
+    /// then needs the parent (no user namespace to be mapped, no namespace to join, no
+    /// idmapped binds to receive, no veth to configure). Its own cgroup, time and forked
+    /// namespaces come after "go", once the parent has moved it into its v1 cgroups.
+    fn early(p: &Policy, ns: &policy_lang::ir::Namespaces) -> bool {
+        NsKind::ALL
+            .iter()
+            .all(|k| !matches!(ns.get(*k), NsMode::Join(_)))
+            && ns.get(NsKind::User) != &NsMode::New
+            && !p.filesystem.binds.iter().any(|b| b.idmap)
+            && !matches!(p.network.mode, NetMode::Veth { .. })
+    }
+
+    /// Wait for the parent's "go". EOF means it died before writing it.
+    fn await_go(go: OwnedFd) {
         let mut b = [0u8; 1];
         if std::fs::File::from(go).read(&mut b).unwrap_or(0) != 1 {
             sys::exit_now(125);
         }
-        sys::prctl(libc::PR_SET_DUMPABLE, 0).at("PR_SET_DUMPABLE")?;
-        let idmapped = match fds {
-            Some((sock, n)) => {
-                let v = sys::recv_fds(sock.as_fd(), n).at("receive the idmapped binds")?;
-                if v.len() != n {
-                    return Err(StepError::new(
-                        "receive the idmapped binds",
-                        format!("got {} of {n}", v.len()),
-                    ));
-                }
-                v
-            }
-            None => Vec::new(),
-        };
+    }
+
+    fn new_session() -> Result<(), StepError> {
         sys::setsid()
             .at("setsid")
-            .hint("a new session keeps the payload from typing into the terminal (TIOCSTI)")?;
+            .hint("a new session keeps the payload from typing into the terminal (TIOCSTI)")
+    }
 
-        if ns.get(NsKind::User) == &NsMode::New {
-            // Become root of the new user namespace: the clone kept the host's ids, which
-            // the maps may not cover (files created with unmapped ids fail: EOVERFLOW).
-            sys::setresgid(0)
-                .at("setresgid 0 in the user namespace")
-                .hint("the gid map must map 0")?;
-            sys::setresuid(0)
-                .at("setresuid 0 in the user namespace")
-                .hint("the uid map must map 0")?;
-        }
-        // Joined namespaces (user first: it decides what the others may do).
+    /// Join the namespaces given by path (user first: it decides what the others may do).
+    /// Returns whether a fork is needed for them to apply (pid, time).
+    fn join_namespaces(ns: &policy_lang::ir::Namespaces) -> Result<bool, StepError> {
         let mut joins: Vec<(NsKind, &String)> = NsKind::ALL
             .iter()
             .filter_map(|k| match ns.get(*k) {
@@ -794,6 +780,18 @@ mod child {
                 .hint("joining a namespace needs CAP_SYS_ADMIN over its owner")?;
             must_fork |= matches!(k, NsKind::Pid | NsKind::Time);
         }
+        Ok(must_fork)
+    }
+
+    /// The cgroup namespace (rooted at the cgroups the parent moved us into) and the time
+    /// namespace (offsets written before any process is inside); then fork when a
+    /// namespace applies to children only.
+    fn enter_late_namespaces(
+        p: &Policy,
+        ns: &policy_lang::ir::Namespaces,
+        err: std::os::fd::RawFd,
+        mut must_fork: bool,
+    ) -> Result<(), StepError> {
         if ns.get(NsKind::Cgroup) == &NsMode::New {
             sys::unshare(libc::CLONE_NEWCGROUP).at("unshare the cgroup namespace")?;
         }
@@ -826,6 +824,15 @@ mod child {
             sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
                 .at("PR_SET_PDEATHSIG")?;
         }
+        Ok(())
+    }
+
+    /// Hostname, network and the new root.
+    fn isolate(
+        p: &Policy,
+        ns: &policy_lang::ir::Namespaces,
+        idmapped: Vec<OwnedFd>,
+    ) -> Result<(), StepError> {
         if ns.get(NsKind::Uts) == &NsMode::New {
             if let Some(h) = &p.process.hostname {
                 sys::sethostname(h).at("sethostname")?;
@@ -848,6 +855,61 @@ mod child {
         }
         if ns.get(NsKind::Mount) == &NsMode::New {
             super::super::mounts::build(p, idmapped)?;
+        }
+        Ok(())
+    }
+
+    fn steps(
+        l: &Launch,
+        ns: &policy_lang::ir::Namespaces,
+        go: OwnedFd,
+        err: std::os::fd::RawFd,
+        fds: Option<(OwnedFd, usize)>,
+    ) -> Result<std::convert::Infallible, StepError> {
+        let p = &l.policy;
+        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+            .at("PR_SET_PDEATHSIG")?;
+        mark("child: started");
+        if early(p, ns) {
+            // Nothing below needs the parent: build the root while it sets up the cgroups.
+            sys::prctl(libc::PR_SET_DUMPABLE, 0).at("PR_SET_DUMPABLE")?;
+            new_session()?;
+            isolate(p, ns, Vec::new())?;
+            mark("child: root built, waiting for the parent");
+            await_go(go);
+            enter_late_namespaces(p, ns, err, false)?;
+        } else {
+            await_go(go);
+            sys::prctl(libc::PR_SET_DUMPABLE, 0).at("PR_SET_DUMPABLE")?;
+            let idmapped = match fds {
+                Some((sock, n)) => {
+                    let v = sys::recv_fds(sock.as_fd(), n).at("receive the idmapped binds")?;
+                    if v.len() != n {
+                        return Err(StepError::new(
+                            "receive the idmapped binds",
+                            format!("got {} of {n}", v.len()),
+                        ));
+                    }
+                    v
+                }
+                None => Vec::new(),
+            };
+            new_session()?;
+            if ns.get(NsKind::User) == &NsMode::New {
+                // Become root of the new user namespace: the clone kept the host's ids,
+                // which the maps may not cover (files created with unmapped ids fail:
+                // EOVERFLOW).
+                sys::setresgid(0)
+                    .at("setresgid 0 in the user namespace")
+                    .hint("the gid map must map 0")?;
+                sys::setresuid(0)
+                    .at("setresuid 0 in the user namespace")
+                    .hint("the uid map must map 0")?;
+            }
+            let must_fork = join_namespaces(ns)?;
+            enter_late_namespaces(p, ns, err, must_fork)?;
+            isolate(p, ns, idmapped)?;
+            mark("child: root built");
         }
 
         // LSM labels take effect at execve.
@@ -886,6 +948,7 @@ mod child {
             hint: Some("the command is looked up inside the sandbox, after pivot_root".into()),
         })?;
 
+        mark("child: labels, cwd");
         let nnp = p.process.no_new_privs;
         if !nnp {
             // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: before the drop.
@@ -945,6 +1008,7 @@ mod child {
         if nnp {
             sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).at("PR_SET_NO_NEW_PRIVS")?;
         }
+        mark("child: credentials");
         match crate::apply::landlock::restrict_self(&l.landlock) {
             Ok(_) => {}
             Err(e) => {
@@ -952,6 +1016,7 @@ mod child {
                     .hint("`landlock required` fails on kernels without the rights it needs; `landlock optional` degrades");
             }
         }
+        mark("child: landlock");
         sys::reset_signal_dispositions();
         sys::SigSet::of(&[]).set_mask().at("unblock signals")?;
         let argv: Vec<CString> = l

@@ -252,6 +252,18 @@ pub fn mkdirat(dfd: BorrowedFd, name: &CStr, mode: u32) -> io::Result<()> {
     check_int(unsafe { libc::mkdirat(dfd.as_raw_fd(), name.as_ptr(), mode) }).map(drop)
 }
 
+/// A character device node `name` in `dfd`, mode 0666 (the umask applies).
+pub fn mknod_char(dfd: BorrowedFd, name: &CStr, rdev: libc::dev_t) -> io::Result<()> {
+    // SAFETY: `dfd` is open and `name` NUL-terminated, borrowed for the call.
+    check_int(unsafe { libc::mknodat(dfd.as_raw_fd(), name.as_ptr(), libc::S_IFCHR | 0o666, rdev) })
+        .map(drop)
+}
+
+pub fn fchmodat(dfd: BorrowedFd, name: &CStr, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: `dfd` is open and `name` NUL-terminated, borrowed for the call.
+    check_int(unsafe { libc::fchmodat(dfd.as_raw_fd(), name.as_ptr(), mode, 0) }).map(drop)
+}
+
 pub fn fstatfs_type(fd: BorrowedFd) -> io::Result<i64> {
     // SAFETY: `statfs` is plain data; zero is a valid value to be overwritten.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };

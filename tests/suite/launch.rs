@@ -464,6 +464,15 @@ fn binds_tmpfs_and_a_persistent_overlay() {
             ("write:/scratch/x", "ok"),
             ("read:/stacked/only-top", "ok"),
             ("write:/stacked/tmp-upper", "ok"),
+            // The default policy keeps CAP_MKNOD (as Docker does): a node the payload makes
+            // is inert in every writable mount (nodev), and /dev itself is read-only.
+            ("mknod-block:/data/rw/disk:8:0", "EACCES"),
+            ("mknod-block:/layered/disk:8:0", "EACCES"),
+            ("mknod-block:/tmp/disk:8:0", "EACCES"),
+            ("mknod-block:/scratch/disk:8:0", "EACCES"),
+            ("mknod-block:/dev/disk:8:0", "mknod EROFS"),
+            ("read:/dev/null", "ok"),
+            ("write:/dev/null", "ok"),
         ],
     );
     // The first lower layer is on top; the tmpfs upper layer is discarded.

@@ -1,0 +1,20 @@
+//! `KAKOI_TRACE=1 kakoi run …`: the launch's phases with their time since `kakoi run`
+//! started, on stderr (the child's marks are prefixed with `child`). Costs one branch per
+//! mark when off.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+static START: OnceLock<Option<Instant>> = OnceLock::new();
+
+/// Start the clock if `KAKOI_TRACE` is set. Called once, when `kakoi run` starts.
+pub fn start() {
+    START.get_or_init(|| std::env::var_os("KAKOI_TRACE").map(|_| Instant::now()));
+}
+
+/// Print `what` with the time since [`start`], when tracing.
+pub fn mark(what: &str) {
+    if let Some(Some(t0)) = START.get() {
+        eprintln!("kakoi: {:>6} µs  {what}", t0.elapsed().as_micros());
+    }
+}
