@@ -6,7 +6,7 @@
 CARGO ?= cargo
 KAKOI := target/release/kakoi
 
-.PHONY: setup build demo test lint catalogue bench-seccomp
+.PHONY: setup build demo test lint catalogue bench bench-seccomp
 
 setup:
 	@scripts/setup.sh
@@ -36,6 +36,11 @@ test: lint
 # access to the Debian archive and systemd-analyze).
 catalogue:
 	scripts/gen-catalogue.sh
+
+# kakoi side by side with crun, runc, bubblewrap and unshare, written to bench/REPORT.md
+# (needs root; installs the peers).
+bench: setup
+	bench/run.sh
 
 # Seccomp generators side by side (libseccomp layouts vs kakoi), one run.
 bench-seccomp: setup

@@ -294,8 +294,13 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
-    /// List the shipped policies embedded in this binary.
-    Profiles,
+    /// List the shipped policies embedded in this binary (name them wherever a policy file
+    /// goes: `kakoi compile strict -o out/`).
+    Profiles {
+        /// Output format (JSON: name, description, source).
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -435,15 +440,27 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             arch,
             format,
         } => explain(&input, &syscall, &args, &arch, format, color_err),
-        Command::Profiles => {
+        Command::Profiles { format } => {
             let mut out = std::io::stdout().lock();
-            for (name, text) in crate::profiles::SHIPPED {
+            let list = crate::profiles::SHIPPED.iter().map(|(name, text)| {
                 let desc = text
                     .lines()
                     .find_map(|l| l.trim().strip_prefix("description "))
                     .map(|d| d.trim_matches('"'))
                     .unwrap_or("");
-                let _ = writeln!(out, "{name:<14} {desc}");
+                (*name, desc, *text)
+            });
+            if format == Format::Json {
+                let v: Vec<_> = list
+                    .map(|(name, desc, text)| {
+                        serde_json::json!({"name": name, "description": desc, "source": text})
+                    })
+                    .collect();
+                let _ = writeln!(out, "{}", serde_json::Value::from(v));
+            } else {
+                for (name, desc, _) in list {
+                    let _ = writeln!(out, "{name:<14} {desc}");
+                }
             }
             Ok(())
         }

@@ -124,6 +124,16 @@ fn help_completions_and_man_page() {
     for n in ["default", "strict", "web-server", "python-batch"] {
         assert!(stdout(&o).contains(n));
     }
+    let o = run(&["profiles", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "strict", "web-server", "python-batch"]);
+    assert!(v[0]["source"].as_str().unwrap().contains("seccomp"));
 }
 
 #[test]
