@@ -15,6 +15,21 @@ fn shipped_policies_check_clean() {
     }
 }
 
+/// The policies of `bench/` (and the QEMU harness's) check clean too: a benchmark of a
+/// policy with warnings would measure something else than it says.
+#[test]
+fn bench_policies_check_clean() {
+    for dir in ["bench"] {
+        for e in std::fs::read_dir(util::root().join(dir)).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "kakoi") {
+                let o = util::run(&["check", "--deny-warnings", p.to_str().unwrap()]);
+                assert!(o.status.success(), "{}: {}", p.display(), util::stderr(&o));
+            }
+        }
+    }
+}
+
 const LIBSECCOMP_2_5_UNKNOWN: &[&str] = &[
     "cachestat",
     "fchmodat2",
