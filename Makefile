@@ -1,12 +1,13 @@
 # kakoi: the two commands of the README, and helpers.
 #   make demo   set up, build, compile + check the embedded default policy, and launch a
 #               shell command under it (needs root, or user namespaces for rootless)
-#   make test   set up, then run the whole test suite (what CI runs)
+#   make test   set up, then run the whole test suite and the QEMU enforcement checks
+#               (what CI runs)
 
 CARGO ?= cargo
 KAKOI := target/release/kakoi
 
-.PHONY: setup build demo test lint catalogue bench bench-seccomp
+.PHONY: setup build demo test lint vm-test catalogue bench bench-seccomp
 
 setup:
 	@scripts/setup.sh
@@ -31,6 +32,12 @@ lint: setup
 
 test: lint
 	$(CARGO) test --workspace --locked
+	tests/vm/run.sh
+
+# Enforcement in a real kernel (AppArmor, SELinux, cgroup v2, Landlock on 6.1) in QEMU
+# guests; part of `make test`.
+vm-test: setup
+	tests/vm/run.sh
 
 # Regenerate the syscall catalogue from Debian's linux-source package (needs network
 # access to the Debian archive and systemd-analyze).

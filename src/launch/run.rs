@@ -463,7 +463,13 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
     set.set_mask().at("block signals")?;
     let sfd = set.signalfd().at("create the signalfd")?;
 
-    mark(&format!("cgroup ready; clone3 flags {flags:#x}"));
+    mark(&format!(
+        "cgroup ready; clone3 flags {flags:#x}{}",
+        match &cg.v2 {
+            Some(d) => format!(" with CLONE_INTO_CGROUP {}", d.display()),
+            None => String::new(),
+        }
+    ));
     let forked = sys::clone3(flags, v2fd.as_ref().map(|f| f.as_fd()))
         .at("clone3")
         .hint("creating namespaces needs root, or user namespaces enabled for unprivileged users (sysctl kernel.unprivileged_userns_clone)")?;

@@ -19,7 +19,7 @@ fn shipped_policies_check_clean() {
 /// policy with warnings would measure something else than it says.
 #[test]
 fn bench_policies_check_clean() {
-    for dir in ["bench"] {
+    for dir in ["bench", "tests/vm"] {
         for e in std::fs::read_dir(util::root().join(dir)).unwrap().flatten() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "kakoi") {

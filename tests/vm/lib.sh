@@ -1,0 +1,17 @@
+# Helpers for the guest's cases (sourced by /case.sh as /lib.sh). Every check prints one
+# line `CHECK name PASS|FAIL detail`; `fails` counts the failures and is the exit code.
+fails=0
+pass() { echo "CHECK $1 PASS ${2:-}"; }
+fail() { echo "CHECK $1 FAIL ${2:-}"; fails=$((fails + 1)); }
+# has NAME TEXT OUTPUT: OUTPUT contains the line fragment TEXT.
+has() {
+    if printf '%s\n' "$3" | grep -qF -- "$2"; then pass "$1" "$2"; else fail "$1" "missing \`$2\` in: $(printf '%s' "$3" | tr '\n' ' ' | cut -c1-600)"; fi
+}
+# lacks NAME TEXT OUTPUT: OUTPUT does not contain TEXT.
+lacks() {
+    if printf '%s\n' "$3" | grep -qF -- "$2"; then fail "$1" "found \`$2\` in: $(printf '%s' "$3" | tr '\n' ' ' | cut -c1-600)"; else pass "$1" "no \`$2\`"; fi
+}
+# equals NAME WANT GOT
+equals() {
+    if [ "$2" = "$3" ]; then pass "$1" "$3"; else fail "$1" "want \`$2\`, got \`$3\`"; fi
+}
