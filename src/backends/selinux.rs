@@ -151,6 +151,9 @@ pub fn module(p: &Policy) -> String {
                         "map",
                         "execute",
                         "execute_no_trans",
+                        // The command itself is started from an exec path: the
+                        // process type enters there at `execve`.
+                        "entrypoint",
                     ],
                     &["search"],
                 ),

@@ -299,54 +299,94 @@ pub fn build(p: &Policy, idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
             }
         }
     }
+    // Overlays, binds and tmpfs, parents before children (a tmpfs on /tmp must not hide a
+    // bind on /tmp/data); at the same depth in the policy's order.
+    enum Item {
+        Overlay(usize),
+        Bind(usize),
+        Tmpfs(usize),
+    }
+    let depth = |t: &str| t.split('/').filter(|c| !c.is_empty()).count();
+    let mut items: Vec<(usize, Item)> = Vec::new();
     for (i, o) in fs.overlays.iter().enumerate() {
-        if Some(i) == root_overlay {
-            continue;
+        if Some(i) != root_overlay {
+            items.push((depth(&o.target), Item::Overlay(i)));
         }
-        let m = overlay(&src, i, &o.lower, stage.as_fd())?;
-        attach(m, root, &o.target, false).at(format!("mount overlay on {}", o.target))?;
     }
-    for (b, (fd, dir)) in fs.binds.iter().zip(&src.binds) {
-        // nodev unless the source is a device itself: the payload may hold CAP_MKNOD, and
-        // a node it makes in a writable bind must not open a host disk.
-        let device = sys::fstat(fd.as_fd())
-            .is_ok_and(|st| matches!(st.st_mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK));
-        let attrs = if b.readonly {
-            sys::MOUNT_ATTR_RDONLY
-        } else {
-            0
-        } | if device { 0 } else { sys::MOUNT_ATTR_NODEV };
-        let t = if b.idmap {
-            idmapped.next().ok_or_else(|| {
-                StepError::new(
-                    format!("idmap bind {}", b.source),
-                    "the parent sent no mount",
+    items.extend(
+        fs.binds
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (depth(&b.target), Item::Bind(i))),
+    );
+    items.extend(
+        fs.tmpfs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (depth(&t.target), Item::Tmpfs(i))),
+    );
+    items.sort_by_key(|(d, _)| *d);
+    // The parent sent the idmapped binds in the policy's order.
+    let mut idmapped_fds: Vec<Option<OwnedFd>> = fs
+        .binds
+        .iter()
+        .map(|b| if b.idmap { idmapped.next() } else { None })
+        .collect();
+    for (_, item) in items {
+        match item {
+            Item::Overlay(i) => {
+                let o = &fs.overlays[i];
+                let m = overlay(&src, i, &o.lower, stage.as_fd())?;
+                attach(m, root, &o.target, false).at(format!("mount overlay on {}", o.target))?;
+            }
+            Item::Bind(i) => {
+                let b = &fs.binds[i];
+                let (fd, dir) = &src.binds[i];
+                // nodev unless the source is a device itself: the payload may hold
+                // CAP_MKNOD, and a node it makes in a writable bind must not open a host
+                // disk.
+                let device = sys::fstat(fd.as_fd()).is_ok_and(|st| {
+                    matches!(st.st_mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK)
+                });
+                let attrs = if b.readonly {
+                    sys::MOUNT_ATTR_RDONLY
+                } else {
+                    0
+                } | if device { 0 } else { sys::MOUNT_ATTR_NODEV };
+                let t = if b.idmap {
+                    idmapped_fds[i].take().ok_or_else(|| {
+                        StepError::new(
+                            format!("idmap bind {}", b.source),
+                            "the parent sent no mount",
+                        )
+                    })?
+                } else {
+                    clone_tree(fd.as_fd(), attrs).at(format!("bind {}", b.source))?
+                };
+                attach(t, root, &b.target, !dir)
+                    .at(format!("bind {} -> {}", b.source, b.target))
+                    .hint("the destination is resolved inside the new root")?;
+            }
+            Item::Tmpfs(i) => {
+                let t = &fs.tmpfs[i];
+                let mut opts = vec![];
+                let size = t.size.map(size_opt);
+                if let Some(s) = &size {
+                    opts.push(("size", Some(s.as_str())));
+                }
+                let mode = t.mode.map(|m| format!("{m:o}"));
+                if let Some(m) = &mode {
+                    opts.push(("mode", Some(m.as_str())));
+                }
+                let m = sys::fs_mount(
+                    c"tmpfs",
+                    &opts,
+                    sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
                 )
-            })?
-        } else {
-            clone_tree(fd.as_fd(), attrs).at(format!("bind {}", b.source))?
-        };
-        attach(t, root, &b.target, !dir)
-            .at(format!("bind {} -> {}", b.source, b.target))
-            .hint("the destination is resolved inside the new root")?;
-    }
-    for t in &fs.tmpfs {
-        let mut opts = vec![];
-        let size = t.size.map(size_opt);
-        if let Some(s) = &size {
-            opts.push(("size", Some(s.as_str())));
+                .at(format!("tmpfs on {}", t.target))?;
+                attach(m, root, &t.target, false).at(format!("tmpfs on {}", t.target))?;
+            }
         }
-        let mode = t.mode.map(|m| format!("{m:o}"));
-        if let Some(m) = &mode {
-            opts.push(("mode", Some(m.as_str())));
-        }
-        let m = sys::fs_mount(
-            c"tmpfs",
-            &opts,
-            sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
-        )
-        .at(format!("tmpfs on {}", t.target))?;
-        attach(m, root, &t.target, false).at(format!("tmpfs on {}", t.target))?;
     }
     special_mounts(p, &src, root)?;
 
@@ -455,7 +495,10 @@ fn special_mounts(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), Ste
     // Device nodes: made with mknod when the launcher holds CAP_MKNOD over the host (no
     // user namespace), else bound from the host's /dev. The numbers are the host's own.
     let dev_fd = plain_dir(root, "dev").at("open /dev")?;
-    let mut bind_devices = p.namespaces.get(NsKind::User) != &NsMode::Host;
+    // With SELinux the host's nodes keep their labels (devnull_t…); nodes made on this
+    // tmpfs would carry the tmpfs's type, which no container module grants.
+    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+    let mut bind_devices = p.namespaces.get(NsKind::User) != &NsMode::Host || selinux;
     for (name, fd) in &src.devices {
         if !bind_devices {
             let st = sys::fstat(fd.as_fd()).at(format!("stat /dev/{name}"))?;

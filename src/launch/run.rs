@@ -126,7 +126,10 @@ pub fn prepare(
                 Level::Fixed(l) => l.clone(),
                 Level::Random => random_level(),
             };
-            Some(format!("{}:{}:{}:{level}", se.user, se.role, se.r#type))
+            // The type the module defines (`kakoi_NAME.process`) unless the policy names
+            // one of the system's own: the same one `selinux.cil` and `lsm.json` carry.
+            let t = backends::selinux::process_type(&policy);
+            Some(format!("{}:{}:{t}:{level}", se.user, se.role))
         }
         Some(se) if se.enforcement == Enforcement::Required => {
             return Err(StepError::new("selinux", "the kernel has no SELinux")).hint(

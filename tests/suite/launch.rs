@@ -444,7 +444,8 @@ fn binds_tmpfs_and_a_persistent_overlay() {
         d.path(),
         "binds",
         &format!(
-            "filesystem {{\n    bind \"{}\" -> \"/data/rw\" rw\n    bind \"{}\" -> \"/data/ro\"\n    overlay \"/layered\" lower [\"{}\"] upper \"{}\" work \"{}\"\n    tmpfs \"/scratch\" size 1M\n    overlay \"/stacked\" lower [\"{}\", \"{}\"] upper tmpfs\n}}\n",
+            "filesystem {{\n    bind \"{}\" -> \"/tmp/under-tmpfs\" rw\n    bind \"{}\" -> \"/data/rw\" rw\n    bind \"{}\" -> \"/data/ro\"\n    overlay \"/layered\" lower [\"{}\"] upper \"{}\" work \"{}\"\n    tmpfs \"/scratch\" size 1M\n    overlay \"/stacked\" lower [\"{}\", \"{}\"] upper tmpfs\n}}\n",
+            rw.display(),
             rw.display(),
             ro.display(),
             lower.display(),
@@ -458,6 +459,8 @@ fn binds_tmpfs_and_a_persistent_overlay() {
         &p,
         &[
             ("write:/data/rw/out", "ok"),
+            // A bind below the default's tmpfs /tmp: mounted after it, so not hidden.
+            ("write:/tmp/under-tmpfs/out2", "ok"),
             ("write:/data/ro/out", "EROFS"),
             ("read:/layered/base", "ok"),
             ("write:/layered/new", "ok"),
@@ -495,6 +498,7 @@ fn binds_tmpfs_and_a_persistent_overlay() {
         "{targets:?}"
     );
     assert_eq!(std::fs::read_to_string(rw.join("out")).unwrap(), "probe\n");
+    assert_eq!(std::fs::read_to_string(rw.join("out2")).unwrap(), "probe\n");
     assert!(
         upper.join("new").is_file(),
         "the overlay's upper layer persists"
