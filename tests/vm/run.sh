@@ -63,6 +63,7 @@ KAKOI=$ROOT/target/release/kakoi
 BASE=$CACHE/base
 rm -rf "$BASE" && mkdir -p "$BASE"/{bin,sbin,usr/bin,usr/sbin,etc,lib,lib64,newroot,proc,sys,dev,tmp,root}
 cp /bin/busybox "$BASE/bin/busybox"
+cp /bin/busybox "$BASE/usr/bin/busybox"   # for policies that execute only from /usr
 cp "$VM/init" "$BASE/init" && chmod 755 "$BASE/init"
 cp "$VM/lib.sh" "$BASE/lib.sh"
 objcopy --strip-debug "$KAKOI" "$BASE/usr/bin/kakoi"

@@ -33,6 +33,18 @@ sleep 1 # kauditd prints the denials asynchronously
 has aa-kernel-logs-file-denial 'apparmor="DENIED" operation="open" profile="kakoi-vm" name="/etc/shadow"' "$(dmesg)"
 has aa-kernel-logs-capability-denial 'apparmor="DENIED" operation="capable" profile="kakoi-vm"' "$(dmesg)"
 
+# The shipped web-server policy, launched under its kernel-loaded profile.
+mkdir -p /srv/www /var/log/www /usr/sbin
+echo hello >/srv/www/index.html
+chown -R 33:33 /var/log/www
+kakoi run --policy /web-server-guest.kakoi -- /usr/bin/busybox sleep 2 >/dev/null 2>&1 &
+sleep 1
+pid=$(pidof busybox | tr ' ' '\n' | while read -r p; do grep -q sleep /proc/$p/cmdline 2>/dev/null && echo $p; done | head -1)
+equals web-server-label-at-exec "kakoi-web-server (enforce)" "$(cat /proc/$pid/attr/current 2>&1)"
+wait
+out=$(kakoi run --policy /web-server-guest.kakoi -- /usr/bin/busybox cat /srv/www/index.html 2>&1)
+has web-server-reads-docroot "hello" "$out"
+
 # Negative control: under the wrong profile the same checks must fail.
 before=$fails
 checks /apparmor-wrong kakoi-vm-wrong wrong >/tmp/wrong
