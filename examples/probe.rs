@@ -38,6 +38,13 @@ fn errno_name(e: &std::io::Error) -> String {
         libc::EXDEV => "EXDEV",
         libc::ENOMEM => "ENOMEM",
         libc::EADDRINUSE => "EADDRINUSE",
+        libc::EBADF => "EBADF",
+        libc::ESRCH => "ESRCH",
+        libc::ENOTTY => "ENOTTY",
+        libc::EIO => "EIO",
+        libc::EFAULT => "EFAULT",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
         _ => return format!("errno {n}"),
     };
     name.to_string()
@@ -47,6 +54,214 @@ fn result(r: std::io::Result<()>) -> String {
     match r {
         Ok(()) => "ok".into(),
         Err(e) => errno_name(&e),
+    }
+}
+
+/// The result of a raw system call: "ok" or the errno's name.
+fn sys_result(r: libc::c_long) -> String {
+    if r < 0 {
+        errno_name(&std::io::Error::last_os_error())
+    } else {
+        "ok".into()
+    }
+}
+
+fn stat_id(path: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// One escape attempt, by name (`escape:NAME`), run in a forked child so that a kill by the
+/// seccomp filter is reported too. Each tries one way out; the result is "ok" (the call
+/// succeeded), an errno name, "signal N", or for the walks "contained" / "ESCAPED".
+fn escape(name: &str) -> String {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid out-array of two ints.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return "pipe failed".into();
+    }
+    // SAFETY: the probe is single-threaded; the child only makes system calls, writes its
+    // answer to the pipe and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let out = attempt(name);
+        // SAFETY: writing a valid buffer to our pipe, then leaving without unwinding.
+        unsafe {
+            libc::write(fds[1], out.as_ptr().cast(), out.len());
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: closing our copy of the write end.
+    unsafe { libc::close(fds[1]) };
+    let mut buf = [0u8; 256];
+    // SAFETY: `buf` is valid for 256 bytes.
+    let n = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len()) };
+    let mut status = 0;
+    // SAFETY: waiting for our own child; `status` is a valid out-pointer.
+    unsafe {
+        libc::close(fds[0]);
+        libc::waitpid(pid, &mut status, 0);
+    }
+    if libc::WIFSIGNALED(status) {
+        return format!("signal {}", libc::WTERMSIG(status));
+    }
+    String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned()
+}
+
+fn attempt(name: &str) -> String {
+    let c = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
+    let (tmp, proc_, dot, tmpfs) = (c("/tmp"), c("/proc"), c("."), c("tmpfs"));
+    // SAFETY: every call below is a raw system call whose arguments are valid
+    // NUL-terminated strings that outlive the call, buffers we own, null pointers where the
+    // kernel accepts them, or integers; the probe is an attacker and wants exactly these.
+    unsafe {
+        match name {
+            "mount" => sys_result(libc::syscall(
+                libc::SYS_mount,
+                tmpfs.as_ptr(),
+                tmp.as_ptr(),
+                tmpfs.as_ptr(),
+                0,
+                0,
+            )),
+            "umount" => sys_result(libc::syscall(
+                libc::SYS_umount2,
+                proc_.as_ptr(),
+                libc::MNT_DETACH,
+            )),
+            "pivot_root" => sys_result(libc::syscall(
+                libc::SYS_pivot_root,
+                tmp.as_ptr(),
+                tmp.as_ptr(),
+            )),
+            "unshare-user" => sys_result(libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER)),
+            "unshare-mount" => sys_result(libc::syscall(libc::SYS_unshare, libc::CLONE_NEWNS)),
+            "setns" => {
+                let f = libc::open(c("/proc/self/ns/mnt").as_ptr(), libc::O_RDONLY);
+                sys_result(libc::syscall(libc::SYS_setns, f, 0))
+            }
+            "chroot-walk" => {
+                let before = stat_id("/");
+                if libc::chroot(tmp.as_ptr()) != 0 {
+                    return format!("chroot {}", errno_name(&std::io::Error::last_os_error()));
+                }
+                for _ in 0..32 {
+                    libc::chdir(c("..").as_ptr());
+                }
+                libc::chroot(dot.as_ptr());
+                if stat_id("/") == before {
+                    "contained".into()
+                } else {
+                    "ESCAPED".into()
+                }
+            }
+            "proc1-root" => {
+                if stat_id("/proc/1/root") == stat_id("/") {
+                    "contained".into()
+                } else {
+                    "ESCAPED".into()
+                }
+            }
+            "ptrace-outside" => sys_result(libc::syscall(
+                libc::SYS_ptrace,
+                libc::PTRACE_ATTACH,
+                4_000_000,
+                0,
+                0,
+            )),
+            "open_by_handle_at" => {
+                let mut h = [0u8; 16];
+                h[0] = 8; // handle_bytes
+                sys_result(libc::syscall(
+                    libc::SYS_open_by_handle_at,
+                    libc::AT_FDCWD,
+                    h.as_mut_ptr(),
+                    libc::O_RDONLY,
+                ))
+            }
+            "keyctl" => sys_result(libc::syscall(
+                libc::SYS_keyctl,
+                0,  /* GET_KEYRING_ID */
+                -3, /* session */
+                0,
+            )),
+            "add_key" => sys_result(libc::syscall(
+                libc::SYS_add_key,
+                c("user").as_ptr(),
+                c("k").as_ptr(),
+                c("v").as_ptr(),
+                1,
+                -2,
+            )),
+            "bpf" => sys_result(libc::syscall(libc::SYS_bpf, 5 /* PROG_LOAD */, 0, 0)),
+            "perf_event_open" => {
+                sys_result(libc::syscall(libc::SYS_perf_event_open, 0, 0, -1, -1, 0))
+            }
+            "kexec_load" => sys_result(libc::syscall(libc::SYS_kexec_load, 0, 0, 0, 0)),
+            "init_module" => sys_result(libc::syscall(libc::SYS_init_module, 0, 0, c("").as_ptr())),
+            "socket-alg" => sys_result(libc::syscall(
+                libc::SYS_socket,
+                38, /* AF_ALG */
+                libc::SOCK_SEQPACKET,
+                0,
+            )),
+            "socket-raw" => sys_result(libc::syscall(
+                libc::SYS_socket,
+                libc::AF_INET,
+                libc::SOCK_RAW,
+                libc::IPPROTO_ICMP,
+            )),
+            "socket-packet" => sys_result(libc::syscall(
+                libc::SYS_socket,
+                libc::AF_PACKET,
+                libc::SOCK_RAW,
+                0,
+            )),
+            "io_uring_setup" => sys_result(libc::syscall(libc::SYS_io_uring_setup, 1, 0)),
+            "userfaultfd" => sys_result(libc::syscall(libc::SYS_userfaultfd, 0)),
+            "personality" => sys_result(libc::syscall(
+                libc::SYS_personality,
+                0x0400000, /* READ_IMPLIES_EXEC */
+            )),
+            "tiocsti" => {
+                let ch = b'x';
+                sys_result(libc::syscall(
+                    libc::SYS_ioctl,
+                    0,
+                    libc::TIOCSTI,
+                    &ch as *const u8,
+                ))
+            }
+            "write-sysrq" => result(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/proc/sysrq-trigger")
+                    .map(drop),
+            ),
+            "write-proc-sys" => result(std::fs::write("/proc/sys/kernel/hostname", "escaped")),
+            "write-sys" => result(std::fs::write("/sys/kernel/uevent_helper", "/tmp/x")),
+            "cgroup-release-agent" => {
+                let d = c("/tmp/cg");
+                libc::mkdir(d.as_ptr(), 0o755);
+                sys_result(libc::syscall(
+                    libc::SYS_mount,
+                    c("cgroup").as_ptr(),
+                    d.as_ptr(),
+                    c("cgroup").as_ptr(),
+                    0,
+                    c("rdma").as_ptr(),
+                ))
+            }
+            "clone-newuser" => sys_result(libc::syscall(
+                libc::SYS_clone,
+                libc::CLONE_NEWUSER as libc::c_long | libc::SIGCHLD as libc::c_long,
+                0,
+                0,
+                0,
+                0,
+            )),
+            _ => "unknown escape".into(),
+        }
     }
 }
 
@@ -268,6 +483,7 @@ fn main() {
                     result(std::fs::File::open(path.to_str().unwrap_or("")).map(drop))
                 }
             }
+            "escape" => escape(arg),
             _ => "unknown action".into(),
         };
         actions.push(serde_json::json!({"action": a, "result": out}));

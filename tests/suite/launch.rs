@@ -6,6 +6,7 @@
 //! create (`kakoitest`).
 
 use std::io::{BufRead, BufReader};
+use std::os::fd::FromRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -1035,4 +1036,115 @@ fn limits_are_written_to_the_hosts_cgroups() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
     assert!(child.wait().unwrap().success());
+}
+
+/// The escape probes of SECURITY.md, each run by the probe as the payload in a forked child,
+/// under the shipped `default` (Docker-equivalent) and `strict` policies: the exact result
+/// of every attempt. "contained" means a chroot walk or `/proc/1/root` leads back to the
+/// sandbox's own root.
+const ESCAPES: &[(&str, &str, &str)] = &[
+    // (probe, default, strict)
+    ("mount", "EPERM", "EPERM"),
+    ("umount", "EPERM", "EPERM"),
+    ("pivot_root", "EPERM", "EPERM"),
+    ("unshare-user", "EPERM", "EPERM"),
+    ("unshare-mount", "EPERM", "EPERM"),
+    ("clone-newuser", "EPERM", "EPERM"),
+    ("setns", "EPERM", "EPERM"),
+    ("chroot-walk", "contained", "chroot EPERM"),
+    ("proc1-root", "contained", "contained"),
+    ("ptrace-outside", "ESRCH", "EPERM"),
+    ("open_by_handle_at", "EPERM", "EPERM"),
+    ("keyctl", "EPERM", "EPERM"),
+    ("add_key", "EPERM", "EPERM"),
+    ("bpf", "EPERM", "EPERM"),
+    ("perf_event_open", "EPERM", "EPERM"),
+    ("kexec_load", "EPERM", "EPERM"),
+    ("init_module", "EPERM", "EPERM"),
+    ("socket-alg", "EPERM", "EPERM"),
+    // Docker keeps CAP_NET_RAW; the sandbox's network namespace has only lo.
+    ("socket-raw", "ok", "EPERM"),
+    ("socket-packet", "ok", "EPERM"),
+    ("io_uring_setup", "EPERM", "EPERM"),
+    ("userfaultfd", "EPERM", "EPERM"),
+    ("personality", "EPERM", "EPERM"),
+    ("write-proc-sys", "EROFS", "EACCES"),
+    ("write-sys", "EROFS", "EROFS"),
+    ("cgroup-release-agent", "EPERM", "EPERM"),
+];
+
+fn escape_results(policy: &Path) -> Vec<(String, String)> {
+    let actions: Vec<String> = ESCAPES
+        .iter()
+        .map(|(e, _, _)| format!("escape:{e}"))
+        .collect();
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    let o = run_probe(policy, &actions);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&o);
+    (0..ESCAPES.len())
+        .map(|i| (ESCAPES[i].0.to_string(), action(&r, i).to_string()))
+        .collect()
+}
+
+#[test]
+fn escape_probes_under_the_shipped_policies() {
+    need_root!();
+    let d = tempdir();
+    let default = policy(d.path(), "escape-default", "");
+    let strict = d.path().join("escape-strict.kakoi");
+    std::fs::write(
+        &strict,
+        format!(
+            "extends \"strict\"\nfilesystem {{\n    bind \"{}\" -> \"/probe\"\n    read [\"/probe\"]\n    exec [\"/probe\"]\n}}\n",
+            examples_dir().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&strict, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    for (p, col) in [(&default, 1), (&strict, 2)] {
+        let got = escape_results(p);
+        let mismatches: Vec<String> = got
+            .iter()
+            .zip(ESCAPES)
+            .filter(|((_, g), e)| g != if col == 1 { e.1 } else { e.2 })
+            .map(|((n, g), e)| format!("{n}: got {g}, want {}", if col == 1 { e.1 } else { e.2 }))
+            .collect();
+        assert!(mismatches.is_empty(), "{}: {mismatches:#?}", p.display());
+    }
+}
+
+/// TIOCSTI into the caller's terminal (a pty here): the payload runs in a new session, so
+/// the terminal is not its controlling tty and pushing input fails.
+#[test]
+fn tiocsti_cannot_reach_the_callers_terminal() {
+    need_root!();
+    let d = tempdir();
+    let p = policy(d.path(), "tiocsti", "");
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: out-pointers for the two descriptors; no name, termios or winsize.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty");
+    // SAFETY: `slave` is a descriptor we own, handed to the child as its stdin.
+    let stdin = unsafe { Stdio::from_raw_fd(slave) };
+    let o = kakoi()
+        .args(["run", "--policy"])
+        .arg(&p)
+        .args(["--", "/probe/probe", "escape:tiocsti"])
+        .stdin(stdin)
+        .output()
+        .unwrap();
+    // SAFETY: closing the master we opened.
+    unsafe { libc::close(master) };
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = action(&report(&o), 0).to_string();
+    assert!(got == "EPERM" || got == "EIO", "TIOCSTI gave {got}");
 }
