@@ -1148,3 +1148,37 @@ fn tiocsti_cannot_reach_the_callers_terminal() {
     let got = action(&report(&o), 0).to_string();
     assert!(got == "EPERM" || got == "EIO", "TIOCSTI gave {got}");
 }
+
+/// The payload's stdout and stderr are its own (inherited, not relayed): 4 MiB of binary
+/// data on stdout and a large stderr arrive intact.
+#[test]
+fn large_binary_output_passes_through() {
+    need_root!();
+    let d = tempdir();
+    let p = policy(d.path(), "output", "");
+    let o = kakoi()
+        .args(["run", "--policy"])
+        .arg(&p)
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "head -c 4194304 /dev/urandom > /tmp/x; sha256sum < /tmp/x | cut -d' ' -f1 >&2; cat /tmp/x; seq 1 100000 >&2",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout.len(), 4 << 20);
+    let err = stderr(&o);
+    let mut lines = err.lines().filter(|l| !l.starts_with("kakoi:"));
+    let want = lines.next().unwrap().to_string();
+    use sha2::Digest;
+    let got: String = sha2::Sha256::digest(&o.stdout)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(got, want, "stdout changed on the way");
+    let numbers: Vec<&str> = lines.collect();
+    assert_eq!(numbers.len(), 100_000);
+    assert_eq!(numbers.last(), Some(&"100000"));
+}
