@@ -210,7 +210,7 @@ pub fn process(pid: i32) -> Result<Subject, String> {
         .ok()
         .map(|l| l.trim_end_matches('\0').trim().to_string())
         .filter(|l| !l.is_empty());
-    if std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+    if crate::launch::run::selinux_enabled() {
         s.selinux = Some((
             label.clone(),
             Location::file(&format!("{dir}/attr/current")),

@@ -497,8 +497,8 @@ fn special_mounts(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), Ste
     let dev_fd = plain_dir(root, "dev").at("open /dev")?;
     // With SELinux the host's nodes keep their labels (devnull_t…); nodes made on this
     // tmpfs would carry the tmpfs's type, which no container module grants.
-    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
-    let mut bind_devices = p.namespaces.get(NsKind::User) != &NsMode::Host || selinux;
+    let mut bind_devices =
+        p.namespaces.get(NsKind::User) != &NsMode::Host || super::run::selinux_enabled();
     for (name, fd) in &src.devices {
         if !bind_devices {
             let st = sys::fstat(fd.as_fd()).at(format!("stat /dev/{name}"))?;

@@ -47,7 +47,8 @@ fn apparmor_enabled() -> bool {
         && std::path::Path::new("/sys/kernel/security/apparmor").exists()
 }
 
-fn selinux_enabled() -> bool {
+/// Whether SELinux is active on this host (selinuxfs is mounted).
+pub fn selinux_enabled() -> bool {
     std::path::Path::new("/sys/fs/selinux/enforce").exists()
 }
 

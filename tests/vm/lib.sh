@@ -15,3 +15,18 @@ lacks() {
 equals() {
     if [ "$2" = "$3" ]; then pass "$1" "$3"; else fail "$1" "want \`$2\`, got \`$3\`"; fi
 }
+# label_at_exec KAKOI_RUN_ARGS...: the LSM label (attr/current) of the payload of
+# `kakoi run KAKOI_RUN_ARGS`, read from outside while it runs; its command must last a
+# couple of seconds. The payload is the launcher's direct child.
+label_at_exec() {
+    kakoi run "$@" >/dev/null 2>&1 &
+    launcher=$!
+    sleep 1
+    for p in /proc/[0-9]*; do
+        if [ "$(cut -d' ' -f4 "$p/stat" 2>/dev/null)" = "$launcher" ]; then
+            tr -d '\0' <"$p/attr/current" 2>&1
+            break
+        fi
+    done
+    wait "$launcher"
+}

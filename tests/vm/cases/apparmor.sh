@@ -15,11 +15,7 @@ has profiles-listed "kakoi-vm (enforce)" "$(cat $aa/profiles)"
 # checks BUNDLE PROFILE: the label, an allowed read, a denied read, a denied capability.
 checks() {
     b=$1; prof=$2; tag=$3
-    kakoi run --bundle "$b" -- /bin/sleep 2 >/dev/null 2>&1 &
-    sleep 1
-    pid=$(pidof sleep | cut -d' ' -f1)
-    equals "$tag-label-at-exec" "$prof (enforce)" "$(cat /proc/$pid/attr/current 2>&1)"
-    wait
+    equals "$tag-label-at-exec" "$prof (enforce)" "$(label_at_exec --bundle "$b" -- /bin/sleep 2)"
     out=$(kakoi run --bundle "$b" -- /bin/sh -c '
         cat /etc/hostname >/dev/null && echo READ-ALLOWED
         cat /etc/shadow >/dev/null 2>/tmp/e && echo SHADOW-READ || echo "SHADOW: $(cat /tmp/e)"
@@ -37,11 +33,8 @@ has aa-kernel-logs-capability-denial 'apparmor="DENIED" operation="capable" prof
 mkdir -p /srv/www /var/log/www /usr/sbin
 echo hello >/srv/www/index.html
 chown -R 33:33 /var/log/www
-kakoi run --policy /web-server-guest.kakoi -- /usr/bin/busybox sleep 2 >/dev/null 2>&1 &
-sleep 1
-pid=$(pidof busybox | tr ' ' '\n' | while read -r p; do grep -q sleep /proc/$p/cmdline 2>/dev/null && echo $p; done | head -1)
-equals web-server-label-at-exec "kakoi-web-server (enforce)" "$(cat /proc/$pid/attr/current 2>&1)"
-wait
+equals web-server-label-at-exec "kakoi-web-server (enforce)" \
+    "$(label_at_exec --policy /web-server-guest.kakoi -- /usr/bin/busybox sleep 2)"
 out=$(kakoi run --policy /web-server-guest.kakoi -- /usr/bin/busybox cat /srv/www/index.html 2>&1)
 has web-server-reads-docroot "hello" "$out"
 

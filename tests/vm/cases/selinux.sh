@@ -22,11 +22,8 @@ sed 's/s0:c1,c2/s0:c3,c4/' /selinux.kakoi >/b/selinux.kakoi   # same module, oth
 # made by the unconfined shell is not the sandbox's to write).
 run() { p=$1; shift; kakoi run --policy "$p" -- "$@" >/dev/console 2>&1; }
 
-kakoi run --policy /selinux.kakoi -- /bin/sleep 2 >/dev/console 2>&1 &
-sleep 1
-pid=$(pidof sleep | cut -d' ' -f1)
-equals label-at-exec "system_u:system_r:kakoi_selinux.process:s0:c1,c2" "$(tr -d '\0' </proc/$pid/attr/current)"
-wait
+equals label-at-exec "system_u:system_r:kakoi_selinux.process:s0:c1,c2" \
+    "$(label_at_exec --policy /selinux.kakoi -- /bin/sleep 2)"
 
 run /selinux.kakoi /bin/sh -c 'head -c 4 /bin/busybox >/dev/null'
 equals module-allows-read 0 $?
