@@ -8,6 +8,10 @@
 //!   alloc:MIB (touch that much memory)   exit:CODE   signal:SIG (kill itself)
 //!   wait-signal:SIG (block until SIG arrives, then report)   sleep:MS   tcp-bind:PORT
 //!   owner:PATH (uid:gid as seen inside)
+//!   privs-after-exec:PATH (run PATH, a copy of this probe, as `PATH ids`: its euid and
+//!   CapEff after the exec, to see whether a setuid or file-capability binary gained anything)
+//!   parent-exe (CVE-2019-5736: open the launcher's /proc/PPID/exe, then reopen it for
+//!   writing through /proc/self/fd; "no parent" when the launcher is outside the pid namespace)
 //!
 //! Built by `cargo test` (examples are); used from `tests/suite/launch.rs`.
 
@@ -106,6 +110,29 @@ fn escape(name: &str) -> String {
         return format!("signal {}", libc::WTERMSIG(status));
     }
     String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned()
+}
+
+/// Reach the launcher's executable as runc's CVE-2019-5736 exploit did.
+fn parent_exe() -> String {
+    use std::os::unix::fs::OpenOptionsExt;
+    // SAFETY: getppid cannot fail.
+    let ppid = unsafe { libc::getppid() };
+    if ppid == 0 {
+        return "no parent".into();
+    }
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(format!("/proc/{ppid}/exe"))
+    {
+        Ok(f) => f,
+        Err(e) => return errno_name(&e),
+    };
+    use std::os::fd::AsRawFd;
+    let reopen = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/self/fd/{}", f.as_raw_fd()));
+    format!("opened; write {}", result(reopen.map(drop)))
 }
 
 fn attempt(name: &str) -> String {
@@ -311,6 +338,27 @@ fn fork_children(n: usize) -> (usize, String) {
 }
 
 fn main() {
+    // `probe ids`: only the effective uid and CapEff, for privs-after-exec.
+    if std::env::args().nth(1).as_deref() == Some("ids") {
+        // capget, not /proc/self/status: Landlock may hide this process's /proc entry.
+        let mut head = [0x2008_0522u32, 0]; // _LINUX_CAPABILITY_VERSION_3, this thread
+        let mut data = [0u32; 6]; // (effective, permitted, inheritable) for words 0 and 1
+                                  // SAFETY: geteuid cannot fail; capget gets a valid header and room for two words.
+        let (euid, r) = unsafe {
+            (
+                libc::geteuid(),
+                libc::syscall(libc::SYS_capget, head.as_mut_ptr(), data.as_mut_ptr()),
+            )
+        };
+        let eff = if r == 0 {
+            u64::from(data[3]) << 32 | u64::from(data[0])
+        } else {
+            u64::MAX
+        };
+        println!("euid {euid} capeff {eff:016x}");
+        return;
+    }
+
     let status = read("/proc/self/status");
     let mut r = serde_json::Map::new();
     let mut put = |k: &str, v: serde_json::Value| {
@@ -484,6 +532,11 @@ fn main() {
                 }
             }
             "escape" => escape(arg),
+            "parent-exe" => parent_exe(),
+            "privs-after-exec" => match std::process::Command::new(arg).arg("ids").output() {
+                Ok(o) => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+                Err(e) => errno_name(&e),
+            },
             _ => "unknown action".into(),
         };
         actions.push(serde_json::json!({"action": a, "result": out}));

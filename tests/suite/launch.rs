@@ -1092,16 +1092,7 @@ fn escape_probes_under_the_shipped_policies() {
     need_root!();
     let d = tempdir();
     let default = policy(d.path(), "escape-default", "");
-    let strict = d.path().join("escape-strict.kakoi");
-    std::fs::write(
-        &strict,
-        format!(
-            "extends \"strict\"\nfilesystem {{\n    bind \"{}\" -> \"/probe\"\n    read [\"/probe\"]\n    exec [\"/probe\"]\n}}\n",
-            examples_dir().display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&strict, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let strict = strict_policy(d.path(), "escape-strict", "");
     for (p, strict) in [(&default, false), (&strict, true)] {
         let want = ESCAPES.iter().map(|e| if strict { e.2 } else { e.1 });
         let mismatches: Vec<String> = escape_results(p)
@@ -1112,6 +1103,142 @@ fn escape_probes_under_the_shipped_policies() {
             .collect();
         assert!(mismatches.is_empty(), "{}: {mismatches:#?}", p.display());
     }
+}
+
+/// Write a strict-derived policy binding the probe at /probe, plus `extra` filesystem lines.
+fn strict_policy(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let p = dir.join(format!("{name}.kakoi"));
+    std::fs::write(
+        &p,
+        format!(
+            "extends \"strict\"\nfilesystem {{\n    bind \"{}\" -> \"/probe\"\n    read [\"/probe\"]\n    exec [\"/probe\"]\n{extra}}}\n",
+            examples_dir().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    p
+}
+
+/// Copies of the probe that would raise privileges, in `dir`: `suid` (setuid root),
+/// `fcap-raw` and `fcap-admin` (file capability CAP_NET_RAW or CAP_SYS_ADMIN, permitted and
+/// effective).
+fn privileged_probes(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for (name, cap) in [
+        ("suid", None),
+        ("fcap-raw", Some("CAP_NET_RAW")),
+        ("fcap-admin", Some("CAP_SYS_ADMIN")),
+    ] {
+        let p = dir.join(name);
+        std::fs::copy(examples_dir().join("probe"), &p).unwrap();
+        let mode = if cap.is_none() { 0o4755 } else { 0o755 };
+        std::fs::set_permissions(&p, PermissionsExt::from_mode(mode)).unwrap();
+        let Some(cap) = cap else { continue };
+        // vfs_cap_data revision 2 with the effective flag: permitted and inheritable words
+        // for capabilities 0-31, then 32-63, little-endian.
+        let bits = u32::from_str_radix(&cap_mask(&[cap]), 16).unwrap();
+        let xattr: Vec<u8> = [0x0200_0001u32, bits, 0, 0, 0]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        let path = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: NUL-terminated path and name; `xattr` is valid for its length.
+        let r = unsafe {
+            libc::setxattr(
+                path.as_ptr(),
+                c"security.capability".as_ptr(),
+                xattr.as_ptr().cast(),
+                xattr.len(),
+                0,
+            )
+        };
+        assert_eq!(r, 0, "setxattr: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// A setuid-root binary and file-capability binaries gain nothing in the sandbox; outside,
+/// run by an unprivileged user, the same files do (so the test can fail).
+#[test]
+fn setuid_and_file_capability_binaries_gain_nothing() {
+    need_root!();
+    let d = tempdir();
+    let bin = d.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    privileged_probes(&bin);
+    let ids = |name: &str| {
+        let o = Command::new(bin.join(name))
+            .arg("ids")
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        stdout(&o).trim().to_string()
+    };
+    // Controls, outside: the setuid copy runs as root, the file capabilities are granted.
+    assert!(ids("suid").starts_with("euid 0 capeff "), "{}", ids("suid"));
+    assert_eq!(
+        ids("fcap-raw"),
+        format!("euid 65534 capeff {}", cap_mask(&["CAP_NET_RAW"]))
+    );
+    assert_eq!(
+        ids("fcap-admin"),
+        format!("euid 65534 capeff {}", cap_mask(&["CAP_SYS_ADMIN"]))
+    );
+
+    let bind = format!("    bind \"{}\" -> \"/privs\"\n", bin.display());
+    let default = policy(
+        d.path(),
+        "privs-default",
+        &format!("filesystem {{\n{bind}}}"),
+    );
+    // strict, but with CAP_NET_RAW left in the bounding set, so that only no_new_privs
+    // stands between fcap-raw and the capability.
+    let strict = strict_policy(
+        d.path(),
+        "privs-strict",
+        &format!("{bind}    read [\"/privs\"]\n    exec [\"/privs\"]\n}}\ncapabilities {{\n    bounding [CAP_NET_RAW]\n"),
+    );
+    let actions = [
+        "privs-after-exec:/privs/suid",
+        "privs-after-exec:/privs/fcap-raw",
+        "privs-after-exec:/privs/fcap-admin",
+    ];
+    // Root with Docker's capabilities: nothing beyond them; the kernel refuses to run a
+    // binary whose effective file capability lies outside the bounding set.
+    let docker = format!("euid 0 capeff {}", cap_mask(DOCKER_CAPS));
+    expect_actions(
+        &default,
+        &[
+            (actions[0], &docker),
+            (actions[1], &docker),
+            (actions[2], "EPERM"),
+        ],
+    );
+    // uid 65534: no_new_privs ignores the setuid bit and withholds CAP_NET_RAW.
+    let nothing = "euid 65534 capeff 0000000000000000";
+    expect_actions(
+        &strict,
+        &[
+            (actions[0], nothing),
+            (actions[1], nothing),
+            (actions[2], "EPERM"),
+        ],
+    );
+}
+
+/// CVE-2019-5736: the payload cannot reach the launcher's executable. In a pid namespace the
+/// launcher is invisible; without one, the ptrace access check on /proc/PPID/exe refuses a
+/// payload that holds fewer capabilities than the launcher.
+#[test]
+fn the_launchers_executable_is_out_of_reach() {
+    need_root!();
+    let d = tempdir();
+    let own = policy(d.path(), "exe-pidns", "");
+    expect_actions(&own, &[("parent-exe", "no parent")]);
+    let shared = policy(d.path(), "exe-hostpid", "namespaces {\n    pid off\n}");
+    expect_actions(&shared, &[("parent-exe", "EACCES")]);
 }
 
 /// TIOCSTI into the caller's terminal (a pty here): the payload runs in a new session, so
