@@ -1,13 +1,13 @@
 # kakoi: the two commands of the README, and helpers.
 #   make demo   set up, build, compile + check the embedded default policy, and launch a
 #               shell command under it (needs root, or user namespaces for rootless)
-#   make test   set up, then run the whole test suite and the QEMU enforcement checks
-#               (what CI runs)
+#   make test   set up, then run the whole test suite, a short fuzzing run of every target
+#               and the QEMU enforcement checks (what CI runs)
 
 CARGO ?= cargo
 KAKOI := target/release/kakoi
 
-.PHONY: setup build demo test lint vm-test catalogue bench bench-seccomp
+.PHONY: setup build demo test lint vm-test fuzz fuzz-smoke catalogue bench bench-seccomp
 
 setup:
 	@scripts/setup.sh
@@ -32,7 +32,17 @@ lint: setup
 
 test: lint
 	$(CARGO) test --workspace --locked
+	scripts/fuzz.sh 15
 	tests/vm/run.sh
+
+# cargo-fuzz on every harness of src/fuzzing.rs: `make fuzz-smoke` 15 s each (part of
+# `make test`), `make fuzz` FUZZ_SECONDS each (default 600).
+FUZZ_SECONDS ?= 600
+fuzz-smoke:
+	scripts/fuzz.sh 15
+
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # Enforcement in a real kernel (AppArmor, SELinux, cgroup v2, Landlock on 6.1) in QEMU
 # guests; part of `make test`.

@@ -43,6 +43,15 @@ pub struct ManifestEntry {
     pub bytes: usize,
 }
 
+/// The manifest's record of one artifact.
+pub fn entry(name: &str, bytes: &[u8]) -> ManifestEntry {
+    ManifestEntry {
+        name: name.to_string(),
+        sha256: hex(&Sha256::digest(bytes)),
+        bytes: bytes.len(),
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Manifest {
     pub format: u32,
@@ -89,6 +98,11 @@ pub const EMIT_KINDS: &[&str] = &[
     "seccomp-aarch64",
     "seccomp-json-x86_64",
     "seccomp-json-aarch64",
+    "caps",
+    "landlock",
+    "apparmor",
+    "selinux",
+    "lsm",
 ];
 
 fn hex(bytes: &[u8]) -> String {
@@ -221,14 +235,7 @@ pub fn build(
         source_sha256: hex(&h.finalize()),
         targets: policy.seccomp.arches.iter().map(|a| a.name()).collect(),
         backend,
-        artifacts: arts
-            .iter()
-            .map(|a| ManifestEntry {
-                name: a.name.clone(),
-                sha256: hex(&Sha256::digest(&a.bytes)),
-                bytes: a.bytes.len(),
-            })
-            .collect(),
+        artifacts: arts.iter().map(|a| entry(&a.name, &a.bytes)).collect(),
         notes,
     };
     arts.push(Artifact {
@@ -343,9 +350,19 @@ pub struct Loaded {
 /// every listed file's size and SHA-256, the policy, and the filter's shape (whole
 /// instructions, valid BPF). A malformed or truncated bundle is an error.
 pub fn load_dir(dir: &Path, host: Host) -> Result<Loaded, String> {
-    let read = |name: &str| {
-        fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
-    };
+    load_with(
+        &|name: &str| {
+            fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
+        },
+        host,
+    )
+}
+
+/// [`load_dir`] over any source of files: `read` gives a bundle file's bytes by name.
+pub fn load_with(
+    read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
+    host: Host,
+) -> Result<Loaded, String> {
     let manifest: serde_json::Value = serde_json::from_slice(&read("manifest.json")?)
         .map_err(|e| format!("manifest.json: {e}"))?;
     if manifest["format"].as_u64() != Some(u64::from(FORMAT)) {

@@ -964,25 +964,8 @@ fn import_cmd(
     fmt: Option<crate::audit::InputFormat>,
     color: bool,
 ) -> Result<(), Failure> {
-    use crate::audit::import;
     let s = subject(input, fmt, color)?;
-    let Some(v) = s.seccomp() else {
-        return Err(Failure::usage(format!(
-            "`{input}` has no seccomp filter to import"
-        )));
-    };
-    let body = match &v.rules {
-        Some(rules) => import::seccomp_src(rules),
-        None => import::from_tables(v)
-            .map_err(|e| Failure::usage(format!("cannot import `{input}`: {e}")))?,
-    };
-    let mut text = format!("# Imported by `kakoi import` from {input}.\n");
-    for n in &s.notes {
-        text.push_str(&format!("# note: {n}\n"));
-    }
-    text.push_str("kakoi 1\n\n");
-    text.push_str(&body);
-    import::verify(&text, v)
+    let text = crate::audit::import::import(&s, input)
         .map_err(|e| Failure::usage(format!("cannot import `{input}`: {e}")))?;
     match output {
         Some(path) => {

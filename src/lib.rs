@@ -9,6 +9,7 @@ pub mod backends;
 pub mod bpf;
 pub mod bundle;
 pub mod cli;
+pub mod fuzzing;
 pub mod launch;
 pub mod loader;
 pub mod profiles;

@@ -99,6 +99,48 @@ pub fn seccomp_src(s: &Seccomp) -> String {
     o
 }
 
+/// Why an import failed.
+#[derive(Debug)]
+pub enum ImportError {
+    /// The input has no seccomp filter, or holds what the language or the decompiler
+    /// cannot say (the message explains).
+    Refused(String),
+    /// The generated policy's decisions differ from the input's: a bug in the importer,
+    /// never printed as a result.
+    Mismatch(String),
+}
+
+impl std::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImportError::Refused(m) => f.write_str(m),
+            ImportError::Mismatch(m) => write!(f, "the imported policy would differ: {m}"),
+        }
+    }
+}
+
+/// The policy text `kakoi import` writes for `s` (named `input` in its header), checked to
+/// have the same decision tables as the input on every ABI the input enables.
+pub fn import(s: &super::Subject, input: &str) -> Result<String, ImportError> {
+    let Some(v) = s.seccomp() else {
+        return Err(ImportError::Refused(
+            "it has no seccomp filter to import".into(),
+        ));
+    };
+    let body = match &v.rules {
+        Some(rules) => seccomp_src(rules),
+        None => from_tables(v).map_err(ImportError::Refused)?,
+    };
+    let mut text = format!("# Imported by `kakoi import` from {input}.\n");
+    for n in &s.notes {
+        text.push_str(&format!("# note: {n}\n"));
+    }
+    text.push_str("kakoi 1\n\n");
+    text.push_str(&body);
+    verify(&text, v)?;
+    Ok(text)
+}
+
 /// Decompile an argument-independent program from its decision tables.
 pub fn from_tables(v: &SeccompView) -> Result<String, String> {
     let arches: Vec<Arch> = Arch::ALL
@@ -208,7 +250,7 @@ pub fn from_tables(v: &SeccompView) -> Result<String, String> {
 }
 
 /// Check that `text` compiles to the same decision tables as `v` on `v`'s enabled ABIs.
-pub fn verify(text: &str, v: &SeccompView) -> Result<(), String> {
+pub fn verify(text: &str, v: &SeccompView) -> Result<(), ImportError> {
     let (_, checked) = policy_lang::check_str("imported.kakoi", text);
     let p = checked.policy.ok_or_else(|| {
         let errs: Vec<String> = checked
@@ -219,16 +261,17 @@ pub fn verify(text: &str, v: &SeccompView) -> Result<(), String> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        format!(
+        ImportError::Refused(format!(
             "kakoi's checker refuses what the profile does ({}); the policy would not be accepted as it stands",
             errs.join("; ")
-        )
+        ))
     })?;
     let mine = SeccompView::from_rules(
         &p.seccomp,
         Vec::new(),
         super::Location::file("imported.kakoi"),
-    )?;
+    )
+    .map_err(ImportError::Mismatch)?;
     for a in Arch::ALL {
         if !v.abi_enabled(a) && !mine.abi_enabled(a) {
             continue;
@@ -236,12 +279,12 @@ pub fn verify(text: &str, v: &SeccompView) -> Result<(), String> {
         for (name, c) in &v.tables[&a] {
             let other = mine.tables.get(&a).and_then(|t| t.get(name));
             if other != Some(c) {
-                return Err(format!(
+                return Err(ImportError::Mismatch(format!(
                     "{}:{name}: the input says {}, the generated policy {}",
                     a.name(),
                     c.text(),
                     other.map_or("nothing".into(), Class::text)
-                ));
+                )));
             }
         }
     }

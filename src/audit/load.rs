@@ -372,6 +372,25 @@ pub fn apparmor(name: &str, text: &str) -> Subject {
     s
 }
 
+/// An included file's text: regular files up to 1 MiB only, so that a hostile profile
+/// naming `/dev/zero` or a FIFO cannot hang or exhaust the auditor.
+fn read_include(path: &str) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut t = String::new();
+    f.take(1 << 20).read_to_string(&mut t).ok()?;
+    Some(t)
+}
+
 fn expand(text: &str, depth: usize, out: &mut Vec<(usize, String)>, seen: &mut BTreeSet<String>) {
     if depth > 8 {
         return;
@@ -394,7 +413,7 @@ fn expand(text: &str, depth: usize, out: &mut Vec<(usize, String)>, seen: &mut B
         if !seen.insert(full.clone()) {
             continue;
         }
-        if let Ok(t) = std::fs::read_to_string(&full) {
+        if let Some(t) = read_include(&full) {
             // Included lines carry line 0: they are not in the audited file.
             out.extend(t.lines().map(|l| (0, l.to_string())));
             expand(&t, depth + 1, out, seen);

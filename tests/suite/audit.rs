@@ -519,3 +519,28 @@ fn import_gives_a_policy_with_the_same_decisions() {
         assert!(stderr(&o).contains("E0312"), "{}", stderr(&o));
     }
 }
+
+/// A hostile AppArmor profile whose includes name a device that never ends and a FIFO
+/// with no writer: both are skipped (only regular files are read), and the audit finishes.
+#[test]
+fn apparmor_includes_of_devices_and_fifos_are_skipped() {
+    let d = tempfile::tempdir().unwrap();
+    let fifo = d.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let p = d.path().join("hostile.apparmor");
+    std::fs::write(
+        &p,
+        format!(
+            "include </dev/zero>\ninclude \"{}\"\nprofile hostile {{\n  capability,\n}}\n",
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    let (r, _) = audit_json(&[p.to_str().unwrap()]);
+    assert!(
+        ids(&r["reports"][0]).iter().any(|i| i.starts_with("AA")),
+        "{r}"
+    );
+}

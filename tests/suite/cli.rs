@@ -110,6 +110,18 @@ fn emit_prints_one_artifact() {
     let o = run(&["compile", "default", "--emit", "seccomp-aarch64"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no `seccomp-aarch64` artifact"));
+    // Every kind the help names is accepted and prints the bundle's file.
+    for (kind, starts) in [
+        ("caps", "{"),
+        ("landlock", "{"),
+        ("lsm", "{"),
+        ("apparmor", "# AppArmor profile"),
+        ("selinux", ";"),
+    ] {
+        let o = run(&["compile", "web-server", "--emit", kind]);
+        assert_eq!(o.status.code(), Some(0), "{kind}: {}", stderr(&o));
+        assert!(stdout(&o).starts_with(starts), "{kind}: {}", stdout(&o));
+    }
 }
 
 #[test]

@@ -23,6 +23,7 @@ mod backends;
 mod cli;
 mod diagnostics;
 mod docker;
+mod fuzz;
 mod launch;
 mod live;
 mod profiles;
