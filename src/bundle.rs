@@ -82,9 +82,10 @@ pub enum Error {
     Validator(backends::validate::Error),
     #[error("`{path}` exists and is not a kakoi bundle")]
     NotABundle { path: PathBuf },
-    #[error("cannot write the bundle to `{path}`: {source}")]
+    #[error("cannot write the bundle `{path}` ({doing}): {source}")]
     Io {
         path: PathBuf,
+        doing: String,
         #[source]
         source: std::io::Error,
     },
@@ -270,9 +271,15 @@ pub fn emit<'a>(arts: &'a [Artifact], kind: &str) -> Option<&'a Artifact> {
 /// into place, so a failure leaves no partial bundle. An existing bundle is replaced; any
 /// other existing non-empty directory is left alone.
 pub fn write_dir(dir: &Path, arts: &[Artifact]) -> Result<(), Error> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
+    // Every I/O error names the bundle, not the staging path it happened on (which is
+    // removed), and only the errno (tempfile adds its own path to some).
+    let io = |doing: String| {
+        let path = dir.to_path_buf();
+        move |e: std::io::Error| Error::Io {
+            path,
+            doing,
+            source: plain(e),
+        }
     };
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -280,7 +287,10 @@ pub fn write_dir(dir: &Path, arts: &[Artifact]) -> Result<(), Error> {
     };
     let existing = dir.exists();
     if existing {
-        let empty = fs::read_dir(dir).map_err(io(dir))?.next().is_none();
+        let empty = fs::read_dir(dir)
+            .map_err(io("reading it".into()))?
+            .next()
+            .is_none();
         if !empty && !dir.join("manifest.json").is_file() {
             return Err(Error::NotABundle {
                 path: dir.to_path_buf(),
@@ -293,29 +303,30 @@ pub fn write_dir(dir: &Path, arts: &[Artifact]) -> Result<(), Error> {
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{base}.tmp-"))
         .tempdir_in(&parent)
-        .map_err(io(&parent))?;
+        .map_err(io(format!("staging it in `{}`", parent.display())))?;
     for a in arts {
         let p = tmp.path().join(&a.name);
-        let mut f = fs::File::create(&p).map_err(io(&p))?;
-        f.write_all(&a.bytes).map_err(io(&p))?;
-        f.sync_all().map_err(io(&p))?;
+        let doing = || format!("writing {}", a.name);
+        let mut f = fs::File::create(&p).map_err(io(doing()))?;
+        f.write_all(&a.bytes).map_err(io(doing()))?;
+        f.sync_all().map_err(io(doing()))?;
     }
     let staged = tmp.keep();
     let finish = || -> Result<(), Error> {
         if existing {
             let old = parent.join(format!(".{base}.old-{}", std::process::id()));
-            fs::rename(dir, &old).map_err(io(dir))?;
+            fs::rename(dir, &old).map_err(io("moving the previous bundle aside".into()))?;
             if let Err(e) = fs::rename(&staged, dir) {
                 // Put the previous bundle back before reporting.
                 let _ = fs::rename(&old, dir);
-                return Err(Error::Io {
-                    path: dir.to_path_buf(),
-                    source: e,
-                });
+                return Err(io("renaming it into place".into())(e));
             }
-            fs::remove_dir_all(&old).map_err(io(&old))?;
+            fs::remove_dir_all(&old).map_err(io(format!(
+                "it is in place, but the previous one is left at `{}`",
+                old.display()
+            )))?;
         } else {
-            fs::rename(&staged, dir).map_err(io(dir))?;
+            fs::rename(&staged, dir).map_err(io("renaming it into place".into()))?;
         }
         Ok(())
     };
@@ -324,6 +335,15 @@ pub fn write_dir(dir: &Path, arts: &[Artifact]) -> Result<(), Error> {
         let _ = fs::remove_dir_all(&staged);
     }
     r
+}
+
+/// An I/O error without the path tempfile adds to some (the staging path is removed).
+fn plain(e: std::io::Error) -> std::io::Error {
+    match e.raw_os_error() {
+        Some(n) => std::io::Error::from_raw_os_error(n),
+        None if e.get_ref().is_some() => e.kind().into(),
+        None => e,
+    }
 }
 
 /// The notes recorded in a built bundle's manifest.

@@ -562,10 +562,9 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
     })();
     let cleanup_veth = || {
         if veth {
-            let host = veth_host_name(pid);
-            if std::path::Path::new(&format!("/sys/class/net/{host}")).exists() {
-                let _ = ip(&["link", "del", &host]);
-            }
+            // Not /sys/class/net: sysfs may belong to another network namespace (nsenter
+            // switches only the network); an absent link is just an error ignored here.
+            let _ = ip(&["link", "del", &veth_host_name(pid)]);
         }
     };
     if let Err(e) = setup {

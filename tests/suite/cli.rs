@@ -258,3 +258,70 @@ fn explain_names_the_deciding_rule() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("did you mean `mount`?"));
 }
+
+/// `kakoi compile` onto a full file system and a read-only one, in a private mount
+/// namespace (tmpfs mounts the host never sees): each fails with exit 2 and a message
+/// naming the cause, leaves no temporary files, and an existing bundle stays intact.
+#[test]
+fn compile_onto_a_full_or_read_only_file_system_leaves_nothing() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let script = r#"
+set -u
+m=$D/m
+mkdir -p $m
+step() { echo "== $1"; }
+mount -t tmpfs -o size=16k tmpfs $m
+step tiny; $K compile default -o $m/b 2>&1; echo "rc=$?"; ls -A $m
+umount $m
+mount -t tmpfs -o size=1m tmpfs $m
+step first; $K compile default -o $m/b >/dev/null 2>&1; echo "rc=$?"
+sha256sum $m/b/* > $D/before
+dd if=/dev/zero of=$m/filler bs=4k 2>/dev/null
+step full; $K compile strict -o $m/b 2>&1; echo "rc=$?"; ls -A $m
+sha256sum $m/b/* | cmp -s - $D/before && echo "bundle intact"
+rm $m/filler
+mount -o remount,ro $m
+step readonly; $K compile default -o $m/c 2>&1; echo "rc=$?"; ls -A $m
+"#;
+    let o = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script])
+        .env("K", env!("CARGO_BIN_EXE_kakoi"))
+        .env("D", d.path())
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    let section = |name: &str| -> String {
+        out.split(&format!("== {name}\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no `{name}` in:\n{out}\n{}", stderr(&o)))
+            .split("== ")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let tiny = section("tiny");
+    assert!(tiny.contains("No space left on device"), "{tiny}");
+    assert!(
+        tiny.trim_end().ends_with("rc=2"),
+        "nothing listed after rc: {tiny}"
+    );
+    assert!(section("first").contains("rc=0"), "{out}");
+    let full = section("full");
+    assert!(full.contains("No space left on device"), "{full}");
+    assert!(
+        full.contains("rc=2\nb\nfiller\n"),
+        "only the old bundle and the filler: {full}"
+    );
+    assert!(full.contains("bundle intact"), "{full}");
+    let ro = section("readonly");
+    assert!(ro.contains("read-only filesystem"), "{ro}");
+    assert!(
+        ro.contains("rc=2\nb\n") && ro.trim_end().ends_with("b"),
+        "{ro}"
+    );
+}

@@ -1241,6 +1241,160 @@ fn the_launchers_executable_is_out_of_reach() {
     expect_actions(&shared, &[("parent-exe", "EACCES")]);
 }
 
+/// What a launch could leave behind, counted for the load test.
+#[derive(Debug, Default, PartialEq)]
+struct Residue {
+    /// Processes whose command line carries the test's marker (launchers, payloads).
+    processes: usize,
+    /// Zombies among those, or children of this test process.
+    zombies: usize,
+    /// Host ends of veth pairs left in the test's network namespace: a sandbox's network
+    /// namespace that outlived its processes would keep its pair.
+    veth: usize,
+    /// kakoi cgroups whose launcher is gone.
+    stale_cgroups: usize,
+    /// Mounts in the host's mount table, not counting /run/netns (other tests add those).
+    host_mounts: usize,
+}
+
+fn residue(ns: &NetNs, marker: &str) -> Residue {
+    let me = std::process::id().to_string();
+    let mut r = Residue::default();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let dir = e.path();
+        let Ok(cmd) = std::fs::read(dir.join("cmdline")) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // pid (comm) state ppid ...: split after the last ')'.
+        let tail: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(vec![], |(_, t)| t.split_whitespace().collect());
+        let ours = String::from_utf8_lossy(&cmd).contains(marker);
+        let zombie = tail.first() == Some(&"Z");
+        if ours {
+            r.processes += 1;
+        }
+        if zombie && (ours || tail.get(1) == Some(&me.as_str())) {
+            r.zombies += 1;
+        }
+    }
+    r.veth = ns
+        .exec("ip -o link")
+        .lines()
+        .filter(|l| l.contains(": kk"))
+        .count();
+    r.stale_cgroups = leftover_cgroups().len();
+    r.host_mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("/run/netns"))
+        .count();
+    r
+}
+
+/// 500 sequential and 50 concurrent launches (veth networking, cgroup limits), with one
+/// launcher in ten SIGKILLed at a varying moment (during set-up or while the payload
+/// runs). Afterwards nothing is left: no process, zombie, veth pair (so no network
+/// namespace), host mount, or cgroup once the next launch has collected the killed
+/// launchers' ones.
+#[test]
+fn load_with_killed_launchers_leaves_nothing() {
+    need_root!();
+    let _lock = cgroup_lock();
+    let ns = NetNs::new("load");
+    ns.exec("ip link add kbr0 type bridge");
+    ns.exec("ip addr add 10.232.0.1/24 dev kbr0");
+    ns.exec("ip link set kbr0 up");
+    let d = tempdir();
+    let marker = format!("kakoi-load-{}", std::process::id());
+    let p = policy(
+        d.path(),
+        &marker,
+        "network {\n    mode veth\n    veth {\n        bridge \"kbr0\"\n        address \"10.232.0.2/24\"\n    }\n}\nresources {\n    memory 64M\n    pids 32\n    cgroup required\n}\n",
+    );
+    let before = residue(&ns, &marker);
+    let launcher = |payload: &[&str]| {
+        // nsenter, not `ip netns exec`: that one remounts /sys, hiding the cgroup mounts.
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", ns.0))
+            .args([env!("CARGO_BIN_EXE_kakoi"), "run", "--policy"])
+            .arg(&p)
+            .arg("--")
+            .args(payload)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    };
+    let mut rng = 0x9e37_79b9_u64;
+    let mut delay = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::time::Duration::from_micros(rng % 25_000)
+    };
+    let (mut killed, mut ok) = (0, 0);
+    for i in 0..500 {
+        if i % 10 == 7 {
+            let mut c = launcher(&["/probe/probe", "sleep:100", &marker])
+                .spawn()
+                .unwrap();
+            std::thread::sleep(delay());
+            c.kill().unwrap();
+            c.wait().unwrap();
+            killed += 1;
+        } else {
+            let o = launcher(&["/bin/true"]).output().unwrap();
+            assert!(o.status.success(), "launch {i}: {}", stderr(&o));
+            ok += 1;
+        }
+    }
+    let mut batch: Vec<_> = (0..50)
+        .map(|_| {
+            launcher(&["/probe/probe", "sleep:300", &marker])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for i in (0..50).step_by(10) {
+        std::thread::sleep(delay());
+        batch[i + 3].kill().unwrap();
+        killed += 1;
+    }
+    for (i, c) in batch.into_iter().enumerate() {
+        let o = c.wait_with_output().unwrap();
+        if i % 10 != 3 {
+            assert!(o.status.success(), "concurrent launch {i}: {}", stderr(&o));
+            ok += 1;
+        }
+    }
+    // Payloads of killed launchers die by PDEATHSIG, asynchronously.
+    let mut after = residue(&ns, &marker);
+    for _ in 0..100 {
+        if after.processes == 0 && after.zombies == 0 && after.veth == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        after = residue(&ns, &marker);
+    }
+    let awaiting = after.stale_cgroups;
+    // The next launch collects the cgroups the killed launchers could not remove.
+    let o = launcher(&["/bin/true"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let collected = residue(&ns, &marker);
+    eprintln!(
+        "load: {ok} launches completed, {killed} launchers killed; before {before:?}; after {after:?} ({awaiting} cgroups awaiting collection); after one more launch {collected:?}"
+    );
+    assert_eq!(
+        collected,
+        Residue {
+            host_mounts: before.host_mounts,
+            ..Residue::default()
+        }
+    );
+    assert!(killed == 55 && ok == 495);
+}
+
 /// TIOCSTI into the caller's terminal (a pty here): the payload runs in a new session, so
 /// the terminal is not its controlling tty and pushing input fails.
 #[test]
