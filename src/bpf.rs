@@ -256,6 +256,23 @@ pub struct Run {
     pub steps: usize,
 }
 
+/// The result of ALU instruction `code` on the accumulator `a` and operand `src`.
+pub fn alu(code: u16, a: u32, src: u32) -> u32 {
+    match code & 0xf0 {
+        0x00 => a.wrapping_add(src),
+        0x10 => a.wrapping_sub(src),
+        0x20 => a.wrapping_mul(src),
+        0x30 => a.checked_div(src).unwrap_or(0),
+        0x40 => a | src,
+        0x50 => a & src,
+        0x60 => a.checked_shl(src).unwrap_or(0),
+        0x70 => a.checked_shr(src).unwrap_or(0),
+        0x80 => a.wrapping_neg(),
+        0x90 => a.checked_rem(src).unwrap_or(0),
+        _ => a ^ src,
+    }
+}
+
 /// Run a validated program on `data`.
 pub fn run(prog: &[Insn], data: &Data) -> Run {
     let (mut a, mut x) = (0u32, 0u32);
@@ -286,19 +303,7 @@ pub fn run(prog: &[Insn], data: &Data) -> Run {
             STX => mem[i.k as usize] = x,
             ALU => {
                 let src = if i.code & X != 0 { x } else { i.k };
-                a = match i.code & 0xf0 {
-                    0x00 => a.wrapping_add(src),
-                    0x10 => a.wrapping_sub(src),
-                    0x20 => a.wrapping_mul(src),
-                    0x30 => a.checked_div(src).unwrap_or(0),
-                    0x40 => a | src,
-                    0x50 => a & src,
-                    0x60 => a.checked_shl(src).unwrap_or(0),
-                    0x70 => a.checked_shr(src).unwrap_or(0),
-                    0x80 => a.wrapping_neg(),
-                    0x90 => a.checked_rem(src).unwrap_or(0),
-                    _ => a ^ src,
-                };
+                a = alu(i.code, a, src);
             }
             JMP => {
                 let src = if i.code & X != 0 { x } else { i.k };

@@ -260,10 +260,15 @@ pub enum Command {
         format: Format,
     },
     /// Turn a Docker/OCI seccomp JSON profile (or an OCI config.json's `linux.seccomp`),
-    /// a raw BPF program or a running process's filter into a readable kakoi policy. The
-    /// result is checked to compile to the same decision table as the input, per ABI,
-    /// before it is written. Raw BPF whose decisions depend on syscall arguments is
-    /// refused for now (the syscalls concerned are named).
+    /// a raw BPF program or a running process's filter into a readable kakoi policy.
+    ///
+    /// Raw BPF is decompiled per ABI by symbolic execution: argument-independent syscalls
+    /// become plain rules, and each path of an argument-dependent one becomes a rule with
+    /// the comparisons it made (`allow socket if family != AF_ALG && …`). The result is
+    /// checked before it is written: the same decision table per ABI, and the same action
+    /// on a witness of every path of both programs.
+    ///
+    /// Example: kakoi import --arches x86_64,x32 docker-default.json -o docker.kakoi
     Import {
         #[arg(value_name = "INPUT")]
         input: String,
@@ -273,6 +278,11 @@ pub enum Command {
         /// The input format (default: detected).
         #[arg(long, value_enum)]
         input_format: Option<crate::audit::InputFormat>,
+        /// Import only these ABIs (comma-separated: x86_64, x86, x32, aarch64). For
+        /// profiles the language refuses as they stand, e.g. Docker's, whose argument rules
+        /// `socketcall` bypasses on x86.
+        #[arg(long, value_name = "ARCH,…", value_delimiter = ',', value_parser = ["x86_64", "x86", "x32", "aarch64"])]
+        arches: Vec<String>,
     },
     /// Explain the seccomp decision for one syscall: the action and the rule (with its
     /// source location) that decides it. INPUT is a policy, a Docker/OCI seccomp JSON
@@ -414,7 +424,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             input,
             output,
             input_format,
-        } => import_cmd(&input, output.as_deref(), input_format, color_err),
+            arches,
+        } => import_cmd(&input, output.as_deref(), input_format, &arches, color_err),
         Command::Run {
             policy,
             bundle,
@@ -962,10 +973,15 @@ fn import_cmd(
     input: &str,
     output: Option<&Path>,
     fmt: Option<crate::audit::InputFormat>,
+    arches: &[String],
     color: bool,
 ) -> Result<(), Failure> {
     let s = subject(input, fmt, color)?;
-    let text = crate::audit::import::import(&s, input)
+    let only: Vec<policy_lang::catalogue::Arch> = arches
+        .iter()
+        .filter_map(|a| policy_lang::catalogue::Arch::from_name(a))
+        .collect();
+    let text = crate::audit::import::import(&s, input, &only)
         .map_err(|e| Failure::usage(format!("cannot import `{input}`: {e}")))?;
     match output {
         Some(path) => {

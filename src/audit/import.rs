@@ -1,19 +1,22 @@
 //! `kakoi import`: a Docker/OCI seccomp JSON profile or a raw BPF program as a readable
-//! kakoi policy, checked to compile to the same decision table as the input.
+//! kakoi policy, checked to compile to the same decisions as the input.
 //!
 //! JSON profiles keep their rules (argument conditions included). Raw BPF is decompiled
-//! from its decision tables (symbolic execution per ABI): every syscall whose decision
-//! does not depend on its arguments becomes a rule; a program with argument-dependent
-//! decisions is refused, naming those syscalls (decompiling argument conditions is not
-//! done yet).
-
+//! per ABI: a syscall whose decision does not depend on its arguments becomes a plain rule
+//! (from the decision tables, [`sym`]); one that does is followed path by path
+//! ([`paths`]), and every reachable path whose action is not the default becomes a rule
+//! whose condition is the comparisons the path made. The result is checked: same decision
+//! tables, and for each argument-dependent syscall, the same action on a witness of every
+//! path of both programs.
 use std::collections::{BTreeMap, BTreeSet};
 
-use policy_lang::catalogue::Arch;
+use policy_lang::catalogue::{self, Arch};
 use policy_lang::ir::{Action, Cond, ConstExpr, Seccomp};
 
 use super::model::SeccompView;
+use super::paths::{self, Constraint, Test, Width};
 use super::sym::{self, Class};
+use crate::bpf;
 
 fn const_src(c: &ConstExpr) -> String {
     match c {
@@ -121,12 +124,28 @@ impl std::fmt::Display for ImportError {
 
 /// The policy text `kakoi import` writes for `s` (named `input` in its header), checked to
 /// have the same decision tables as the input on every ABI the input enables.
-pub fn import(s: &super::Subject, input: &str) -> Result<String, ImportError> {
+///
+/// `only`, when not empty, restricts the policy (and the check) to those ABIs.
+pub fn import(s: &super::Subject, input: &str, only: &[Arch]) -> Result<String, ImportError> {
     let Some(v) = s.seccomp() else {
         return Err(ImportError::Refused(
             "it has no seccomp filter to import".into(),
         ));
     };
+    let mut v = v.clone();
+    if !only.is_empty() {
+        v.tables.retain(|a, _| only.contains(a));
+        if let Some(r) = &mut v.rules {
+            r.arches.retain(|a| only.contains(a));
+        }
+        if Arch::ALL.iter().all(|a| !v.abi_enabled(*a)) {
+            return Err(ImportError::Refused(format!(
+                "the input enables none of {}",
+                only.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    let v = &v;
     let body = match &v.rules {
         Some(rules) => seccomp_src(rules),
         None => from_tables(v).map_err(ImportError::Refused)?,
@@ -201,14 +220,19 @@ pub fn from_tables(v: &SeccompView) -> Result<String, String> {
             }
         }
     }
-    if !conditional.is_empty() {
-        let shown: Vec<String> = conditional.iter().take(12).cloned().collect();
-        return Err(format!(
-            "{} syscall(s) are decided by their arguments ({}{}); decompiling argument conditions is not supported yet",
-            conditional.len(),
-            shown.join(", "),
-            if conditional.len() > 12 { ", …" } else { "" }
-        ));
+    // Argument-dependent syscalls: one rule per path that does not end in the default.
+    let mut cond_rules: BTreeMap<(String, Action, String), BTreeSet<Arch>> = BTreeMap::new();
+    for entry in &conditional {
+        let (arch, name) = entry.split_once(':').expect("arch:name");
+        let arch = Arch::from_name(arch).expect("an arch of the catalogue");
+        for (action, cond) in decompile(&v.prog, arch, name, default)
+            .map_err(|e| format!("cannot decompile {entry}: {e}"))?
+        {
+            cond_rules
+                .entry((name.to_string(), action, cond))
+                .or_default()
+                .insert(arch);
+        }
     }
     // Group names with the same action and ABIs into one rule.
     let mut grouped: BTreeMap<(Action, Vec<Arch>), Vec<&str>> = BTreeMap::new();
@@ -245,8 +269,246 @@ pub fn from_tables(v: &SeccompView) -> Result<String, String> {
         }
         o.push('\n');
     }
+    for ((name, action, cond), abis) in cond_rules {
+        let needs = arches
+            .iter()
+            .any(|a| !abis.contains(a) && v.tables[a].contains_key(name.as_str()));
+        let arch_test = needs.then(|| {
+            format!(
+                "arch in {{{}}}",
+                abis.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+            )
+        });
+        let parts: Vec<String> = arch_test
+            .into_iter()
+            .chain((!cond.is_empty()).then_some(cond))
+            .collect();
+        o.push_str(&format!("    {} {name}", action.to_source()));
+        if !parts.is_empty() {
+            o.push_str(&format!(" if {}", parts.join(" && ")));
+        }
+        o.push('\n');
+    }
     o.push_str("}\n");
     Ok(o)
+}
+
+/// The rules for one argument-dependent syscall on `arch`: (action, condition) for each
+/// reachable path not ending in `default`. An empty condition means "always" (every
+/// comparison on the path is implied by how C callers pass arguments).
+fn decompile(
+    prog: &[bpf::Insn],
+    arch: Arch,
+    name: &str,
+    default: Action,
+) -> Result<Vec<(Action, String)>, String> {
+    let nr = catalogue::syscall(name)
+        .and_then(|d| d.nr(arch))
+        .ok_or("not in the catalogue")?;
+    let width = |i: usize| paths::argument(name, arch, i).map_or(Width::Full, |(_, w)| w);
+    let mut reachable: Vec<(Action, Vec<Constraint>)> = Vec::new();
+    for p in paths::paths(prog, arch.audit_arch(), nr, 4096)? {
+        let action = bpf::ret_action(p.ret);
+        match paths::witness(&p, &width) {
+            Ok(_) => {}
+            Err(paths::NoWitness::Unreachable) => continue,
+            // The search over masked comparisons may just have missed: refuse rather
+            // than guess.
+            Err(paths::NoWitness::NotFound) => {
+                return Err(format!(
+                    "no arguments were found that follow one of its paths (to {}), and kakoi cannot show it is unreachable",
+                    action.to_source()
+                ))
+            }
+        }
+        reachable.push((action, p.constraints));
+    }
+    // Whether some arguments could meet all of `cs` (yes, unless shown otherwise).
+    let may_meet = |cs: Vec<Constraint>| {
+        let p = paths::Path {
+            constraints: cs,
+            ret: 0,
+        };
+        paths::witness(&p, &width) != Err(paths::NoWitness::Unreachable)
+    };
+    let mut rules: Vec<(Action, Vec<String>)> = Vec::new();
+    for (action, cs) in &reachable {
+        if *action == default {
+            continue;
+        }
+        // Drop each comparison whose absence lets no argument of a path with another
+        // action in: paths are disjoint, so the rules can be in any order.
+        let mut kept = cs.clone();
+        let mut i = 0;
+        while i < kept.len() {
+            let mut without = kept.clone();
+            without.remove(i);
+            let overlaps = reachable.iter().any(|(other, ocs)| {
+                other != action && may_meet(without.iter().chain(ocs).copied().collect())
+            });
+            if overlaps {
+                i += 1;
+            } else {
+                kept = without;
+            }
+        }
+        if let Some(terms) = path_terms(&kept, name, arch)? {
+            rules.push((*action, terms));
+        }
+    }
+    Ok(merge_equalities(rules))
+}
+
+/// Rules with the same action whose condition is one `ARG == VALUE` on the same argument
+/// become one `ARG in {…}`; every condition is joined with `&&`.
+fn merge_equalities(rules: Vec<(Action, Vec<String>)>) -> Vec<(Action, String)> {
+    let mut sets: BTreeMap<(Action, String), Vec<String>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (action, terms) in rules {
+        if let [t] = terms.as_slice() {
+            if let Some((arg, value)) = t.split_once(" == ").filter(|(a, _)| !a.contains(' ')) {
+                sets.entry((action, arg.to_string()))
+                    .or_default()
+                    .push(value.to_string());
+                continue;
+            }
+        }
+        let mut seen = BTreeSet::new();
+        let terms: Vec<String> = terms
+            .into_iter()
+            .filter(|t| seen.insert(t.clone()))
+            .collect();
+        out.push((action, terms.join(" && ")));
+    }
+    for ((action, arg), mut values) in sets {
+        values.sort_by_key(|v| parse_num(v));
+        out.push((
+            action,
+            match values.as_slice() {
+                [v] => format!("{arg} == {v}"),
+                _ => format!("{arg} in {{{}}}", values.join(", ")),
+            },
+        ));
+    }
+    out
+}
+
+/// The comparisons of a path, in the language; `None` when the path cannot be taken by a
+/// C caller.
+fn path_terms(cs: &[Constraint], name: &str, arch: Arch) -> Result<Option<Vec<String>>, String> {
+    let mut terms: Vec<String> = Vec::new();
+    // Whole-word equalities on both halves of a 64-bit argument become one comparison.
+    let mut eq: BTreeMap<usize, [Option<u32>; 2]> = BTreeMap::new();
+    // An upper half of 0 with a lower half below some bound is just `ARG < bound`: the
+    // lower half's whole-word comparisons are then written on the argument itself.
+    let below = |i: usize| {
+        let on = |upper: bool| cs.iter().filter(move |c| c.arg() == Some((i, upper)));
+        on(true).any(|c| c.mask == u32::MAX && c.test == Test::Eq && c.holds && c.k == 0)
+            && on(false)
+                .any(|c| c.mask == u32::MAX && matches!(c.test, Test::Gt | Test::Ge) && !c.holds)
+    };
+    for c in cs {
+        let (i, upper) = c
+            .arg()
+            .ok_or("it compares the instruction pointer, which a policy cannot")?;
+        if c.mask == 0 {
+            // `word & 0`: decided without the argument.
+            if c.eval(0) {
+                continue;
+            }
+            return Ok(None);
+        }
+        let (arg, width) = paths::argument(name, arch, i)?;
+        if upper && width != Width::Full {
+            // The upper half follows the lower: keep only what that implies.
+            let (t0, t1) = (c.eval(0), width == Width::Sign && c.eval(u32::MAX));
+            match (t0, t1) {
+                (true, true) => {}
+                (false, false) => return Ok(None),
+                (true, false) if width == Width::Zero => {}
+                (true, false) => terms.push(format!("{arg} < 0x80000000")),
+                (false, true) => terms.push(format!("{arg} >= 0x80000000")),
+            }
+            continue;
+        }
+        if width == Width::Full && below(i) && c.mask == u32::MAX {
+            if !upper {
+                terms.push(term(arg, Width::Zero, false, c));
+            } else if !(c.test == Test::Eq && c.holds && c.k == 0) {
+                terms.push(term(arg, width, upper, c));
+            }
+            continue;
+        }
+        if width == Width::Full && c.mask == u32::MAX && c.test == Test::Eq && c.holds {
+            let slot = eq.entry(i).or_default();
+            if slot[usize::from(upper)].is_none() {
+                slot[usize::from(upper)] = Some(c.k);
+                continue;
+            }
+        }
+        terms.push(term(arg, width, upper, c));
+    }
+    for (i, halves) in eq {
+        let (arg, _) = paths::argument(name, arch, i)?;
+        let t = match halves {
+            [Some(lo), Some(hi)] => {
+                format!("{arg} == {}", hex(u64::from(hi) << 32 | u64::from(lo)))
+            }
+            [Some(lo), None] => format!("{arg} & 0xffffffff == {}", hex(u64::from(lo))),
+            [None, Some(hi)] => {
+                format!("{arg} & 0xffffffff00000000 == {}", hex(u64::from(hi) << 32))
+            }
+            [None, None] => continue,
+        };
+        terms.push(t);
+    }
+    Ok(Some(terms))
+}
+
+fn parse_num(v: &str) -> u64 {
+    match v.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).unwrap_or(u64::MAX),
+        None => v.parse().unwrap_or(u64::MAX),
+    }
+}
+
+fn hex(v: u64) -> String {
+    if v < 10 {
+        v.to_string()
+    } else {
+        format!("{v:#x}")
+    }
+}
+
+/// One comparison on one half of argument `arg`.
+fn term(arg: &str, width: Width, upper: bool, c: &Constraint) -> String {
+    let shift = if upper { 32 } else { 0 };
+    let (mut mask, mut k) = (u64::from(c.mask) << shift, u64::from(c.k) << shift);
+    let op = match (c.test, c.holds) {
+        (Test::Eq, true) => "==",
+        (Test::Eq, false) => "!=",
+        (Test::Gt, true) => ">",
+        (Test::Gt, false) => "<=",
+        (Test::Ge, true) => ">=",
+        (Test::Ge, false) => "<",
+        (Test::Set, holds) => {
+            // (word & mask) & k != 0
+            mask &= k;
+            k = 0;
+            if holds {
+                "!="
+            } else {
+                "=="
+            }
+        }
+    };
+    // A 32-bit argument is compared on its lower half only: no mask needed for all of it.
+    let whole = width != Width::Full && !upper && mask == 0xffff_ffff;
+    if whole {
+        format!("{arg} {op} {}", hex(k))
+    } else {
+        format!("{arg} & {} {op} {}", hex(mask), hex(k))
+    }
 }
 
 /// Check that `text` compiles to the same decision tables as `v` on `v`'s enabled ABIs.
@@ -262,7 +524,7 @@ pub fn verify(text: &str, v: &SeccompView) -> Result<(), ImportError> {
             .into_iter()
             .collect();
         ImportError::Refused(format!(
-            "kakoi's checker refuses what the profile does ({}); the policy would not be accepted as it stands",
+            "kakoi's checker refuses what the profile does ({}); the policy would not be accepted as it stands; `--arches` imports only some ABIs, e.g. x86_64,x32",
             errs.join("; ")
         ))
     })?;
@@ -276,7 +538,10 @@ pub fn verify(text: &str, v: &SeccompView) -> Result<(), ImportError> {
         if !v.abi_enabled(a) && !mine.abi_enabled(a) {
             continue;
         }
-        for (name, c) in &v.tables[&a] {
+        let Some(table) = v.tables.get(&a) else {
+            continue;
+        };
+        for (name, c) in table {
             let other = mine.tables.get(&a).and_then(|t| t.get(name));
             if other != Some(c) {
                 return Err(ImportError::Mismatch(format!(
@@ -288,5 +553,120 @@ pub fn verify(text: &str, v: &SeccompView) -> Result<(), ImportError> {
             }
         }
     }
+    same_on_every_path(v, &p.seccomp, &mine)
+}
+
+/// For each argument-dependent syscall of `v`, the generated policy's program (`mine`,
+/// compiled from `s`) and the input's give the same action on a witness of every path of
+/// either program.
+fn same_on_every_path(v: &SeccompView, s: &Seccomp, mine: &SeccompView) -> Result<(), ImportError> {
+    use crate::seccomp::{codegen, Host};
+    // Programs are per host: for aarch64, rules (ours, and the input's when it has them)
+    // are compiled for it; a raw aarch64 program is the input's own.
+    let for_aarch64 = |s: &Seccomp| {
+        s.arches
+            .contains(&Arch::Aarch64)
+            .then(|| bpf::decode(&codegen::compile(s, Host::Aarch64).bpf).ok())
+            .flatten()
+    };
+    let ours_a64 = for_aarch64(s);
+    let theirs_a64 = v.rules.as_ref().and_then(for_aarch64);
+    for a in Arch::ALL.into_iter().filter(|a| v.abi_enabled(*a)) {
+        let (theirs, ours): (&[bpf::Insn], &[bpf::Insn]) = match a {
+            Arch::Aarch64 => (
+                theirs_a64.as_deref().unwrap_or(&v.prog),
+                match &ours_a64 {
+                    Some(p) => p,
+                    None => continue,
+                },
+            ),
+            _ => (&v.prog, &mine.prog),
+        };
+        for (name, c) in &v.tables[&a] {
+            if *c != Class::Conditional {
+                continue;
+            }
+            let nr = catalogue::syscall(name)
+                .and_then(|d| d.nr(a))
+                .expect("a table name has a number");
+            let width = |i: usize| paths::argument(name, a, i).map_or(Width::Full, |(_, w)| w);
+            for prog in [theirs, ours] {
+                let ps = paths::paths(prog, a.audit_arch(), nr, 4096)
+                    .map_err(|e| ImportError::Refused(format!("{}:{name}: {e}", a.name())))?;
+                for path in ps {
+                    let Ok(args) = paths::witness(&path, &width) else {
+                        continue;
+                    };
+                    let data = bpf::Data {
+                        nr,
+                        arch: a.audit_arch(),
+                        ip: 0,
+                        args,
+                    };
+                    let (x, y) = (
+                        bpf::ret_action(bpf::run(theirs, &data).ret),
+                        bpf::ret_action(bpf::run(ours, &data).ret),
+                    );
+                    if x != y {
+                        return Err(ImportError::Mismatch(format!(
+                            "{}:{name} with arguments {args:#x?}: the input says {}, the generated policy {}",
+                            a.name(),
+                            x.to_source(),
+                            y.to_source()
+                        )));
+                    }
+                }
+            }
+        }
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seccomp::{codegen, Host};
+
+    fn view(text: &str) -> SeccompView {
+        let (_, c) = policy_lang::check_str("t.kakoi", text);
+        let p = c.policy.expect("valid");
+        let prog = codegen::compile(&p.seccomp, Host::X86_64);
+        SeccompView::from_prog(
+            bpf::decode(&prog.bpf).unwrap(),
+            super::super::Location::file("t"),
+        )
+    }
+
+    fn policy(rule: &str) -> String {
+        format!(
+            "kakoi 1\nseccomp {{\n    default errno(EPERM)\n    arches [x86_64]\n    {rule}\n}}\n"
+        )
+    }
+
+    /// The decision tables cannot tell `fd < 3` from `fd < 4` (both conditional); the
+    /// check on every path's witness does.
+    #[test]
+    fn a_wrong_condition_is_caught() {
+        let v = view(&policy("allow ioctl if fd < 3"));
+        assert!(verify(&policy("allow ioctl if fd <= 2"), &v).is_ok());
+        assert!(matches!(
+            verify(&policy("allow ioctl if fd < 4"), &v),
+            Err(ImportError::Mismatch(m)) if m.contains("ioctl")
+        ));
+        assert!(matches!(
+            verify(&policy("errno(EACCES) ioctl if fd < 3"), &v),
+            Err(ImportError::Mismatch(_))
+        ));
+    }
+
+    /// An argument-dependent program decompiles to one rule per allowing path, and the
+    /// result passes its own check.
+    #[test]
+    fn from_tables_decompiles_and_checks_itself() {
+        let v = view(&policy("allow ioctl if fd < 3 || fd > 100"));
+        let text = format!("kakoi 1\n{}", from_tables(&v).unwrap());
+        assert!(text.contains("allow ioctl if fd < 3"), "{text}");
+        assert!(text.contains("allow ioctl if fd > 0x64"), "{text}");
+        verify(&text, &v).unwrap();
+    }
 }

@@ -12,6 +12,7 @@ pub mod import;
 pub mod live;
 pub mod load;
 pub mod model;
+pub mod paths;
 pub mod report;
 pub mod rules;
 pub mod sym;

@@ -93,32 +93,7 @@ pub fn outcomes(prog: &[Insn], audit_arch: u32, nr: u32) -> Option<BTreeSet<u32>
                         Val::Known(i.k)
                     };
                     a = match (a, src) {
-                        (Val::Known(av), Val::Known(s)) => {
-                            let r = bpf::run(
-                                &[
-                                    Insn {
-                                        code: bpf::LD | bpf::IMM,
-                                        jt: 0,
-                                        jf: 0,
-                                        k: av,
-                                    },
-                                    Insn {
-                                        code: i.code & !bpf::X,
-                                        jt: 0,
-                                        jf: 0,
-                                        k: s,
-                                    },
-                                    Insn {
-                                        code: bpf::RET | bpf::A,
-                                        jt: 0,
-                                        jf: 0,
-                                        k: 0,
-                                    },
-                                ],
-                                &bpf::Data::default(),
-                            );
-                            Val::Known(r.ret)
-                        }
+                        (Val::Known(av), Val::Known(s)) => Val::Known(bpf::alu(i.code, av, s)),
                         // Negation and `& 0`-like identities are not tracked: unknown.
                         _ => Val::Unknown,
                     };
