@@ -234,6 +234,42 @@ pub fn diff(old: &Subject, new: &Subject) -> Diff {
             }
         }
     }
+    if let (Some(o), Some(n)) = (&old.limits, &new.limits) {
+        let as_f = |v: Option<u64>| v.map(|x| x as f64);
+        for ((item, ot), (_, nt), ov, nv) in [
+            (
+                o.items()[0].clone(),
+                n.items()[0].clone(),
+                as_f(o.memory),
+                as_f(n.memory),
+            ),
+            (
+                o.items()[1].clone(),
+                n.items()[1].clone(),
+                as_f(o.pids),
+                as_f(n.pids),
+            ),
+            (o.items()[2].clone(), n.items()[2].clone(), o.cpu, n.cpu),
+        ] {
+            if ov == nv {
+                continue;
+            }
+            // Unlimited is the widest.
+            let widens = match (ov, nv) {
+                (Some(_), None) => true,
+                (Some(a), Some(b)) => b > a,
+                _ => false,
+            };
+            changes.push(Change {
+                layer: "resources",
+                arch: None,
+                item: item.to_string(),
+                old: ot,
+                new: nt,
+                widens,
+            });
+        }
+    }
     for (layer, o, n) in [
         ("masked paths", &old.masked, &new.masked),
         ("read-only paths", &old.readonly, &new.readonly),

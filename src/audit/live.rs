@@ -115,6 +115,99 @@ fn stacked(progs: Vec<Vec<bpf::Insn>>, location: Location) -> SeccompView {
 }
 
 /// Read a live process.
+/// The limits that apply to a process in the cgroups of `proc_cgroup` (its
+/// `/proc/PID/cgroup`): for each controller, the smallest limit from its cgroup up to the
+/// hierarchy's root.
+pub fn cgroup_limits(
+    proc_cgroup: &str,
+    layout: &crate::launch::cgroup::Layout,
+    location: Location,
+) -> LimitsView {
+    use crate::launch::cgroup::Hierarchy;
+    // The directory chain (leaf first) of the process's cgroup for `controller`.
+    let chain = |controller: &str| -> Vec<(bool, std::path::PathBuf)> {
+        let Some(h) = layout.controllers.get(controller) else {
+            return Vec::new();
+        };
+        let (v2, mount) = match h {
+            Hierarchy::V1 { mount } => (false, mount),
+            Hierarchy::V2 { mount } => (true, mount),
+        };
+        let path = proc_cgroup.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            let hit = if v2 {
+                ctrls.is_empty()
+            } else {
+                ctrls.split(',').any(|c| c == controller)
+            };
+            hit.then(|| path.to_string())
+        });
+        let Some(path) = path else { return Vec::new() };
+        let root = std::path::PathBuf::from(mount);
+        let mut dir = root.join(path.trim_start_matches('/'));
+        let mut out = Vec::new();
+        loop {
+            out.push((v2, dir.clone()));
+            if dir == root || !dir.pop() || !dir.starts_with(&root) {
+                break;
+            }
+        }
+        out
+    };
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).ok();
+    let num = |t: &str| t.trim().parse::<u64>().ok();
+    // v1 reports "unlimited" as a page-rounded i64::MAX.
+    let limited = |v: u64| (v < 1 << 62).then_some(v);
+    let min = |vals: Vec<u64>| vals.into_iter().min();
+    let memory = min(chain("memory")
+        .into_iter()
+        .filter_map(|(v2, d)| {
+            let f = if v2 {
+                "memory.max"
+            } else {
+                "memory.limit_in_bytes"
+            };
+            read(d.join(f)).as_deref().and_then(num).and_then(limited)
+        })
+        .collect());
+    let pids = min(chain("pids")
+        .into_iter()
+        .filter_map(|(_, d)| read(d.join("pids.max")).as_deref().and_then(num))
+        .collect());
+    let cpu = chain("cpu")
+        .into_iter()
+        .filter_map(|(v2, d)| {
+            let (q, p) = if v2 {
+                let t = read(d.join("cpu.max"))?;
+                let mut f = t.split_whitespace();
+                (
+                    f.next()?.parse::<i64>().ok()?,
+                    f.next()?.parse::<u64>().ok()?,
+                )
+            } else {
+                (
+                    read(d.join("cpu.cfs_quota_us"))?
+                        .trim()
+                        .parse::<i64>()
+                        .ok()?,
+                    read(d.join("cpu.cfs_period_us"))?
+                        .trim()
+                        .parse::<u64>()
+                        .ok()?,
+                )
+            };
+            (q > 0 && p > 0).then(|| q as f64 / p as f64)
+        })
+        .reduce(f64::min);
+    LimitsView {
+        memory,
+        pids,
+        cpu,
+        location,
+    }
+}
+
 pub fn process(pid: i32) -> Result<Subject, String> {
     let dir = format!("/proc/{pid}");
     let status = std::fs::read_to_string(format!("{dir}/status"))
@@ -206,6 +299,12 @@ pub fn process(pid: i32) -> Result<Subject, String> {
         }
     }
     s.namespaces = Some((ns, Location::file(&format!("{dir}/ns"))));
+    let cgroup = std::fs::read_to_string(format!("{dir}/cgroup")).unwrap_or_default();
+    s.limits = Some(cgroup_limits(
+        &cgroup,
+        &crate::launch::cgroup::host_layout(),
+        Location::file(&format!("{dir}/cgroup")),
+    ));
     let label = std::fs::read_to_string(format!("{dir}/attr/current"))
         .ok()
         .map(|l| l.trim_end_matches('\0').trim().to_string())
@@ -229,4 +328,56 @@ pub fn process(pid: i32) -> Result<Subject, String> {
         });
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::launch::cgroup::{Hierarchy, Layout};
+
+    /// Limits from a fake hybrid tree: v1 memory and pids, v2 cpu; the smallest value on
+    /// the way to the root wins, and "max" or v1's huge value means unlimited.
+    #[test]
+    fn limits_are_the_smallest_up_the_tree() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let put = |rel: &str, text: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        put("memory/memory.limit_in_bytes", "9223372036854771712\n");
+        put("memory/a/memory.limit_in_bytes", "1073741824\n");
+        put("memory/a/b/memory.limit_in_bytes", "9223372036854771712\n");
+        put("pids/pids.max", "max\n");
+        put("pids/a/b/pids.max", "64\n");
+        put("unified/a/cpu.max", "50000 100000\n");
+        put("unified/a/b/cpu.max", "max 100000\n");
+        let mut layout = Layout::default();
+        for (c, dir, v2) in [
+            ("memory", "memory", false),
+            ("pids", "pids", false),
+            ("cpu", "unified", true),
+        ] {
+            let mount = root.join(dir).display().to_string();
+            let h = if v2 {
+                Hierarchy::V2 { mount }
+            } else {
+                Hierarchy::V1 { mount }
+            };
+            layout.controllers.insert(c.to_string(), h);
+        }
+        let procs = "12:pids:/a/b\n7:memory:/a/b\n0::/a/b\n";
+        let l = cgroup_limits(procs, &layout, Location::file("x"));
+        assert_eq!(l.memory, Some(1 << 30));
+        assert_eq!(l.pids, Some(64));
+        assert_eq!(l.cpu, Some(0.5));
+        // Not in any limited cgroup.
+        let l = cgroup_limits(
+            "12:pids:/\n7:memory:/\n0::/\n",
+            &layout,
+            Location::file("x"),
+        );
+        assert_eq!((l.memory, l.pids, l.cpu), (None, None, None));
+    }
 }

@@ -95,6 +95,13 @@ pub fn policy(p: &Policy, name: &str, prog: Option<Vec<bpf::Insn>>) -> Result<Su
             InputFormat::Policy
         },
     );
+    let r = &p.resources;
+    s.limits = Some(LimitsView {
+        memory: r.memory,
+        pids: r.pids,
+        cpu: r.cpu_quota.map(|q| q as f64 / r.cpu_period.max(1) as f64),
+        location: loc.clone(),
+    });
     s.seccomp = Some(if p.seccomp.enabled {
         let locs = p
             .seccomp
@@ -271,6 +278,24 @@ pub fn oci(name: &str, text: &str) -> Result<Subject, String> {
             })
             .unwrap_or_default()
     };
+    let res = &v["linux"]["resources"];
+    let quota = res["cpu"]["quota"].as_i64().filter(|q| *q > 0);
+    let period = res["cpu"]["period"]
+        .as_u64()
+        .filter(|p| *p > 0)
+        .unwrap_or(100_000);
+    s.limits = Some(LimitsView {
+        memory: res["memory"]["limit"]
+            .as_i64()
+            .filter(|m| *m > 0)
+            .map(|m| m as u64),
+        pids: res["pids"]["limit"]
+            .as_i64()
+            .filter(|p| *p > 0)
+            .map(|p| p as u64),
+        cpu: quota.map(|q| q as f64 / period as f64),
+        location: at("/linux/resources"),
+    });
     s.masked = Some((strs(&v["linux"]["maskedPaths"]), at("/linux/maskedPaths")));
     s.readonly = Some((
         strs(&v["linux"]["readonlyPaths"]),

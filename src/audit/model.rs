@@ -215,6 +215,29 @@ pub struct AppArmorView {
 }
 
 /// Everything the auditor knows about one input.
+/// cgroup limits; `None` is unlimited.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LimitsView {
+    /// Bytes.
+    pub memory: Option<u64>,
+    pub pids: Option<u64>,
+    /// CPUs (quota / period).
+    pub cpu: Option<f64>,
+    pub location: Location,
+}
+
+impl LimitsView {
+    /// The limits as (name, text), `unlimited` where there is none.
+    pub fn items(&self) -> [(&'static str, String); 3] {
+        let show = |v: Option<String>| v.unwrap_or_else(|| "unlimited".into());
+        [
+            ("memory", show(self.memory.map(|m| format!("{m} bytes")))),
+            ("pids", show(self.pids.map(|p| p.to_string()))),
+            ("cpu", show(self.cpu.map(|c| format!("{c} CPUs")))),
+        ]
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Subject {
     pub name: String,
@@ -234,6 +257,8 @@ pub struct Subject {
     pub apparmor: Option<AppArmorView>,
     /// SELinux process label (`None` inside: no label).
     pub selinux: Option<(Option<String>, Location)>,
+    /// Resource limits, for inputs that describe them (policies, OCI configs, processes).
+    pub limits: Option<LimitsView>,
     /// Notes on what could not be read exactly.
     pub notes: Vec<String>,
 }
@@ -254,6 +279,7 @@ impl Subject {
             uid: None,
             apparmor: None,
             selinux: None,
+            limits: None,
             notes: Vec::new(),
         }
     }

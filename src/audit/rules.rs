@@ -55,6 +55,7 @@ pub enum Layer {
     Oci,
     AppArmor,
     SeLinux,
+    Resources,
     Cross,
 }
 
@@ -82,6 +83,7 @@ pub const RULES: &[Rule] = &[
     Rule { id: "AA001", severity: Severity::High, weight: 1000, layer: Layer::AppArmor, title: "AppArmor unconfined, in complain mode, or no profile", rationale: "Without an enforced profile the LSM layer adds nothing when the other layers fail." },
     Rule { id: "AA002", severity: Severity::Medium, weight: 500, layer: Layer::AppArmor, title: "bare capability/mount/ptrace rules, unconfined exec, or no /proc and /sys write denials", rationale: "Bare rules allow everything of their class; `ux` leaves confinement at exec." },
     Rule { id: "SEL001", severity: Severity::High, weight: 1000, layer: Layer::SeLinux, title: "SELinux label disabled, spc_t/unconfined_t, or outside the container domain", rationale: "spc_t and unconfined_t are not confined; a missing label runs with the runtime's own." },
+    Rule { id: "RES001", severity: Severity::Medium, weight: 500, layer: Layer::Resources, title: "no pids or memory limit", rationale: "Without a pids limit a fork bomb exhausts the host's process table; without a memory limit one sandbox can push the host into its OOM killer, which may pick another victim." },
     Rule { id: "X001", severity: Severity::Medium, weight: 700, layer: Layer::Cross, title: "layers disagree: seccomp allows mount, the capabilities hold SYS_ADMIN, and no LSM denies mounts", rationale: "Each layer assumes another blocks the escape; when none does, the sandbox holds only by luck." },
 ];
 
@@ -129,6 +131,7 @@ pub fn applies(r: &Rule, s: &Subject) -> bool {
             None => false,
             Some((label, _)) => s.format != InputFormat::Policy || label.is_some(),
         },
+        Layer::Resources => s.limits.is_some(),
         Layer::Cross => s.seccomp().is_some() && s.caps.is_some(),
     }
 }
@@ -754,6 +757,28 @@ fn cross_rules(s: &Subject, out: &mut Vec<Finding>) {
     }
 }
 
+fn resource_rules(s: &Subject, out: &mut Vec<Finding>) {
+    let Some(l) = &s.limits else { return };
+    let mut missing = Vec::new();
+    let mut fix = Vec::new();
+    if l.pids.is_none() {
+        missing.push("no pids limit");
+        fix.push("    pids 1024");
+    }
+    if l.memory.is_none() {
+        missing.push("no memory limit");
+        fix.push("    memory 512M");
+    }
+    if !missing.is_empty() {
+        out.push(finding(
+            "RES001",
+            missing.join("; "),
+            l.location.clone(),
+            format!("resources {{\n{}\n}}", fix.join("\n")),
+        ));
+    }
+}
+
 /// Every finding for a subject, sorted by severity (highest first), then id.
 pub fn check(s: &Subject) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -766,6 +791,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         oci_rules(s, &mut out);
     }
     lsm_rules(s, &mut out);
+    resource_rules(s, &mut out);
     cross_rules(s, &mut out);
     out.sort_by(|a, b| {
         b.severity

@@ -386,6 +386,22 @@ fn a_live_process_is_audited_through_ptrace() {
         found.contains(&"CAP003".into()),
         "NET_RAW is held: {found:?}"
     );
+    // The default's pids and memory limits are read from the payload's cgroups.
+    assert!(!found.contains(&"RES001".to_string()), "{found:?}");
+    // This test process has neither.
+    let (v, _) = audit_json(&["--pid", &std::process::id().to_string()]);
+    let r = &v["reports"][0];
+    let res: Vec<&Value> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "RES001")
+        .collect();
+    assert_eq!(res.len(), 1, "{r}");
+    assert!(res[0]["location"]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("/cgroup"));
 }
 
 #[test]
