@@ -12,6 +12,7 @@
 
 use policy_lang::catalogue::{self, Arch, ArgKind};
 
+use super::sym::{step, Domain, Regs};
 use crate::bpf::{self, Insn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +24,29 @@ enum Sym {
         mask: u32,
     },
     Unknown,
+}
+
+impl Domain for Sym {
+    fn known(v: u32) -> Self {
+        Sym::Known(v)
+    }
+    fn word(off: u32) -> Self {
+        Sym::Word {
+            off,
+            mask: u32::MAX,
+        }
+    }
+    fn alu(code: u16, a: Self, src: Self) -> Self {
+        match (a, src) {
+            (Sym::Known(a), Sym::Known(s)) => Sym::Known(bpf::alu(code, a, s)),
+            // `word & k`: still a masked argument word.
+            (Sym::Word { off, mask }, Sym::Known(s)) if code & 0xf0 == 0x50 => Sym::Word {
+                off,
+                mask: mask & s,
+            },
+            _ => Sym::Unknown,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -73,15 +97,8 @@ pub struct Path {
 /// followed: a comparison or return on a computed value, too many paths.
 pub fn paths(prog: &[Insn], audit_arch: u32, nr: u32, limit: usize) -> Result<Vec<Path>, String> {
     let mut out = Vec::new();
-    let start = (
-        0usize,
-        Sym::Known(0),
-        Sym::Known(0),
-        [Sym::Known(0); 16],
-        Vec::new(),
-    );
-    let mut stack = vec![start];
-    while let Some((mut pc, mut a, mut x, mut mem, mut cs)) = stack.pop() {
+    let mut stack = vec![(0usize, Regs::<Sym>::new(), Vec::new())];
+    while let Some((mut pc, mut r, mut cs)) = stack.pop() {
         if out.len() + stack.len() > limit {
             return Err(format!("more than {limit} paths"));
         }
@@ -90,118 +107,71 @@ pub fn paths(prog: &[Insn], audit_arch: u32, nr: u32, limit: usize) -> Result<Ve
                 return Err("a path runs off the end of the program".into());
             };
             pc += 1;
-            match i.code & 0x07 {
-                bpf::LD => {
-                    a = match i.code & 0xe0 {
-                        bpf::ABS => match i.k {
-                            0 => Sym::Known(nr),
-                            4 => Sym::Known(audit_arch),
-                            k => Sym::Word {
-                                off: k,
-                                mask: u32::MAX,
-                            },
-                        },
-                        bpf::LEN => Sym::Known(bpf::DATA_LEN),
-                        bpf::MEM => mem[(i.k & 15) as usize],
-                        _ => Sym::Known(i.k),
+            if step(i, &mut r, audit_arch, nr) {
+                continue;
+            }
+            if i.code & 0x07 == bpf::RET {
+                let ret = if i.code & 0x18 == bpf::A {
+                    match r.a {
+                        Sym::Known(v) => v,
+                        _ => return Err("it returns a computed value".into()),
                     }
+                } else {
+                    i.k
+                };
+                out.push(Path {
+                    constraints: cs,
+                    ret,
+                });
+                break;
+            }
+            let op = i.code & 0xf0;
+            if op == bpf::JA {
+                pc += i.k as usize;
+                continue;
+            }
+            let src = if i.code & bpf::X != 0 {
+                r.x
+            } else {
+                Sym::Known(i.k)
+            };
+            let test = match op {
+                bpf::JEQ => Test::Eq,
+                bpf::JGT => Test::Gt,
+                bpf::JGE => Test::Ge,
+                _ => Test::Set,
+            };
+            match (r.a, src) {
+                (Sym::Known(av), Sym::Known(s)) => {
+                    let c = Constraint {
+                        off: 0,
+                        mask: u32::MAX,
+                        test,
+                        k: s,
+                        holds: true,
+                    };
+                    pc += usize::from(if c.eval(av) { i.jt } else { i.jf });
                 }
-                bpf::LDX => {
-                    x = match i.code & 0xe0 {
-                        bpf::LEN => Sym::Known(bpf::DATA_LEN),
-                        bpf::MEM => mem[(i.k & 15) as usize],
-                        _ => Sym::Known(i.k),
-                    }
-                }
-                bpf::ST => mem[(i.k & 15) as usize] = a,
-                bpf::STX => mem[(i.k & 15) as usize] = x,
-                bpf::ALU => {
-                    let src = if i.code & bpf::X != 0 {
-                        x
-                    } else {
-                        Sym::Known(i.k)
+                _ if i.jt == i.jf => pc += usize::from(i.jt),
+                (Sym::Word { off, mask }, Sym::Known(k)) => {
+                    let c = |holds| Constraint {
+                        off,
+                        mask,
+                        test,
+                        k,
+                        holds,
                     };
-                    a = match (a, src) {
-                        (Sym::Known(av), Sym::Known(s)) => Sym::Known(bpf::alu(i.code, av, s)),
-                        (Sym::Word { off, mask }, Sym::Known(s)) if i.code & 0xf0 == 0x50 => {
-                            Sym::Word {
-                                off,
-                                mask: mask & s,
-                            }
-                        }
-                        _ => Sym::Unknown,
-                    };
-                }
-                bpf::JMP => {
-                    let op = i.code & 0xf0;
-                    if op == bpf::JA {
-                        pc += i.k as usize;
-                        continue;
-                    }
-                    let src = if i.code & bpf::X != 0 {
-                        x
-                    } else {
-                        Sym::Known(i.k)
-                    };
-                    let test = match op {
-                        bpf::JEQ => Test::Eq,
-                        bpf::JGT => Test::Gt,
-                        bpf::JGE => Test::Ge,
-                        _ => Test::Set,
-                    };
-                    match (a, src) {
-                        (Sym::Known(av), Sym::Known(s)) => {
-                            let c = Constraint {
-                                off: 0,
-                                mask: u32::MAX,
-                                test,
-                                k: s,
-                                holds: true,
-                            };
-                            pc += usize::from(if c.eval(av) { i.jt } else { i.jf });
-                        }
-                        _ if i.jt == i.jf => pc += usize::from(i.jt),
-                        (Sym::Word { off, mask }, Sym::Known(k)) => {
-                            let c = |holds| Constraint {
-                                off,
-                                mask,
-                                test,
-                                k,
-                                holds,
-                            };
-                            let mut taken = cs.clone();
-                            taken.push(c(true));
-                            stack.push((pc + usize::from(i.jt), a, x, mem, taken));
-                            cs.push(c(false));
-                            pc += usize::from(i.jf);
-                        }
-                        _ => return Err(
-                            "it compares a computed value (not an argument masked by a constant)"
-                                .into(),
-                        ),
-                    }
-                }
-                bpf::RET => {
-                    let ret = if i.code & 0x18 == bpf::A {
-                        match a {
-                            Sym::Known(v) => v,
-                            _ => return Err("it returns a computed value".into()),
-                        }
-                    } else {
-                        i.k
-                    };
-                    out.push(Path {
-                        constraints: cs,
-                        ret,
-                    });
-                    break;
+                    let mut taken = cs.clone();
+                    taken.push(c(true));
+                    stack.push((pc + usize::from(i.jt), r, taken));
+                    cs.push(c(false));
+                    pc += usize::from(i.jf);
                 }
                 _ => {
-                    if i.code & 0x80 != 0 {
-                        a = x;
-                    } else {
-                        x = a;
-                    }
+                    return Err(
+                        "it compares a computed value (not an argument masked by a constant)"
+                            .into(),
+                    )
                 }
             }
         }

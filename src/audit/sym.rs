@@ -16,6 +16,97 @@ enum Val {
     Unknown,
 }
 
+/// A value domain for symbolic execution: what a load of `seccomp_data` gives, and what
+/// an ALU instruction makes of two values. [`step`] runs every instruction but jumps and
+/// returns with it, for [`outcomes`] here and for the path-sensitive executor
+/// (`super::paths`).
+pub(crate) trait Domain: Copy {
+    fn known(v: u32) -> Self;
+    /// A load of the data word at byte offset `off` (neither `nr` nor `arch`).
+    fn word(off: u32) -> Self;
+    /// ALU instruction `code` on `a` and `src`.
+    fn alu(code: u16, a: Self, src: Self) -> Self;
+}
+
+impl Domain for Val {
+    fn known(v: u32) -> Self {
+        Val::Known(v)
+    }
+    fn word(_: u32) -> Self {
+        Val::Unknown
+    }
+    fn alu(code: u16, a: Self, src: Self) -> Self {
+        match (a, src) {
+            (Val::Known(a), Val::Known(s)) => Val::Known(bpf::alu(code, a, s)),
+            // Negation and `& 0`-like identities are not tracked: unknown.
+            _ => Val::Unknown,
+        }
+    }
+}
+
+/// Registers and scratch memory of a symbolic run.
+#[derive(Clone, Copy)]
+pub(crate) struct Regs<V> {
+    pub a: V,
+    pub x: V,
+    pub mem: [V; 16],
+}
+
+impl<V: Domain> Regs<V> {
+    pub fn new() -> Self {
+        Regs {
+            a: V::known(0),
+            x: V::known(0),
+            mem: [V::known(0); 16],
+        }
+    }
+}
+
+/// Run instruction `i` if it is neither a jump nor a return (those are the caller's, and
+/// `false` says so).
+pub(crate) fn step<V: Domain>(i: Insn, r: &mut Regs<V>, audit_arch: u32, nr: u32) -> bool {
+    match i.code & 0x07 {
+        bpf::LD => {
+            r.a = match i.code & 0xe0 {
+                bpf::ABS => match i.k {
+                    0 => V::known(nr),
+                    4 => V::known(audit_arch),
+                    k => V::word(k),
+                },
+                bpf::LEN => V::known(bpf::DATA_LEN),
+                bpf::MEM => r.mem[(i.k & 15) as usize],
+                _ => V::known(i.k),
+            }
+        }
+        bpf::LDX => {
+            r.x = match i.code & 0xe0 {
+                bpf::LEN => V::known(bpf::DATA_LEN),
+                bpf::MEM => r.mem[(i.k & 15) as usize],
+                _ => V::known(i.k),
+            }
+        }
+        bpf::ST => r.mem[(i.k & 15) as usize] = r.a,
+        bpf::STX => r.mem[(i.k & 15) as usize] = r.x,
+        bpf::ALU => {
+            let src = if i.code & bpf::X != 0 {
+                r.x
+            } else {
+                V::known(i.k)
+            };
+            r.a = V::alu(i.code, r.a, src);
+        }
+        bpf::JMP | bpf::RET => return false,
+        _ => {
+            if i.code & 0x80 != 0 {
+                r.a = r.x;
+            } else {
+                r.x = r.a;
+            }
+        }
+    }
+    true
+}
+
 /// How a program treats one syscall when its arguments are not known.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(tag = "class", content = "action", rename_all = "kebab-case")]
@@ -56,102 +147,58 @@ pub fn lets_through(a: Action) -> bool {
 pub fn outcomes(prog: &[Insn], audit_arch: u32, nr: u32) -> Option<BTreeSet<u32>> {
     let mut out = BTreeSet::new();
     let mut paths = 0usize;
-    let mut stack = vec![(0usize, Val::Known(0), Val::Known(0), [Val::Known(0); 16])];
-    while let Some((mut pc, mut a, mut x, mut mem)) = stack.pop() {
+    let mut stack = vec![(0usize, Regs::<Val>::new())];
+    while let Some((mut pc, mut r)) = stack.pop() {
         paths += 1;
         if paths > 20_000 {
             return None;
         }
         while let Some(i) = prog.get(pc).copied() {
             pc += 1;
-            match i.code & 0x07 {
-                bpf::LD => {
-                    a = match i.code & 0xe0 {
-                        bpf::ABS => match i.k {
-                            0 => Val::Known(nr),
-                            4 => Val::Known(audit_arch),
-                            _ => Val::Unknown,
-                        },
-                        bpf::LEN => Val::Known(bpf::DATA_LEN),
-                        bpf::MEM => mem[(i.k & 15) as usize],
-                        _ => Val::Known(i.k),
-                    }
-                }
-                bpf::LDX => {
-                    x = match i.code & 0xe0 {
-                        bpf::LEN => Val::Known(bpf::DATA_LEN),
-                        bpf::MEM => mem[(i.k & 15) as usize],
-                        _ => Val::Known(i.k),
-                    }
-                }
-                bpf::ST => mem[(i.k & 15) as usize] = a,
-                bpf::STX => mem[(i.k & 15) as usize] = x,
-                bpf::ALU => {
-                    let src = if i.code & bpf::X != 0 {
-                        x
-                    } else {
-                        Val::Known(i.k)
-                    };
-                    a = match (a, src) {
-                        (Val::Known(av), Val::Known(s)) => Val::Known(bpf::alu(i.code, av, s)),
-                        // Negation and `& 0`-like identities are not tracked: unknown.
-                        _ => Val::Unknown,
-                    };
-                }
-                bpf::JMP => {
-                    let op = i.code & 0xf0;
-                    if op == bpf::JA {
-                        pc += i.k as usize;
-                        continue;
-                    }
-                    let src = if i.code & bpf::X != 0 {
-                        x
-                    } else {
-                        Val::Known(i.k)
-                    };
-                    match (a, src) {
-                        (Val::Known(av), Val::Known(s)) => {
-                            let t = match op {
-                                bpf::JEQ => av == s,
-                                bpf::JGT => av > s,
-                                bpf::JGE => av >= s,
-                                _ => av & s != 0,
-                            };
-                            pc += usize::from(if t { i.jt } else { i.jf });
+            if step(i, &mut r, audit_arch, nr) {
+                continue;
+            }
+            if i.code & 0x07 == bpf::RET {
+                if i.code & 0x18 == bpf::A {
+                    match r.a {
+                        Val::Known(v) => {
+                            out.insert(v);
                         }
-                        _ => {
-                            if i.jt == i.jf {
-                                pc += usize::from(i.jt);
-                            } else {
-                                stack.push((pc + usize::from(i.jt), a, x, mem));
-                                pc += usize::from(i.jf);
-                            }
+                        // An unknown return value: it could be anything, allow included.
+                        Val::Unknown => {
+                            out.insert(bpf::RET_ALLOW);
+                            out.insert(bpf::RET_KILL_PROCESS);
                         }
                     }
+                } else {
+                    out.insert(i.k);
                 }
-                bpf::RET => {
-                    if i.code & 0x18 == bpf::A {
-                        match a {
-                            Val::Known(v) => {
-                                out.insert(v);
-                            }
-                            // An unknown return value: it could be anything, allow included.
-                            Val::Unknown => {
-                                out.insert(bpf::RET_ALLOW);
-                                out.insert(bpf::RET_KILL_PROCESS);
-                            }
-                        }
-                    } else {
-                        out.insert(i.k);
-                    }
-                    break;
+                break;
+            }
+            let op = i.code & 0xf0;
+            if op == bpf::JA {
+                pc += i.k as usize;
+                continue;
+            }
+            let src = if i.code & bpf::X != 0 {
+                r.x
+            } else {
+                Val::Known(i.k)
+            };
+            match (r.a, src) {
+                (Val::Known(av), Val::Known(s)) => {
+                    let t = match op {
+                        bpf::JEQ => av == s,
+                        bpf::JGT => av > s,
+                        bpf::JGE => av >= s,
+                        _ => av & s != 0,
+                    };
+                    pc += usize::from(if t { i.jt } else { i.jf });
                 }
+                _ if i.jt == i.jf => pc += usize::from(i.jt),
                 _ => {
-                    if i.code & 0x80 != 0 {
-                        a = x;
-                    } else {
-                        x = a;
-                    }
+                    stack.push((pc + usize::from(i.jt), r));
+                    pc += usize::from(i.jf);
                 }
             }
         }
