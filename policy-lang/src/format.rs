@@ -24,7 +24,8 @@ struct Comment {
 fn comments(text: &str) -> Vec<Comment> {
     let mut out = Vec::new();
     let mut line_start = 0;
-    for line in text.split_inclusive('\n') {
+    // Lines end where the grammar's NEWLINE does: at `\n`, `\r\n` or a lone `\r`.
+    for line in text.split_inclusive(['\n', '\r']) {
         let mut in_str = false;
         let mut esc = false;
         for (i, c) in line.char_indices() {
@@ -408,6 +409,15 @@ mod tests {
         );
         assert!(out.lines().all(|l| l.len() <= 100), "{out}");
         assert_eq!(format(FileId(0), &out).unwrap(), out);
+    }
+
+    #[test]
+    fn a_lone_carriage_return_ends_a_comment_as_in_the_grammar() {
+        // Found by fuzzing: the text after `\r` is a statement, not part of the comment.
+        let text = "# note\rselinux optional {\n    type container_t\n}\n";
+        let once = format(FileId(0), text).unwrap();
+        assert_eq!(once.matches("selinux optional").count(), 1, "{once}");
+        assert_eq!(format(FileId(0), &once).unwrap(), once);
     }
 
     #[test]

@@ -195,10 +195,23 @@ fn lower_stmt(file: FileId, text: &str, p: Pair<'_, Rule>, diags: &mut Vec<Diagn
             }
             Rule::block => {
                 let mut block = Vec::new();
+                let p_start = p.as_span().start();
                 for s in p.into_inner() {
                     match s.as_rule() {
                         Rule::stmt => block.push(lower_stmt(file, text, s, diags)),
                         Rule::bad_stmt => diags.push(explain_bad(file, text, &s)),
+                        Rule::unclosed => {
+                            let open = p_start..p_start + 1;
+                            diags.push(
+                                Diagnostic::error(
+                                    "E0007",
+                                    "this `{` is never closed",
+                                    Span::new(file, open),
+                                )
+                                .with_label("the block opened here runs to the end of the file")
+                                .with_help("add the matching `}`"),
+                            );
+                        }
                         _ => {}
                     }
                 }
