@@ -14,6 +14,9 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(policy_text policy_gen seccomp_json bpf_program apparmor_text bundle_files)
 command -v cargo-fuzz >/dev/null || cargo install --quiet --locked cargo-fuzz
 flags=(-O -a -s none)
+# Short runs (CI) use a fixed seed, so that the same commit explores the same inputs.
+seed=()
+[ "$secs" -le 60 ] && seed=(-seed=1)
 mkdir -p target/fuzz-corpus
 if ! (cd fuzz && cargo fuzz build "${flags[@]}") >target/fuzz-corpus/build.log 2>&1; then
     tail -30 target/fuzz-corpus/build.log
@@ -28,7 +31,7 @@ for t in "${targets[@]}"; do
     log=target/fuzz-corpus/$t.log
     start=$(date +%s)
     if (cd fuzz && cargo fuzz run "${flags[@]}" "$t" "../$corpus" -- \
-        -max_total_time="$secs" -rss_limit_mb=4096 -timeout=30 -print_final_stats=1) >"$log" 2>&1; then
+        -max_total_time="$secs" -rss_limit_mb=4096 -timeout=30 -print_final_stats=1 "${seed[@]}") >"$log" 2>&1; then
         result="0 crashes"
     else
         result="CRASH: see $log and fuzz/artifacts/$t/"
