@@ -22,7 +22,7 @@ printf '\001\002\003\004\005\006\007\010\011\012\013\014\015\016\017\020' > "$se
 head -c 256 /dev/zero | tr '\0' '\377' > "$seeds/policy_gen/ones"
 
 # Seccomp JSON: the audit fixtures, Docker's real default, and kakoi's own output.
-cp fixtures/audit/*seccomp*.json "$seeds/seccomp_json/"
+cp fixtures/audit/*seccomp*.json fixtures/audit/*config.json "$seeds/seccomp_json/"
 [ -f ../shared/data/docker-default-seccomp.json ] &&
     cp ../shared/data/docker-default-seccomp.json "$seeds/seccomp_json/docker-default.json"
 

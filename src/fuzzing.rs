@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | [`policy_text`] | parser, resolver, formatter, compiler | diagnostics point inside the text; formatting is idempotent and keeps the meaning; an accepted policy compiles to programs equal to it |
 //! | [`policy_gen`] | compiler | a generated valid policy compiles, validates and decides as the IR on every ABI and boundary argument |
-//! | [`seccomp_json`] | Docker/OCI JSON reader, auditor, importer | an import is refused or decides exactly as the input |
+//! | [`seccomp_json`] | Docker/OCI seccomp JSON and OCI `config.json` readers, auditor, importer | an import is refused or decides exactly as the input |
 //! | [`bpf_program`] | BPF decoder, validator, interpreter, symbolic executor, auditor | a decoded program re-encodes to the same bytes; every concrete run's result is among the symbolic outcomes |
 //! | [`apparmor_text`] | AppArmor reader, auditor | reports render as text, JSON and SARIF |
 //! | [`bundle_files`] | bundle loader | a loaded bundle's filter is valid BPF |
@@ -285,16 +285,22 @@ fn imports_exactly(s: &audit::Subject) {
     }
 }
 
-/// Docker/OCI seccomp JSON: read, audit, diff against itself, import.
+/// Docker/OCI seccomp JSON and OCI runtime `config.json`: read, audit, diff against
+/// itself, import.
 pub fn seccomp_json(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let Ok(s) = load::seccomp_json("fuzz.json", &text) else {
-        return;
-    };
-    render(&audit::audit(&s, None));
-    let d = audit::diff::diff(&s, &s);
-    assert!(!d.widened, "a profile widens itself");
-    imports_exactly(&s);
+    for s in [
+        load::seccomp_json("fuzz.json", &text),
+        load::oci("config.json", &text),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        render(&audit::audit(&s, None));
+        let d = audit::diff::diff(&s, &s);
+        assert!(!d.widened, "a profile widens itself");
+        imports_exactly(&s);
+    }
 }
 
 /// A raw BPF program: decode, validate, run, execute symbolically, audit, import.
