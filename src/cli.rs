@@ -270,8 +270,12 @@ pub enum Command {
     ///
     /// Example: kakoi import --arches x86_64,x32 docker-default.json -o docker.kakoi
     Import {
-        #[arg(value_name = "INPUT")]
-        input: String,
+        #[arg(value_name = "INPUT", required_unless_present = "pid")]
+        input: Option<String>,
+        /// Import the seccomp filter of a running process instead (root: it is read with
+        /// PTRACE_SECCOMP_GET_FILTER).
+        #[arg(long, value_name = "PID", conflicts_with = "input")]
+        pid: Option<i32>,
         /// Write the policy here (atomically) instead of to standard output.
         #[arg(short, long, value_name = "POLICY.kakoi")]
         output: Option<PathBuf>,
@@ -422,10 +426,18 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Diff { old, new, format } => diff_cmd(&old, &new, format, color_err),
         Command::Import {
             input,
+            pid,
             output,
             input_format,
             arches,
-        } => import_cmd(&input, output.as_deref(), input_format, &arches, color_err),
+        } => import_cmd(
+            input.as_deref(),
+            pid,
+            output.as_deref(),
+            input_format,
+            &arches,
+            color_err,
+        ),
         Command::Run {
             policy,
             bundle,
@@ -970,13 +982,28 @@ fn color_allowed() -> bool {
 }
 
 fn import_cmd(
-    input: &str,
+    input: Option<&str>,
+    pid: Option<i32>,
     output: Option<&Path>,
     fmt: Option<crate::audit::InputFormat>,
     arches: &[String],
     color: bool,
 ) -> Result<(), Failure> {
-    let s = subject(input, fmt, color)?;
+    let (s, input) = match (pid, input) {
+        (Some(pid), _) => {
+            let n = crate::audit::live::filters(pid).map_or(0, |f| f.len());
+            if n > 1 {
+                return Err(Failure::usage(format!(
+                    "pid {pid} has {n} stacked seccomp filters; import takes a process with one"
+                )));
+            }
+            let s = crate::audit::live::process(pid).map_err(Failure::usage)?;
+            (s, format!("pid {pid}"))
+        }
+        (None, Some(input)) => (subject(input, fmt, color)?, input.to_string()),
+        (None, None) => unreachable!("clap requires INPUT or --pid"),
+    };
+    let input = input.as_str();
     let only: Vec<policy_lang::catalogue::Arch> = arches
         .iter()
         .filter_map(|a| policy_lang::catalogue::Arch::from_name(a))

@@ -371,6 +371,11 @@ fn a_live_process_is_audited_through_ptrace() {
     }
     let pid = payload.expect("the payload started");
     let (v, _) = audit_json(&["--pid", &pid.to_string()]);
+    // Its filter, read back and decompiled, argument checks included.
+    let imported = kakoi()
+        .args(["import", "--pid", &pid.to_string()])
+        .output()
+        .unwrap();
     let _ = child.kill();
     let _ = child.wait();
     let r = &v["reports"][0];
@@ -385,6 +390,12 @@ fn a_live_process_is_audited_through_ptrace() {
     assert!(
         found.contains(&"CAP003".into()),
         "NET_RAW is held: {found:?}"
+    );
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    let text = stdout(&imported);
+    assert!(
+        text.contains("allow clone if clone_flags & 0x7e020000 == 0"),
+        "{text}"
     );
     // The default's pids and memory limits are read from the payload's cgroups.
     assert!(!found.contains(&"RES001".to_string()), "{found:?}");
