@@ -121,11 +121,7 @@ impl Diagnostic {
 
 /// Line and column (both 1-based) of a span's start, for JSON output and tests.
 pub fn line_col(map: &SourceMap, span: &Span) -> (usize, usize) {
-    let text = map.text(span.file);
-    let upto = &text[..span.range.start.min(text.len())];
-    let line = upto.matches('\n').count() + 1;
-    let col = upto.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
+    map.line_col(span.file, span.range.start)
 }
 
 /// Render diagnostics as caret snippets. `color` adds ANSI colours.

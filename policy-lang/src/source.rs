@@ -13,6 +13,8 @@ pub struct FileId(pub usize);
 #[derive(Clone, Debug, Default)]
 pub struct SourceMap {
     files: Vec<(String, String)>,
+    /// Byte offset of each line's start, per file (for [`SourceMap::line_col`]).
+    lines: Vec<Vec<usize>>,
 }
 
 impl SourceMap {
@@ -21,8 +23,25 @@ impl SourceMap {
     }
 
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
-        self.files.push((name.into(), text.into()));
+        let text = text.into();
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        self.files.push((name.into(), text));
+        self.lines.push(starts);
         FileId(self.files.len() - 1)
+    }
+
+    /// Line and column (both 1-based; the column counts characters) of byte `pos` of
+    /// file `id`, in logarithmic time.
+    pub fn line_col(&self, id: FileId, pos: usize) -> (usize, usize) {
+        let text = self.text(id);
+        let pos = pos.min(text.len());
+        let starts = &self.lines[id.0];
+        let line = starts.partition_point(|s| *s <= pos);
+        let start = starts[line - 1];
+        let col = text.get(start..pos).map_or(0, |t| t.chars().count()) + 1;
+        (line, col)
     }
 
     pub fn name(&self, id: FileId) -> &str {

@@ -135,8 +135,17 @@ pub enum OperandKind {
     Bit(BitOp, Box<Operand>, Box<Operand>),
 }
 
+/// The most rule calls one parse may make.
+pub const CALL_LIMIT: usize = 100_000_000;
+
 /// Parse one file. Always returns a tree (possibly partial) and every syntax error.
 pub fn parse(file: FileId, text: &str) -> (SyntaxTree, Vec<Diagnostic>) {
+    // A ceiling on the parser's work, whatever the input: no policy comes near it (the
+    // shipped ones take a few thousand calls per KB), and hostile input fails with an error
+    // instead of running for minutes. 100 million calls is about 10 MB of ordinary policy,
+    // or a second of work.
+    static LIMIT: std::sync::Once = std::sync::Once::new();
+    LIMIT.call_once(|| pest::set_call_limit(std::num::NonZeroUsize::new(CALL_LIMIT)));
     let mut diags = Vec::new();
     let mut stmts = Vec::new();
     match PolicyParser::parse(Rule::file, text) {
@@ -153,6 +162,15 @@ pub fn parse(file: FileId, text: &str) -> (SyntaxTree, Vec<Diagnostic>) {
         // The grammar accepts any text through its bad_line fallback, so this is only
         // reached for input it cannot even split into lines (e.g. an unclosed block at
         // the end of the file). Report pest's own message at its position.
+        Err(e) if matches!(&e.variant, pest::error::ErrorVariant::CustomError { message } if message.contains("limit reached")) =>
+        {
+            diags.push(Diagnostic::global(
+                "E0009",
+                format!(
+                    "the parser gave up: the file needs more than {CALL_LIMIT} rule calls (it is too large, or has too many unclosed brackets)"
+                ),
+            ).with_help("split the policy into files joined with `use`, or close the brackets"));
+        }
         Err(e) => diags.push(pest_error(file, 0, text, e)),
     }
     (SyntaxTree { file, stmts }, diags)
@@ -217,6 +235,15 @@ fn lower_stmt(file: FileId, text: &str, p: Pair<'_, Rule>, diags: &mut Vec<Diagn
                 }
                 stmt.block = Some(block);
             }
+            Rule::trailing => diags.push(
+                Diagnostic::error(
+                    "E0008",
+                    "unexpected text after the block",
+                    Span::new(file, range(&p)),
+                )
+                .with_label("a statement ends at its `}`")
+                .with_help("put this on its own line, or remove it"),
+            ),
             _ => stmt.values.push(lower_value(p)),
         }
     }
@@ -496,4 +523,42 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         Rule::stmt => "a statement",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceMap;
+
+    /// Found by fuzzing: open blocks, each closed early by a `}` in the middle of a line.
+    /// Each level used to re-parse everything inside it (2^depth work); now every line is
+    /// read once and each stray text is one error.
+    #[test]
+    fn nested_blocks_with_text_after_them_parse_in_one_pass() {
+        let depth = 40;
+        let mut text = String::new();
+        for _ in 0..depth {
+            text.push_str("filesystem {\n    mask [\"/a\"# comment\n");
+        }
+        for _ in 0..depth {
+            text.push_str("    deny @mou}nt\n");
+        }
+        let (tree, diags) = parse(FileId(0), &text);
+        assert_eq!(tree.stmts.len(), 1);
+        let trailing = diags.iter().filter(|d| d.code == "E0008").count();
+        let unclosed = diags.iter().filter(|d| d.code == "E0007").count();
+        assert_eq!((trailing, unclosed), (depth, 0), "{diags:#?}");
+    }
+
+    #[test]
+    fn line_and_column_from_the_line_index() {
+        let mut map = SourceMap::new();
+        let f = map.add("t", "ab\nçd\n\nx");
+        assert_eq!(map.line_col(f, 0), (1, 1));
+        assert_eq!(map.line_col(f, 3), (2, 1));
+        assert_eq!(map.line_col(f, 5), (2, 2)); // after the two-byte `ç`
+        assert_eq!(map.line_col(f, 7), (3, 1));
+        assert_eq!(map.line_col(f, 8), (4, 1));
+        assert_eq!(map.line_col(f, 99), (4, 2));
+    }
 }
