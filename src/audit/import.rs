@@ -534,6 +534,7 @@ pub fn verify(text: &str, v: &SeccompView) -> Result<(), ImportError> {
         super::Location::file("imported.kakoi"),
     )
     .map_err(ImportError::Mismatch)?;
+    let progs = Programs::new(v, &p.seccomp, &mine);
     for a in Arch::ALL {
         if !v.abi_enabled(a) && !mine.abi_enabled(a) {
             continue;
@@ -543,7 +544,25 @@ pub fn verify(text: &str, v: &SeccompView) -> Result<(), ImportError> {
         };
         for (name, c) in table {
             let other = mine.tables.get(&a).and_then(|t| t.get(name));
-            if other != Some(c) {
+            if other == Some(c) {
+                continue;
+            }
+            // Decision tables keep every outcome a path could reach with any 64-bit
+            // arguments; a policy speaks of what C callers pass. Where a table says
+            // "conditional", compare the classes of the paths such callers can take.
+            let refined = match (progs.get(a), catalogue::syscall(name).and_then(|d| d.nr(a))) {
+                (Some((theirs, ours)), Some(nr))
+                    if *c == Class::Conditional || other == Some(&Class::Conditional) =>
+                {
+                    let width =
+                        |i: usize| paths::argument(name, a, i).map_or(Width::Full, |(_, w)| w);
+                    let x = paths::reachable_class(theirs, a.audit_arch(), nr, &width);
+                    let y = paths::reachable_class(ours, a.audit_arch(), nr, &width);
+                    x.is_some() && x == y
+                }
+                _ => false,
+            };
+            if !refined {
                 return Err(ImportError::Mismatch(format!(
                     "{}:{name}: the input says {}, the generated policy {}",
                     a.name(),
@@ -553,37 +572,62 @@ pub fn verify(text: &str, v: &SeccompView) -> Result<(), ImportError> {
             }
         }
     }
-    same_on_every_path(v, &p.seccomp, &mine)
+    same_on_every_path(v, &mine, &progs)
 }
 
-/// For each argument-dependent syscall of `v`, the generated policy's program (`mine`,
-/// compiled from `s`) and the input's give the same action on a witness of every path of
-/// either program.
-fn same_on_every_path(v: &SeccompView, s: &Seccomp, mine: &SeccompView) -> Result<(), ImportError> {
-    use crate::seccomp::{codegen, Host};
-    // Programs are per host: for aarch64, rules (ours, and the input's when it has them)
-    // are compiled for it; a raw aarch64 program is the input's own.
-    let for_aarch64 = |s: &Seccomp| {
-        s.arches
-            .contains(&Arch::Aarch64)
-            .then(|| bpf::decode(&codegen::compile(s, Host::Aarch64).bpf).ok())
-            .flatten()
-    };
-    let ours_a64 = for_aarch64(s);
-    let theirs_a64 = v.rules.as_ref().and_then(for_aarch64);
+/// The input's program and the generated policy's for each ABI. Programs are per host:
+/// for aarch64, rules (ours, and the input's when it has them) are compiled for it; a raw
+/// aarch64 program is the input's own.
+struct Programs<'v> {
+    input: &'v [bpf::Insn],
+    ours: Vec<bpf::Insn>,
+    input_a64: Option<Vec<bpf::Insn>>,
+    ours_a64: Option<Vec<bpf::Insn>>,
+}
+
+impl<'v> Programs<'v> {
+    fn new(v: &'v SeccompView, s: &Seccomp, mine: &SeccompView) -> Self {
+        use crate::seccomp::{codegen, Host};
+        let for_aarch64 = |s: &Seccomp| {
+            s.arches
+                .contains(&Arch::Aarch64)
+                .then(|| bpf::decode(&codegen::compile(s, Host::Aarch64).bpf).ok())
+                .flatten()
+        };
+        Programs {
+            input: &v.prog,
+            ours: mine.prog.clone(),
+            input_a64: v.rules.as_ref().and_then(for_aarch64),
+            ours_a64: for_aarch64(s),
+        }
+    }
+
+    /// (input's, ours) for ABI `a`.
+    fn get(&self, a: Arch) -> Option<(&[bpf::Insn], &[bpf::Insn])> {
+        match a {
+            Arch::Aarch64 => Some((
+                self.input_a64.as_deref().unwrap_or(self.input),
+                self.ours_a64.as_deref()?,
+            )),
+            _ => Some((self.input, &self.ours)),
+        }
+    }
+}
+
+/// For each argument-dependent syscall of `v`, the generated policy's program and the
+/// input's give the same action on a witness of every path of either program.
+fn same_on_every_path(
+    v: &SeccompView,
+    mine: &SeccompView,
+    progs: &Programs,
+) -> Result<(), ImportError> {
     for a in Arch::ALL.into_iter().filter(|a| v.abi_enabled(*a)) {
-        let (theirs, ours): (&[bpf::Insn], &[bpf::Insn]) = match a {
-            Arch::Aarch64 => (
-                theirs_a64.as_deref().unwrap_or(&v.prog),
-                match &ours_a64 {
-                    Some(p) => p,
-                    None => continue,
-                },
-            ),
-            _ => (&v.prog, &mine.prog),
+        let Some((theirs, ours)) = progs.get(a) else {
+            continue;
         };
         for (name, c) in &v.tables[&a] {
-            if *c != Class::Conditional {
+            let ours_class = mine.tables.get(&a).and_then(|t| t.get(name));
+            if *c != Class::Conditional && ours_class != Some(&Class::Conditional) {
                 continue;
             }
             let nr = catalogue::syscall(name)
@@ -657,6 +701,44 @@ mod tests {
             verify(&policy("errno(EACCES) ioctl if fd < 3"), &v),
             Err(ImportError::Mismatch(_))
         ));
+    }
+
+    fn insn(code: u16, jt: u8, jf: u8, k: u32) -> bpf::Insn {
+        bpf::Insn { code, jt, jf, k }
+    }
+
+    /// Found by fuzzing: a comparison no argument can pass (`(hi & 0) == 0x8000`) made the
+    /// decision table say "conditional" while the decompiled policy, rightly, denies.
+    /// The table now counts only reachable paths.
+    #[test]
+    fn unreachable_paths_do_not_make_a_syscall_conditional() {
+        let (ld, jeq, and, ret) = (
+            bpf::LD | bpf::ABS,
+            bpf::JMP | bpf::JEQ,
+            bpf::ALU | 0x50,
+            bpf::RET,
+        );
+        let clone = catalogue::syscall("clone")
+            .unwrap()
+            .nr(Arch::X86_64)
+            .unwrap();
+        let prog = vec![
+            insn(ld, 0, 0, 4),
+            insn(jeq, 1, 0, Arch::X86_64.audit_arch()),
+            insn(ret, 0, 0, bpf::RET_KILL_PROCESS),
+            insn(ld, 0, 0, 0),
+            insn(jeq, 1, 0, clone),
+            insn(ret, 0, 0, bpf::RET_ERRNO | 1),
+            insn(ld, 0, 0, 20), // args[0].hi
+            insn(and, 0, 0, 0),
+            insn(jeq, 0, 1, 0x8000),
+            insn(ret, 0, 0, bpf::RET_ALLOW),
+            insn(ret, 0, 0, bpf::RET_ERRNO | 1),
+        ];
+        assert_eq!(
+            sym::classify(&prog, Arch::X86_64.audit_arch(), clone),
+            Class::Deny(Action::Errno(1))
+        );
     }
 
     /// An argument-dependent program decompiles to one rule per allowing path, and the

@@ -179,6 +179,28 @@ pub fn paths(prog: &[Insn], audit_arch: u32, nr: u32, limit: usize) -> Result<Ve
     Ok(out)
 }
 
+/// The class of a syscall from the paths arguments of widths `width` can take (a path
+/// shown unreachable does not count). `None` when the paths cannot all be followed, or
+/// when some path's reachability is unknown.
+pub fn reachable_class(
+    prog: &[Insn],
+    audit_arch: u32,
+    nr: u32,
+    width: &dyn Fn(usize) -> Width,
+) -> Option<super::sym::Class> {
+    let mut rets = std::collections::BTreeSet::new();
+    for p in paths(prog, audit_arch, nr, 4096).ok()? {
+        match witness(&p, width) {
+            Ok(_) => {
+                rets.insert(p.ret);
+            }
+            Err(NoWitness::Unreachable) => {}
+            Err(NoWitness::NotFound) => return None,
+        }
+    }
+    Some(super::sym::class_of(&rets))
+}
+
 /// How an argument's upper half follows from its lower half for a C caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Width {

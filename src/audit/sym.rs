@@ -206,11 +206,28 @@ pub fn outcomes(prog: &[Insn], audit_arch: u32, nr: u32) -> Option<BTreeSet<u32>
     Some(out)
 }
 
-/// The class of (`audit_arch`, `nr`).
+/// The class of (`audit_arch`, `nr`). Outcomes of paths that no arguments at all can take
+/// (`arg == 5` then `arg == 6`) do not count: a syscall the symbolic run finds mixed is
+/// checked path by path ([`super::paths::reachable_class`]) before it is called
+/// conditional.
 pub fn classify(prog: &[Insn], audit_arch: u32, nr: u32) -> Class {
     let Some(rets) = outcomes(prog, audit_arch, nr) else {
         return Class::Conditional;
     };
+    match class_of(&rets) {
+        Class::Conditional => {
+            super::paths::reachable_class(prog, audit_arch, nr, &|_| super::paths::Width::Full)
+                .unwrap_or(Class::Conditional)
+        }
+        c => c,
+    }
+}
+
+/// The class of a set of return values.
+pub fn class_of(rets: &BTreeSet<u32>) -> Class {
+    if rets.is_empty() {
+        return Class::Conditional;
+    }
     let actions: Vec<Action> = rets.iter().map(|r| bpf::ret_action(*r)).collect();
     let through = actions.iter().filter(|a| lets_through(**a)).count();
     if through == actions.len() {
