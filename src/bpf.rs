@@ -273,6 +273,16 @@ pub fn alu(code: u16, a: u32, src: u32) -> u32 {
     }
 }
 
+/// Whether conditional jump `op` (`JEQ`, `JGT`, `JGE`, `JSET`) is taken for `a` and `src`.
+pub fn jump_taken(op: u16, a: u32, src: u32) -> bool {
+    match op & 0xf0 {
+        JEQ => a == src,
+        JGT => a > src,
+        JGE => a >= src,
+        _ => a & src != 0,
+    }
+}
+
 /// Run a validated program on `data`.
 pub fn run(prog: &[Insn], data: &Data) -> Run {
     let (mut a, mut x) = (0u32, 0u32);
@@ -311,13 +321,7 @@ pub fn run(prog: &[Insn], data: &Data) -> Run {
                 if op == JA {
                     pc += i.k as usize;
                 } else {
-                    let t = match op {
-                        JEQ => a == src,
-                        JGT => a > src,
-                        JGE => a >= src,
-                        _ => a & src != 0,
-                    };
-                    pc += usize::from(if t { i.jt } else { i.jf });
+                    pc += usize::from(if jump_taken(op, a, src) { i.jt } else { i.jf });
                 }
             }
             RET => {

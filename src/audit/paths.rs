@@ -12,7 +12,7 @@
 
 use policy_lang::catalogue::{self, Arch, ArgKind};
 
-use super::sym::{step, Domain, Regs};
+use super::sym::{step, Domain, Regs, Stop};
 use crate::bpf::{self, Insn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +57,27 @@ pub enum Test {
     Set,
 }
 
+impl Test {
+    /// The conditional jump's opcode bits.
+    fn op(self) -> u16 {
+        match self {
+            Test::Eq => bpf::JEQ,
+            Test::Gt => bpf::JGT,
+            Test::Ge => bpf::JGE,
+            Test::Set => bpf::JSET,
+        }
+    }
+
+    fn of(code: u16) -> Test {
+        match code & 0xf0 {
+            bpf::JEQ => Test::Eq,
+            bpf::JGT => Test::Gt,
+            bpf::JGE => Test::Ge,
+            _ => Test::Set,
+        }
+    }
+}
+
 /// One comparison a path made: `((word & mask) OP k) == holds`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Constraint {
@@ -69,14 +90,7 @@ pub struct Constraint {
 
 impl Constraint {
     pub fn eval(&self, word: u32) -> bool {
-        let v = word & self.mask;
-        let r = match self.test {
-            Test::Eq => v == self.k,
-            Test::Gt => v > self.k,
-            Test::Ge => v >= self.k,
-            Test::Set => v & self.k != 0,
-        };
-        r == self.holds
+        bpf::jump_taken(self.test.op(), word & self.mask, self.k) == self.holds
     }
 
     /// The argument this compares (0–5) and whether it is the upper half.
@@ -107,50 +121,33 @@ pub fn paths(prog: &[Insn], audit_arch: u32, nr: u32, limit: usize) -> Result<Ve
                 return Err("a path runs off the end of the program".into());
             };
             pc += 1;
-            if step(i, &mut r, audit_arch, nr) {
-                continue;
-            }
-            if i.code & 0x07 == bpf::RET {
-                let ret = if i.code & 0x18 == bpf::A {
-                    match r.a {
-                        Sym::Known(v) => v,
-                        _ => return Err("it returns a computed value".into()),
-                    }
-                } else {
-                    i.k
-                };
-                out.push(Path {
-                    constraints: cs,
-                    ret,
-                });
-                break;
-            }
-            let op = i.code & 0xf0;
-            if op == bpf::JA {
-                pc += i.k as usize;
-                continue;
-            }
-            let src = if i.code & bpf::X != 0 {
-                r.x
-            } else {
-                Sym::Known(i.k)
+            let src = match step(i, &mut pc, &mut r, audit_arch, nr) {
+                None => continue,
+                Some(Stop::Branch(src)) => src,
+                Some(Stop::Return) => {
+                    let ret = if i.code & 0x18 == bpf::A {
+                        match r.a {
+                            Sym::Known(v) => v,
+                            _ => return Err("it returns a computed value".into()),
+                        }
+                    } else {
+                        i.k
+                    };
+                    out.push(Path {
+                        constraints: cs,
+                        ret,
+                    });
+                    break;
+                }
             };
-            let test = match op {
-                bpf::JEQ => Test::Eq,
-                bpf::JGT => Test::Gt,
-                bpf::JGE => Test::Ge,
-                _ => Test::Set,
-            };
+            let test = Test::of(i.code);
             match (r.a, src) {
                 (Sym::Known(av), Sym::Known(s)) => {
-                    let c = Constraint {
-                        off: 0,
-                        mask: u32::MAX,
-                        test,
-                        k: s,
-                        holds: true,
-                    };
-                    pc += usize::from(if c.eval(av) { i.jt } else { i.jf });
+                    pc += usize::from(if bpf::jump_taken(i.code, av, s) {
+                        i.jt
+                    } else {
+                        i.jf
+                    });
                 }
                 _ if i.jt == i.jf => pc += usize::from(i.jt),
                 (Sym::Word { off, mask }, Sym::Known(k)) => {

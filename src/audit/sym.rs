@@ -62,9 +62,23 @@ impl<V: Domain> Regs<V> {
     }
 }
 
-/// Run instruction `i` if it is neither a jump nor a return (those are the caller's, and
-/// `false` says so).
-pub(crate) fn step<V: Domain>(i: Insn, r: &mut Regs<V>, audit_arch: u32, nr: u32) -> bool {
+/// What [`step`] leaves to its caller.
+pub(crate) enum Stop<V> {
+    /// A conditional jump comparing the accumulator with this operand.
+    Branch(V),
+    /// A return.
+    Return,
+}
+
+/// Run instruction `i` (at `pc`, already advanced past it) unless it is a conditional
+/// jump or a return, which are the caller's: `None` means "go on".
+pub(crate) fn step<V: Domain>(
+    i: Insn,
+    pc: &mut usize,
+    r: &mut Regs<V>,
+    audit_arch: u32,
+    nr: u32,
+) -> Option<Stop<V>> {
     match i.code & 0x07 {
         bpf::LD => {
             r.a = match i.code & 0xe0 {
@@ -95,7 +109,15 @@ pub(crate) fn step<V: Domain>(i: Insn, r: &mut Regs<V>, audit_arch: u32, nr: u32
             };
             r.a = V::alu(i.code, r.a, src);
         }
-        bpf::JMP | bpf::RET => return false,
+        bpf::JMP if i.code & 0xf0 == bpf::JA => *pc += i.k as usize,
+        bpf::JMP => {
+            return Some(Stop::Branch(if i.code & bpf::X != 0 {
+                r.x
+            } else {
+                V::known(i.k)
+            }))
+        }
+        bpf::RET => return Some(Stop::Return),
         _ => {
             if i.code & 0x80 != 0 {
                 r.a = r.x;
@@ -104,7 +126,7 @@ pub(crate) fn step<V: Domain>(i: Insn, r: &mut Regs<V>, audit_arch: u32, nr: u32
             }
         }
     }
-    true
+    None
 }
 
 /// How a program treats one syscall when its arguments are not known.
@@ -155,45 +177,34 @@ pub fn outcomes(prog: &[Insn], audit_arch: u32, nr: u32) -> Option<BTreeSet<u32>
         }
         while let Some(i) = prog.get(pc).copied() {
             pc += 1;
-            if step(i, &mut r, audit_arch, nr) {
-                continue;
-            }
-            if i.code & 0x07 == bpf::RET {
-                if i.code & 0x18 == bpf::A {
-                    match r.a {
-                        Val::Known(v) => {
-                            out.insert(v);
+            let src = match step(i, &mut pc, &mut r, audit_arch, nr) {
+                None => continue,
+                Some(Stop::Branch(src)) => src,
+                Some(Stop::Return) => {
+                    if i.code & 0x18 == bpf::A {
+                        match r.a {
+                            Val::Known(v) => {
+                                out.insert(v);
+                            }
+                            // An unknown return value: it could be anything, allow included.
+                            Val::Unknown => {
+                                out.insert(bpf::RET_ALLOW);
+                                out.insert(bpf::RET_KILL_PROCESS);
+                            }
                         }
-                        // An unknown return value: it could be anything, allow included.
-                        Val::Unknown => {
-                            out.insert(bpf::RET_ALLOW);
-                            out.insert(bpf::RET_KILL_PROCESS);
-                        }
+                    } else {
+                        out.insert(i.k);
                     }
-                } else {
-                    out.insert(i.k);
+                    break;
                 }
-                break;
-            }
-            let op = i.code & 0xf0;
-            if op == bpf::JA {
-                pc += i.k as usize;
-                continue;
-            }
-            let src = if i.code & bpf::X != 0 {
-                r.x
-            } else {
-                Val::Known(i.k)
             };
             match (r.a, src) {
                 (Val::Known(av), Val::Known(s)) => {
-                    let t = match op {
-                        bpf::JEQ => av == s,
-                        bpf::JGT => av > s,
-                        bpf::JGE => av >= s,
-                        _ => av & s != 0,
-                    };
-                    pc += usize::from(if t { i.jt } else { i.jf });
+                    pc += usize::from(if bpf::jump_taken(i.code, av, s) {
+                        i.jt
+                    } else {
+                        i.jf
+                    });
                 }
                 _ if i.jt == i.jf => pc += usize::from(i.jt),
                 _ => {
