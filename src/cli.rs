@@ -990,16 +990,10 @@ fn import_cmd(
     color: bool,
 ) -> Result<(), Failure> {
     let (s, input) = match (pid, input) {
-        (Some(pid), _) => {
-            let n = crate::audit::live::filters(pid).map_or(0, |f| f.len());
-            if n > 1 {
-                return Err(Failure::usage(format!(
-                    "pid {pid} has {n} stacked seccomp filters; import takes a process with one"
-                )));
-            }
-            let s = crate::audit::live::process(pid).map_err(Failure::usage)?;
-            (s, format!("pid {pid}"))
-        }
+        (Some(pid), _) => (
+            crate::audit::live::process(pid).map_err(Failure::usage)?,
+            format!("pid {pid}"),
+        ),
         (None, Some(input)) => (subject(input, fmt, color)?, input.to_string()),
         (None, None) => unreachable!("clap requires INPUT or --pid"),
     };

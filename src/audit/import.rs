@@ -132,6 +132,12 @@ pub fn import(s: &super::Subject, input: &str, only: &[Arch]) -> Result<String, 
             "it has no seccomp filter to import".into(),
         ));
     };
+    if v.filters > 1 {
+        return Err(ImportError::Refused(format!(
+            "it has {} stacked seccomp filters; a policy describes one",
+            v.filters
+        )));
+    }
     let mut v = v.clone();
     if !only.is_empty() {
         v.tables.retain(|a, _| only.contains(a));
@@ -700,6 +706,19 @@ mod tests {
         assert!(matches!(
             verify(&policy("errno(EACCES) ioctl if fd < 3"), &v),
             Err(ImportError::Mismatch(_))
+        ));
+    }
+
+    /// A process's stacked filters are refused, not imported as the first one alone.
+    #[test]
+    fn stacked_filters_are_refused() {
+        let mut s = super::super::Subject::new("pid 1", super::super::InputFormat::Process);
+        let mut v = view(&policy("allow ioctl if fd < 3"));
+        v.filters = 2;
+        s.seccomp = Some(Some(v));
+        assert!(matches!(
+            import(&s, "pid 1", &[]),
+            Err(ImportError::Refused(m)) if m.contains("2 stacked")
         ));
     }
 

@@ -90,6 +90,7 @@ pub fn filters(pid: i32) -> Result<Vec<Vec<bpf::Insn>>, String> {
 
 /// The decision tables of stacked filters: the kernel applies the most restrictive.
 fn stacked(progs: Vec<Vec<bpf::Insn>>, location: Location) -> SeccompView {
+    let filters = progs.len();
     let mut views: Vec<SeccompView> = progs
         .into_iter()
         .map(|p| SeccompView::from_prog(p, location.clone()))
@@ -111,6 +112,7 @@ fn stacked(progs: Vec<Vec<bpf::Insn>>, location: Location) -> SeccompView {
             first.default = v.default.clone();
         }
     }
+    first.filters = filters;
     first
 }
 

@@ -94,6 +94,9 @@ pub struct SeccompView {
     pub rule_locations: Vec<Location>,
     /// Where the filter as a whole is written.
     pub location: Location,
+    /// How many filters the tables combine (a process can stack several); `prog` is
+    /// the first.
+    pub filters: usize,
 }
 
 impl SeccompView {
@@ -110,6 +113,7 @@ impl SeccompView {
             default,
             rules: None,
             rule_locations: Vec::new(),
+            filters: 1,
             location,
         }
     }
