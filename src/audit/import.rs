@@ -311,7 +311,7 @@ fn decompile(
     let nr = catalogue::syscall(name)
         .and_then(|d| d.nr(arch))
         .ok_or("not in the catalogue")?;
-    let width = |i: usize| paths::argument(name, arch, i).map_or(Width::Full, |(_, w)| w);
+    let width = paths::widths(name, arch);
     let mut reachable: Vec<(Action, Vec<Constraint>)> = Vec::new();
     for p in paths::paths(prog, arch.audit_arch(), nr, 4096)? {
         let action = bpf::ret_action(p.ret);
@@ -560,8 +560,7 @@ pub fn verify(text: &str, v: &SeccompView) -> Result<(), ImportError> {
                 (Some((theirs, ours)), Some(nr))
                     if *c == Class::Conditional || other == Some(&Class::Conditional) =>
                 {
-                    let width =
-                        |i: usize| paths::argument(name, a, i).map_or(Width::Full, |(_, w)| w);
+                    let width = paths::widths(name, a);
                     let x = paths::reachable_class(theirs, a.audit_arch(), nr, &width);
                     let y = paths::reachable_class(ours, a.audit_arch(), nr, &width);
                     x.is_some() && x == y
@@ -639,7 +638,7 @@ fn same_on_every_path(
             let nr = catalogue::syscall(name)
                 .and_then(|d| d.nr(a))
                 .expect("a table name has a number");
-            let width = |i: usize| paths::argument(name, a, i).map_or(Width::Full, |(_, w)| w);
+            let width = paths::widths(name, a);
             for prog in [theirs, ours] {
                 let ps = paths::paths(prog, a.audit_arch(), nr, 4096)
                     .map_err(|e| ImportError::Refused(format!("{}:{name}: {e}", a.name())))?;

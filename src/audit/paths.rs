@@ -240,6 +240,12 @@ pub fn argument(syscall: &str, arch: Arch, index: usize) -> Result<(&'static str
     Ok((a.name, width))
 }
 
+/// The widths of `syscall`'s arguments on `arch`, for [`witness`]: as C callers pass them,
+/// and full 64 bits where the catalogue cannot say.
+pub fn widths(syscall: &str, arch: Arch) -> impl Fn(usize) -> Width + '_ {
+    move |i| argument(syscall, arch, i).map_or(Width::Full, |(_, w)| w)
+}
+
 /// The upper half a C caller passes with lower half `lo`.
 pub fn upper(width: Width, lo: u32) -> Option<u32> {
     match width {
