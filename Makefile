@@ -5,7 +5,7 @@
 #               and the QEMU enforcement checks (what CI runs)
 
 CARGO ?= cargo
-KAKOI := target/release/kakoi
+KAKOI := target/static/release/kakoi
 
 .PHONY: setup build demo test lint vm-test fuzz fuzz-smoke catalogue bench bench-seccomp
 
@@ -13,7 +13,7 @@ setup:
 	@scripts/setup.sh
 
 build: setup
-	$(CARGO) build --release --locked
+	scripts/build-release.sh
 
 demo: build
 	@echo "== kakoi check default"

@@ -36,8 +36,9 @@ if ((${#need[@]})); then
 fi
 
 say "build (release)"
-cargo build --release --locked --bin kakoi --example peak_rss >&2
-KAKOI=$ROOT/target/release/kakoi
+cargo build --release --locked --example peak_rss >&2
+scripts/build-release.sh >&2
+KAKOI=$ROOT/target/static/release/kakoi
 WORK=$(mktemp -d /tmp/kakoi-bench.XXXXXX)
 HUGETLB_MOVED=
 cleanup() {

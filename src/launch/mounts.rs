@@ -237,7 +237,13 @@ fn size_opt(n: u64) -> String {
 /// Build the new root and pivot into it. The caller is the child, in its own mount
 /// namespace (and user namespace, when rootless).
 /// `idmapped`: the parent's idmapped copies of the `idmap` binds, in policy order.
-pub fn build(p: &Policy, idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
+/// `join_net` runs just before /sys is mounted (a fresh sysfs shows the mounter's network
+/// namespace), so a network namespace the parent makes meanwhile can be joined late.
+pub fn build(
+    p: &Policy,
+    idmapped: Vec<OwnedFd>,
+    join_net: impl FnOnce() -> Result<(), StepError>,
+) -> Result<(), StepError> {
     let mut idmapped = idmapped.into_iter();
     let fs = &p.filesystem;
     let src = open_sources(p)?;
@@ -245,24 +251,33 @@ pub fn build(p: &Policy, idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
         .at("make / rslave")
         .hint("mounts must not propagate back to the host")?;
 
-    // The staging tmpfs on /tmp (in this namespace only) holds the new root and any tmpfs
-    // overlay layers.
-    let stage = sys::fs_mount(
-        c"tmpfs",
-        &[("mode", Some("0755"))],
-        sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
-    )
-    .at("create the staging tmpfs")?;
+    // The new root is mounted on /tmp (in this namespace only). When an overlay has a
+    // tmpfs upper layer, a staging tmpfs there holds the new root (/tmp/root) and the
+    // layers (/tmp/ovN).
     let tmp = open_host(
         src.host_root.as_fd(),
         "/tmp",
         libc::O_DIRECTORY | libc::O_NOFOLLOW,
     )
     .at("open /tmp for staging")?;
-    sys::move_mount_fd(stage.as_fd(), tmp.as_fd()).at("mount the staging tmpfs")?;
+    let staged = fs.overlays.iter().any(|o| o.upper.is_none());
+    if staged {
+        let stage = sys::fs_mount(
+            c"tmpfs",
+            &[("mode", Some("0755"))],
+            sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+        )
+        .at("create the staging tmpfs")?;
+        sys::move_mount_fd(stage.as_fd(), tmp.as_fd()).at("mount the staging tmpfs")?;
+    }
     let stage =
         open_host(src.host_root.as_fd(), "/tmp", libc::O_DIRECTORY).at("open the staging tmpfs")?;
-    sys::mkdirat(stage.as_fd(), c"root", 0o755).at("create the new root")?;
+    let slot_path = if staged {
+        sys::mkdirat(stage.as_fd(), c"root", 0o755).at("create the new root")?;
+        "/tmp/root"
+    } else {
+        "/tmp"
+    };
 
     // The root itself.
     let root_overlay = fs.overlays.iter().position(|o| o.target == "/");
@@ -279,9 +294,9 @@ pub fn build(p: &Policy, idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
             .at("create the root tmpfs")?,
         }
     };
-    let slot = open_host(stage.as_fd(), "/tmp/root", libc::O_DIRECTORY).at("open the new root")?;
+    let slot = open_host(stage.as_fd(), slot_path, libc::O_DIRECTORY).at("open the new root")?;
     sys::move_mount_fd(root_mnt.as_fd(), slot.as_fd()).at("mount the new root")?;
-    let root = open_host(stage.as_fd(), "/tmp/root", libc::O_DIRECTORY).at("open the new root")?;
+    let root = open_host(stage.as_fd(), slot_path, libc::O_DIRECTORY).at("open the new root")?;
     let root = root.as_fd();
 
     for (name, e) in &src.host_dirs {
@@ -388,7 +403,7 @@ pub fn build(p: &Policy, idmapped: Vec<OwnedFd>) -> Result<(), StepError> {
             }
         }
     }
-    special_mounts(p, &src, root)?;
+    special_mounts(p, &src, root, join_net)?;
 
     // pivot_root(".", "."): the old root ends up under the new one and is detached at once.
     sys::fchdir(root).at("chdir into the new root")?;
@@ -461,7 +476,12 @@ fn plain_dir(root: BorrowedFd, name: &str) -> std::io::Result<OwnedFd> {
     }
 }
 
-fn special_mounts(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), StepError> {
+fn special_mounts(
+    p: &Policy,
+    src: &Sources,
+    root: BorrowedFd,
+    join_net: impl FnOnce() -> Result<(), StepError>,
+) -> Result<(), StepError> {
     let hint_link = "a symlinked /proc or /sys in the rootfs is refused (CVE-2023-27561)";
     // /proc: a fresh instance needs a pid namespace of our own.
     let proc_dir = plain_dir(root, "proc")
@@ -549,6 +569,7 @@ fn special_mounts(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), Ste
         .at("make /dev read-only")?;
 
     // /sys read-only: a fresh sysfs needs a network namespace of our own.
+    join_net()?;
     let sys_dir = plain_dir(root, "sys")
         .at("open /sys in the new root")
         .hint(hint_link)?;
@@ -604,18 +625,25 @@ fn after_pivot(p: &Policy) -> Result<(), StepError> {
             .at("verify /dev/null")
             .hint("/dev/null is not the null device: refusing to mask with it (CVE-2025-31133)");
     }
+    // Masked directories get one empty read-only tmpfs: the first is made, the others
+    // are copies of it (read-only and empty, it is the same everywhere).
+    const EMPTY_ATTRS: u64 = sys::MOUNT_ATTR_RDONLY
+        | sys::MOUNT_ATTR_NOSUID
+        | sys::MOUNT_ATTR_NODEV
+        | sys::MOUNT_ATTR_NOEXEC;
+    let mut empty: Option<OwnedFd> = None;
     for m in &fs.masked {
         let Some(fd) = open_existing(root, m).at(format!("open masked path {m}"))? else {
             continue;
         };
-        let mnt = if is_dir(fd.as_fd()) {
+        let dir = is_dir(fd.as_fd());
+        let mnt = if let (true, Some(first)) = (dir, &empty) {
+            clone_tree(first.as_fd(), EMPTY_ATTRS)
+        } else if dir {
             sys::fs_mount(
                 c"tmpfs",
                 &[("size", Some("0")), ("mode", Some("0555"))],
-                sys::MOUNT_ATTR_RDONLY
-                    | sys::MOUNT_ATTR_NOSUID
-                    | sys::MOUNT_ATTR_NODEV
-                    | sys::MOUNT_ATTR_NOEXEC,
+                EMPTY_ATTRS,
             )
         } else {
             sys::open_tree(
@@ -626,6 +654,9 @@ fn after_pivot(p: &Policy) -> Result<(), StepError> {
         }
         .at(format!("mask {m}"))?;
         sys::move_mount_fd(mnt.as_fd(), fd.as_fd()).at(format!("mask {m}"))?;
+        if dir && empty.is_none() {
+            empty = Some(mnt);
+        }
     }
     for r in &fs.readonly {
         let Some(fd) = open_existing(root, r).at(format!("open read-only path {r}"))? else {

@@ -6,7 +6,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 fn check(r: libc::c_long) -> io::Result<libc::c_long> {
     if r < 0 {
@@ -100,6 +100,19 @@ pub fn unshare(flags: libc::c_int) -> io::Result<()> {
 pub fn setns(fd: BorrowedFd, nstype: libc::c_int) -> io::Result<()> {
     // SAFETY: `fd` is an open descriptor borrowed for the call.
     check_int(unsafe { libc::setns(fd.as_raw_fd(), nstype) }).map(drop)
+}
+
+/// A new network namespace with its loopback up, made by the calling thread, which then
+/// returns to the namespace it was in. The descriptor keeps the new namespace alive; its
+/// owner is the caller's user namespace.
+pub fn new_netns() -> io::Result<OwnedFd> {
+    const SELF_NET: &str = "/proc/thread-self/ns/net";
+    let home = OwnedFd::from(std::fs::File::open(SELF_NET)?);
+    unshare(libc::CLONE_NEWNET)?;
+    let made = link_up("lo").and_then(|()| std::fs::File::open(SELF_NET).map(OwnedFd::from));
+    // Back home before anything else, whatever happened in the new namespace.
+    setns(home.as_fd(), libc::CLONE_NEWNET)?;
+    made
 }
 
 pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<libc::c_int> {
