@@ -83,6 +83,12 @@ hyperfine -N --warmup 20 --runs "$RUNS" --export-json "$OUT/launch.json" \
     -n "crun run (Docker's seccomp, cgroups)" "crun run --bundle $WORK/oci kakoi-bench-crun" \
     -n "runc run (Docker's seccomp, cgroups)" "runc run --bundle $WORK/oci kakoi-bench-runc" >&2
 
+say "where kakoi's launch time goes (KAKOI_TRACE, 100 launches)"
+: >"$OUT/phases.txt"
+for ((i = 0; i < 100; i++)); do
+    KAKOI_TRACE=1 "$KAKOI" run --bundle "$WORK/kakoi-bundle" -- /bin/true 2>>"$OUT/phases.txt" >/dev/null
+done
+
 say "50 launches at once"
 python3 bench/measure.py concurrency "$OUT/concurrency.json" 50 "$ROUNDS" \
     "kakoi run --bundle" -- "$KAKOI" run --bundle "$WORK/kakoi-bundle" -- /bin/true :: \
