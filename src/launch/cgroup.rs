@@ -337,7 +337,7 @@ impl Cgroup {
         if cur.split_whitespace().any(|c| c == ctrl) {
             return Ok(());
         }
-        std::fs::write(&f, format!("+{ctrl}"))
+        write_file(&f, &format!("+{ctrl}"))
             .map_err(err(format!("write +{ctrl} to {}", f.display())))
     }
 
@@ -345,7 +345,7 @@ impl Cgroup {
     pub fn attach_v1(&self, pid: i32) -> Result<(), Error> {
         for d in &self.v1 {
             let f = d.join("cgroup.procs");
-            std::fs::write(&f, pid.to_string()).map_err(err(format!("write {}", f.display())))?;
+            write_file(&f, &pid.to_string()).map_err(err(format!("write {}", f.display())))?;
         }
         Ok(())
     }
@@ -373,7 +373,7 @@ impl Cgroup {
     /// v1 (the payload cannot escape a cgroup it cannot write to).
     pub fn kill_all(&self) {
         if let Some(d) = &self.v2 {
-            let _ = std::fs::write(d.join("cgroup.kill"), "1");
+            let _ = write_file(&d.join("cgroup.kill"), "1");
         }
         for d in &self.v1 {
             for _ in 0..100 {
@@ -392,23 +392,33 @@ impl Cgroup {
         }
     }
 
-    /// Kill what is left and remove every directory; retried briefly while the kernel
-    /// finishes tearing down killed tasks.
+    /// Remove every directory. They are usually empty already (with a pid namespace,
+    /// the kernel ends every process when the payload, its pid 1, exits), so removal is
+    /// tried first; a cgroup still busy has what is left killed, and its removal is
+    /// retried briefly while the kernel finishes tearing the killed tasks down.
     pub fn remove(&mut self) {
+        let gone = |d: &std::path::PathBuf| match std::fs::remove_dir(d) {
+            Ok(()) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        self.v2 = self.v2.take().filter(|d| !gone(d));
+        self.v1.retain(|d| !gone(d));
+        if self.v2.is_none() && self.v1.is_empty() {
+            return;
+        }
         self.kill_all();
-        let dirs: Vec<std::path::PathBuf> = self
+        let busy: Vec<std::path::PathBuf> = self
             .v2
             .take()
             .into_iter()
             .chain(self.v1.drain(..))
             .collect();
-        for d in dirs {
+        for d in busy {
             for i in 0..200 {
-                match std::fs::remove_dir(&d) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(_) => std::thread::sleep(std::time::Duration::from_micros(200 * (i + 1))),
+                if gone(&d) {
+                    break;
                 }
+                std::thread::sleep(std::time::Duration::from_micros(200 * (i + 1)));
             }
         }
     }
@@ -422,10 +432,20 @@ impl Drop for Cgroup {
 
 fn write_all(dir: &std::path::Path, files: &[(&'static str, String)]) -> Result<(), Error> {
     for (f, v) in files {
-        std::fs::write(dir.join(f), v)
+        write_file(&dir.join(f), v)
             .map_err(err(format!("write {v} to {}", dir.join(f).display())))?;
     }
     Ok(())
+}
+
+/// Write a control file: opened write-only, without `std::fs::write`'s `O_CREAT |
+/// O_TRUNC` (a control file always exists, and creating one takes the directory's lock).
+fn write_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .write_all(text.as_bytes())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 mod generated;
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +113,160 @@ pub struct SyscallDef {
     i386_split: bool,
 }
 
+/// A name stored inline in the generated tables, where a `&str` would be a pointer: a
+/// position-independent executable relocates every pointer in static data at start-up,
+/// so the tables hold none (thousands of relocations and the pages they dirty) and are
+/// decoded on first use instead.
+#[derive(Clone, Copy)]
+pub(crate) struct Name<const N: usize> {
+    len: u8,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> Name<N> {
+    /// Checked when the tables are compiled: at most `N` bytes, all ASCII.
+    pub(crate) const fn new(s: &str) -> Self {
+        let b = s.as_bytes();
+        assert!(
+            b.len() <= N && N < 256,
+            "catalogue name too long for its table"
+        );
+        let mut bytes = [0u8; N];
+        let mut i = 0;
+        while i < b.len() {
+            assert!(b[i].is_ascii(), "catalogue names are ASCII");
+            bytes[i] = b[i];
+            i += 1;
+        }
+        Name {
+            len: b.len() as u8,
+            bytes,
+        }
+    }
+
+    fn get(&'static self) -> &'static str {
+        // ASCII, checked by `new`: the conversion cannot fail.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+/// An argument signature in the generated tables (`known` false: none in the sources).
+#[derive(Clone, Copy)]
+pub(crate) struct RawArgs {
+    known: bool,
+    len: u8,
+    items: [(Name<24>, ArgKind); 6],
+}
+
+pub(crate) const NO_ARGS: RawArgs = RawArgs {
+    known: false,
+    len: 0,
+    items: [(Name::new(""), ArgKind::U64); 6],
+};
+
+/// The signature `list` (name, kind), for the generated tables.
+pub(crate) const fn args(list: &[(&str, ArgKind)]) -> RawArgs {
+    assert!(list.len() <= 6, "a syscall has at most six arguments");
+    let mut out = NO_ARGS;
+    out.known = true;
+    out.len = list.len() as u8;
+    let mut i = 0;
+    while i < list.len() {
+        out.items[i] = (Name::new(list[i].0), list[i].1);
+        i += 1;
+    }
+    out
+}
+
+impl RawArgs {
+    fn decode(&'static self) -> impl Iterator<Item = Arg> {
+        self.items[..usize::from(self.len)]
+            .iter()
+            .map(|(n, kind)| Arg {
+                name: n.get(),
+                kind: *kind,
+            })
+    }
+}
+
+/// A syscall in the generated tables.
+pub(crate) struct RawSyscall {
+    name: Name<32>,
+    nr: [Option<u32>; 4],
+    args: RawArgs,
+    args_aarch64: RawArgs,
+    i386_split: bool,
+}
+
+/// A systemd group in the generated tables; `members` are separated by spaces.
+pub(crate) struct RawGroup {
+    name: &'static str,
+    description: &'static str,
+    members: &'static str,
+}
+
+/// Every signature's arguments, in table order (x86_64's then aarch64's, per syscall).
+static ARGS: LazyLock<Vec<Arg>> = LazyLock::new(|| {
+    generated::SYSCALLS
+        .iter()
+        .flat_map(|s| s.args.decode().chain(s.args_aarch64.decode()))
+        .collect()
+});
+
+static SYSCALLS: LazyLock<Vec<SyscallDef>> = LazyLock::new(|| {
+    let all: &'static [Arg] = &ARGS;
+    let mut at = 0;
+    let mut take = |a: &RawArgs| {
+        let n = usize::from(a.len);
+        let s = a.known.then(|| &all[at..at + n]);
+        at += n;
+        s
+    };
+    generated::SYSCALLS
+        .iter()
+        .map(|r| SyscallDef {
+            name: r.name.get(),
+            nr: r.nr,
+            args: take(&r.args),
+            args_aarch64: take(&r.args_aarch64),
+            i386_split: r.i386_split,
+        })
+        .collect()
+});
+
+/// Every group's members, in table order.
+static MEMBERS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    generated::SYSTEMD_GROUPS
+        .iter()
+        .flat_map(|g| g.members.split_whitespace())
+        .collect()
+});
+
+static GROUPS: LazyLock<Vec<GroupDef>> = LazyLock::new(|| {
+    let all: &'static [&'static str] = &MEMBERS;
+    let mut at = 0;
+    generated::SYSTEMD_GROUPS
+        .iter()
+        .map(|g| {
+            let n = g.members.split_whitespace().count();
+            let members = &all[at..at + n];
+            at += n;
+            GroupDef {
+                name: g.name,
+                description: g.description,
+                members,
+            }
+        })
+        .collect()
+});
+
+static CONSTANTS: LazyLock<Vec<(&'static str, u64, Option<u64>)>> = LazyLock::new(|| {
+    generated::CONSTANTS
+        .iter()
+        .map(|(n, v, a)| (n.get(), *v, *a))
+        .collect()
+});
+
 impl SyscallDef {
     /// The number of this syscall on `arch`, as the filter sees it (x32 bit included).
     pub fn nr(&self, arch: Arch) -> Option<u32> {
@@ -148,22 +303,22 @@ pub struct GroupDef {
 }
 
 pub fn syscalls() -> &'static [SyscallDef] {
-    generated::SYSCALLS
+    &SYSCALLS
 }
 
 pub fn syscall(name: &str) -> Option<&'static SyscallDef> {
-    let s = generated::SYSCALLS;
+    let s: &'static [SyscallDef] = &SYSCALLS;
     s.binary_search_by(|d| d.name.cmp(name)).ok().map(|i| &s[i])
 }
 
 /// Name of syscall `nr` on `arch` (x32 numbers with their x32 bit).
 pub fn syscall_by_nr(arch: Arch, nr: u32) -> Option<&'static SyscallDef> {
-    generated::SYSCALLS.iter().find(|d| d.nr(arch) == Some(nr))
+    SYSCALLS.iter().find(|d| d.nr(arch) == Some(nr))
 }
 
 /// Highest syscall number of `arch` (x32 bit included).
 pub fn max_nr(arch: Arch) -> u32 {
-    generated::SYSCALLS
+    SYSCALLS
         .iter()
         .filter_map(|d| d.nr(arch))
         .max()
@@ -171,11 +326,11 @@ pub fn max_nr(arch: Arch) -> u32 {
 }
 
 pub fn groups() -> &'static [GroupDef] {
-    generated::SYSTEMD_GROUPS
+    &GROUPS
 }
 
 pub fn group(name: &str) -> Option<&'static GroupDef> {
-    generated::SYSTEMD_GROUPS.iter().find(|g| g.name == name)
+    GROUPS.iter().find(|g| g.name == name)
 }
 
 /// The syscall names of a group, nested groups expanded; names unknown to the catalogue
@@ -207,7 +362,7 @@ pub fn expand_group(name: &str) -> Option<BTreeSet<&'static str>> {
 
 /// A symbolic constant's value on `arch`.
 pub fn constant(name: &str, arch: Arch) -> Option<u64> {
-    let c = generated::CONSTANTS;
+    let c: &'static [(&'static str, u64, Option<u64>)] = &CONSTANTS;
     let i = c.binary_search_by(|(n, _, _)| (*n).cmp(name)).ok()?;
     let (_, v, a64) = c[i];
     Some(if arch == Arch::Aarch64 {
@@ -219,13 +374,13 @@ pub fn constant(name: &str, arch: Arch) -> Option<u64> {
 
 /// Whether a constant has a different value on some arch.
 pub fn constant_varies(name: &str) -> bool {
-    let c = generated::CONSTANTS;
+    let c: &'static [(&'static str, u64, Option<u64>)] = &CONSTANTS;
     c.binary_search_by(|(n, _, _)| (*n).cmp(name))
         .is_ok_and(|i| c[i].2.is_some())
 }
 
 pub fn constant_names() -> impl Iterator<Item = &'static str> {
-    generated::CONSTANTS.iter().map(|(n, _, _)| *n)
+    CONSTANTS.iter().map(|(n, _, _)| *n)
 }
 
 /// Capability names without the `CAP_` prefix, indexed by number.
