@@ -149,7 +149,6 @@ fn make_in_root_at(
     file: bool,
     depth: u32,
 ) -> std::io::Result<OwnedFd> {
-    use std::os::fd::AsRawFd;
     if depth > 40 {
         return Err(std::io::Error::from_raw_os_error(libc::ELOOP));
     }
@@ -159,31 +158,24 @@ fn make_in_root_at(
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         r => return r,
     }
+    // Walk down from the root; each directory is opened from the root with the prefix
+    // (so symlinks met on the way stay inside it) and is the parent of the next step.
     let comps: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let mut prefix = String::new();
+    let mut parent: Option<OwnedFd> = None;
     for (i, comp) in comps.iter().enumerate() {
         let last = i + 1 == comps.len();
-        let parent = sys::openat2(
-            root,
-            &c(if prefix.is_empty() { "/" } else { &prefix }),
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-            how,
-        )?;
         let parent_prefix = prefix.clone();
         prefix.push('/');
         prefix.push_str(comp);
-        match sys::openat2(root, &c(&prefix), libc::O_PATH, 0, how) {
-            Ok(fd) if last => return Ok(fd),
-            Ok(_) => continue,
+        let opened = match sys::openat2(root, &c(&prefix), libc::O_PATH, 0, how) {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let dir = parent.as_ref().map_or(root, |p| p.as_fd());
                 // A dangling symlink: create what it points to, still inside the root.
-                let link = format!("/proc/self/fd/{}/{comp}", parent.as_raw_fd());
-                if let Ok(t) = std::fs::read_link(&link) {
-                    let t = t.to_string_lossy();
+                if let Ok(t) = sys::readlinkat(dir, &c(comp)) {
                     let rest = comps[i + 1..].join("/");
                     let base = if t.starts_with('/') {
-                        t.to_string()
+                        t
                     } else {
                         format!("{parent_prefix}/{t}")
                     };
@@ -192,21 +184,23 @@ fn make_in_root_at(
                 if last && file {
                     // Create an empty file to mount over.
                     drop(sys::openat2(
-                        parent.as_fd(),
+                        dir,
                         &c(comp),
                         libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW,
                         0o644,
                         0,
                     )?);
                 } else {
-                    sys::mkdirat(parent.as_fd(), &c(comp), 0o755)?;
+                    sys::mkdirat(dir, &c(comp), 0o755)?;
                 }
-                if last {
-                    return sys::openat2(root, &c(&prefix), libc::O_PATH, 0, how);
-                }
+                sys::openat2(root, &c(&prefix), libc::O_PATH, 0, how)?
             }
-            Err(e) => return Err(e),
+            r => r?,
+        };
+        if last {
+            return Ok(opened);
         }
+        parent = Some(opened);
     }
     sys::openat2(root, c"/", libc::O_PATH | libc::O_DIRECTORY, 0, how)
 }

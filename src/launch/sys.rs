@@ -265,6 +265,17 @@ pub fn mkdirat(dfd: BorrowedFd, name: &CStr, mode: u32) -> io::Result<()> {
     check_int(unsafe { libc::mkdirat(dfd.as_raw_fd(), name.as_ptr(), mode) }).map(drop)
 }
 
+/// The target of the symlink `name` in `dfd` (EINVAL: not a symlink).
+pub fn readlinkat(dfd: BorrowedFd, name: &CStr) -> io::Result<String> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: `dfd` is open, `name` NUL-terminated and `buf` writable for its length.
+    let n = check(unsafe {
+        libc::readlinkat(dfd.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+    } as libc::c_long)?;
+    buf.truncate(n as usize);
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
 /// A character device node `name` in `dfd`, mode 0666 (the umask applies).
 pub fn mknod_char(dfd: BorrowedFd, name: &CStr, rdev: libc::dev_t) -> io::Result<()> {
     // SAFETY: `dfd` is open and `name` NUL-terminated, borrowed for the call.
