@@ -743,13 +743,6 @@ mod child {
             .fold(0, |m, c| m | 1u64 << c)
     }
 
-    fn last_cap() -> u32 {
-        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(40)
-    }
-
     fn resolve(argv0: &str, env: &[String]) -> Option<String> {
         if argv0.contains('/') {
             return Some(argv0.to_string());
@@ -1011,26 +1004,34 @@ mod child {
         // ids, then exactly the policy's sets (inheritable empty unless asked).
         let c = &p.capabilities;
         let bounding = cap_mask(&c.bounding);
-        for cap in 0..=last_cap() {
+        for cap in 0..64u32 {
             if bounding & (1u64 << cap) == 0 {
-                sys::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong)
-                    .at(format!("drop capability {cap} from the bounding set"))?;
+                match sys::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong) {
+                    // Past the kernel's last capability (no /proc read for cap_last_cap).
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+                    r => r.at(format!("drop capability {cap} from the bounding set"))?,
+                };
             }
         }
         sys::prctl(libc::PR_SET_KEEPCAPS, 1).at("PR_SET_KEEPCAPS")?;
         let id = &p.identity;
         let user = id.user.unwrap_or(0);
         let group = id.group.unwrap_or(0);
-        let setgroups_allowed =
-            std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() == "allow");
-        if setgroups_allowed {
-            sys::setgroups(&id.groups).at("setgroups")?;
-        } else if !id.groups.is_empty() {
-            return Err(StepError::new(
-                "setgroups",
-                "supplementary groups need setgroups, which this user namespace denies",
-            ))
-            .hint("give the user subordinate ids (`subids`) so newgidmap can allow setgroups");
+        if let Err(e) = sys::setgroups(&id.groups) {
+            // A user namespace may deny setgroups (its gid map was written without
+            // newgidmap): fine when there are no groups to set.
+            let denied = std::fs::read_to_string("/proc/self/setgroups")
+                .is_ok_and(|s| s.trim() == "deny");
+            if !denied {
+                return Err(e).at("setgroups");
+            }
+            if !id.groups.is_empty() {
+                return Err(StepError::new(
+                    "setgroups",
+                    "supplementary groups need setgroups, which this user namespace denies",
+                ))
+                .hint("give the user subordinate ids (`subids`) so newgidmap can allow setgroups");
+            }
         }
         sys::setresgid(group)
             .at(format!("setresgid {group}"))
