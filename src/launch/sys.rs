@@ -106,13 +106,37 @@ pub fn setns(fd: BorrowedFd, nstype: libc::c_int) -> io::Result<()> {
 /// returns to the namespace it was in. The descriptor keeps the new namespace alive; its
 /// owner is the caller's user namespace.
 pub fn new_netns() -> io::Result<OwnedFd> {
-    const SELF_NET: &str = "/proc/thread-self/ns/net";
-    let home = OwnedFd::from(std::fs::File::open(SELF_NET)?);
+    // The namespaces are named by sockets in them (`SIOCGSKNS`), not through /proc: a
+    // process that looks up /proc/self/… leaves dentries the kernel flushes at its exit.
+    let home = match inet_socket().and_then(|s| socket_netns(s.as_fd())) {
+        Ok(fd) => fd,
+        // SIOCGSKNS needs CAP_NET_ADMIN over the namespace, which a launcher in a user
+        // namespace may lack for its own.
+        Err(_) => OwnedFd::from(std::fs::File::open("/proc/thread-self/ns/net")?),
+    };
     unshare(libc::CLONE_NEWNET)?;
-    let made = link_up("lo").and_then(|()| std::fs::File::open(SELF_NET).map(OwnedFd::from));
+    let made = inet_socket().and_then(|s| {
+        set_up(s.as_fd(), "lo")?;
+        socket_netns(s.as_fd())
+    });
     // Back home before anything else, whatever happened in the new namespace.
     setns(home.as_fd(), libc::CLONE_NEWNET)?;
     made
+}
+
+fn inet_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let s = check_int(unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+    })?;
+    Ok(owned(s as libc::c_long))
+}
+
+/// The network namespace of a socket, as a new descriptor (CLOEXEC).
+fn socket_netns(sock: BorrowedFd) -> io::Result<OwnedFd> {
+    // SAFETY: SIOCGSKNS takes no argument and returns a new descriptor.
+    let fd = check_int(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGSKNS) })?;
+    Ok(owned(fd as libc::c_long))
 }
 
 pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<libc::c_int> {
@@ -540,11 +564,11 @@ pub fn seccomp_filter(prog: &[u8], flags: libc::c_ulong) -> io::Result<()> {
 
 /// Bring a network interface up (`SIOCSIFFLAGS` with `IFF_UP`) in the current netns.
 pub fn link_up(name: &str) -> io::Result<()> {
-    // SAFETY: plain syscall with integer arguments.
-    let s = check_int(unsafe {
-        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
-    })?;
-    let sock = owned(s as libc::c_long);
+    set_up(inet_socket()?.as_fd(), name)
+}
+
+/// `SIOCSIFFLAGS` with `IFF_UP` for `name`, through `sock` (its network namespace).
+fn set_up(sock: BorrowedFd, name: &str) -> io::Result<()> {
     // SAFETY: ifreq is plain data; zero is a valid start.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (d, s) in req
