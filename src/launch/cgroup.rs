@@ -203,6 +203,18 @@ fn own_v2_path() -> String {
         .unwrap_or_else(|| "/".into())
 }
 
+/// Create a cgroup directory. One that exists already has this launcher's name, so it
+/// was left by a killed launcher that had the same pid: removed (if empty) and made again.
+fn make_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_dir(dir).map_err(|_| e)?;
+            std::fs::create_dir(dir)
+        }
+        r => r,
+    }
+}
+
 /// Remove cgroups left by launchers that were killed before they could clean up (their
 /// payloads died with them: PDEATHSIG), so SIGKILLed launches do not accumulate.
 fn collect_stale(parent: &std::path::Path) {
@@ -252,9 +264,8 @@ impl Cgroup {
         });
         if let Some(u) = layout.unified.as_ref().filter(|_| leaf || v2_limit) {
             let base = std::path::Path::new(u).join(own_v2_path().trim_start_matches('/'));
-            collect_stale(&base);
             let dir = base.join(&cg.name);
-            match std::fs::create_dir(&dir) {
+            match make_dir(&dir) {
                 Ok(()) => cg.v2 = Some(dir),
                 Err(e) => {
                     // Needed only if a v2 controller carries a limit.
@@ -291,13 +302,11 @@ impl Cgroup {
             let r = match layout.controllers.get(l.controller) {
                 Some(Hierarchy::V2 { .. }) => continue,
                 Some(Hierarchy::V1 { mount }) => {
-                    let base = std::path::Path::new(mount);
-                    collect_stale(base);
-                    let dir = base.join(&self.name);
+                    let dir = std::path::Path::new(mount).join(&self.name);
                     let made = if self.v1.contains(&dir) {
                         Ok(())
                     } else {
-                        std::fs::create_dir(&dir)
+                        make_dir(&dir)
                             .map(|()| self.v1.push(dir.clone()))
                             .map_err(err(format!("create cgroup {}", dir.display())))
                     };
@@ -339,6 +348,16 @@ impl Cgroup {
         }
         write_file(&f, &format!("+{ctrl}"))
             .map_err(err(format!("write +{ctrl} to {}", f.display())))
+    }
+
+    /// Remove the cgroups of launchers that were SIGKILLed, next to this launch's own.
+    /// Called while the payload runs: it is not on the launch's path.
+    pub fn collect_stale(&self) {
+        for d in self.v2.iter().chain(&self.v1) {
+            if let Some(parent) = d.parent() {
+                collect_stale(parent);
+            }
+        }
     }
 
     /// Put `pid` into every v1 cgroup (v2 is joined by `CLONE_INTO_CGROUP`).

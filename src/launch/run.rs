@@ -605,6 +605,7 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
     // Go.
     let _ = std::fs::File::from(go_w).write_all(b"g");
     drop(go_r);
+    cg.collect_stale();
 
     // The error pipe closes at exec (CLOEXEC); data means a step failed.
     let mut report = Vec::new();
@@ -1020,8 +1021,8 @@ mod child {
         if let Err(e) = sys::setgroups(&id.groups) {
             // A user namespace may deny setgroups (its gid map was written without
             // newgidmap): fine when there are no groups to set.
-            let denied = std::fs::read_to_string("/proc/self/setgroups")
-                .is_ok_and(|s| s.trim() == "deny");
+            let denied =
+                std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
             if !denied {
                 return Err(e).at("setgroups");
             }

@@ -294,7 +294,12 @@ pub fn readlinkat(dfd: BorrowedFd, name: &CStr) -> io::Result<String> {
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
     // SAFETY: `dfd` is open, `name` NUL-terminated and `buf` writable for its length.
     let n = check(unsafe {
-        libc::readlinkat(dfd.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+        libc::readlinkat(
+            dfd.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
     } as libc::c_long)?;
     buf.truncate(n as usize);
     Ok(String::from_utf8_lossy(&buf).into_owned())
