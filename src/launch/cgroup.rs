@@ -79,7 +79,7 @@ pub fn detect(mountinfo: &str, v2_controllers: &str) -> Layout {
 
 /// The layout of this host, read from `/proc/self/mountinfo` and the unified root.
 pub fn host_layout() -> Layout {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mountinfo = read_proc("/proc/self/mountinfo");
     let layout = detect(&mountinfo, "");
     match &layout.unified {
         Some(u) => {
@@ -89,6 +89,16 @@ pub fn host_layout() -> Layout {
         }
         None => layout,
     }
+}
+
+/// A /proc file's text. Such files report size 0, so `read_to_string` starts with tiny
+/// reads, and the kernel formats the text again for each; one large buffer reads it at once.
+fn read_proc(path: &str) -> String {
+    use std::io::Read;
+    let mut text = String::with_capacity(16 * 1024);
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .map_or_else(|_| String::new(), |_| text)
 }
 
 /// One limit, written to the hierarchy that carries its controller.

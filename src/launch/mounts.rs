@@ -168,7 +168,13 @@ fn make_in_root_at(
         let parent_prefix = prefix.clone();
         prefix.push('/');
         prefix.push_str(comp);
-        let opened = match sys::openat2(root, &c(&prefix), libc::O_PATH, 0, how) {
+        // The whole path was just looked up and is missing: no second lookup for it.
+        let lookup = if last {
+            Err(std::io::Error::from_raw_os_error(libc::ENOENT))
+        } else {
+            sys::openat2(root, &c(&prefix), libc::O_PATH, 0, how)
+        };
+        let opened = match lookup {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 let dir = parent.as_ref().map_or(root, |p| p.as_fd());
                 // A dangling symlink: create what it points to, still inside the root.
