@@ -488,6 +488,16 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
             None => String::new(),
         }
     ));
+    // When the child builds its root while the parent does its own set-up (the network
+    // namespace, v1 cgroups: hundreds of µs of kernel work each), the parent moves the
+    // child to another CPU at once: the scheduler tends to start a child on its parent's
+    // CPU, and the two would then take turns. The child restores the CPUs it inherited
+    // right after "go", before anything of the payload's runs.
+    let spread = if child::early(p, &ns) {
+        sys::cpu_affinity(0).ok()
+    } else {
+        None
+    };
     let forked = sys::clone3(flags, v2fd.as_ref().map(|f| f.as_fd()))
         .at("clone3")
         .hint("creating namespaces needs root, or user namespaces enabled for unprivileged users (sysctl kernel.unprivileged_userns_clone)")?;
@@ -498,10 +508,14 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
             drop(sfd);
             let fds = fd_pair.map(|(_, c)| (c, idmapped.len()));
             let net = net_pair.map(|(_, c)| c);
-            child::main(l, &ns, go_r, err_w, fds, net)
+            child::main(l, &ns, go_r, err_w, fds, net, spread)
         }
         sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
+    if let Some(others) = spread.as_ref().and_then(sys::cpus_but_this_one) {
+        // A placement hint only: the launch is correct wherever the child runs.
+        let _ = sys::set_cpu_affinity(pid, &others);
+    }
     // The parent keeps a read end of "go" until it writes: a child that failed early has
     // closed its own, and the write must not raise SIGPIPE.
     drop(err_w);
@@ -716,8 +730,9 @@ mod child {
         err: OwnedFd,
         fds: Option<(OwnedFd, usize)>,
         net: Option<OwnedFd>,
+        affinity: Option<libc::cpu_set_t>,
     ) -> ! {
-        let e = match steps(l, ns, go, err.as_raw_fd(), fds, net) {
+        let e = match steps(l, ns, go, err.as_raw_fd(), fds, net, affinity) {
             Ok(never) => match never {},
             Err(e) => e,
         };
@@ -909,6 +924,7 @@ mod child {
         err: std::os::fd::RawFd,
         fds: Option<(OwnedFd, usize)>,
         net: Option<OwnedFd>,
+        affinity: Option<libc::cpu_set_t>,
     ) -> Result<std::convert::Infallible, StepError> {
         let p = &l.policy;
         sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
@@ -921,6 +937,11 @@ mod child {
             isolate(p, ns, Vec::new(), net)?;
             mark("child: root built, waiting for the parent");
             await_go(go);
+            if let Some(cpus) = &affinity {
+                // Back on every CPU the launcher could use (see `spread` in `launch`);
+                // after "go", so after the parent's move.
+                sys::set_cpu_affinity(0, cpus).at("restore the CPU affinity")?;
+            }
             enter_late_namespaces(p, ns, err, false)?;
         } else {
             await_go(go);

@@ -139,6 +139,31 @@ fn socket_netns(sock: BorrowedFd) -> io::Result<OwnedFd> {
     Ok(owned(fd as libc::c_long))
 }
 
+/// The CPUs a process may run on (`pid` 0: the caller).
+pub fn cpu_affinity(pid: libc::pid_t) -> io::Result<libc::cpu_set_t> {
+    // SAFETY: cpu_set_t is plain data; zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed.
+    check_int(unsafe { libc::sched_getaffinity(pid, std::mem::size_of_val(&set), &mut set) })?;
+    Ok(set)
+}
+
+pub fn set_cpu_affinity(pid: libc::pid_t, set: &libc::cpu_set_t) -> io::Result<()> {
+    // SAFETY: `set` is a valid cpu_set_t of the size passed, read by the kernel.
+    check_int(unsafe { libc::sched_setaffinity(pid, std::mem::size_of_val(set), set) }).map(drop)
+}
+
+/// `set` without the CPU the caller is running on, unless that leaves nothing.
+pub fn cpus_but_this_one(set: &libc::cpu_set_t) -> Option<libc::cpu_set_t> {
+    // SAFETY: no arguments; returns -1 on failure.
+    let here = usize::try_from(unsafe { libc::sched_getcpu() }).ok()?;
+    let mut others = *set;
+    // SAFETY: `others` is a valid cpu_set_t; CPU_CLR ignores numbers beyond its size.
+    unsafe { libc::CPU_CLR(here, &mut others) };
+    // SAFETY: reads a valid cpu_set_t.
+    (unsafe { libc::CPU_COUNT(&others) } > 0).then_some(others)
+}
+
 pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<libc::c_int> {
     // SAFETY: the prctl options used by the launcher take integer arguments only.
     check_int(unsafe { libc::prctl(option, arg, 0 as libc::c_ulong, 0 as libc::c_ulong, 0) })

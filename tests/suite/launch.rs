@@ -949,6 +949,42 @@ fn process_settings_env_cwd_hostname() {
     assert_eq!(r["hostname"], "probe-host");
 }
 
+/// The launcher starts its child on another CPU while both set up (a placement hint),
+/// but the payload runs on exactly the CPUs the launcher was given.
+#[test]
+fn the_payload_gets_the_launchers_cpus() {
+    need_root!();
+    let allowed = |cpus: Option<&str>| {
+        let mut c = match cpus {
+            Some(list) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", list, env!("CARGO_BIN_EXE_kakoi")]);
+                c
+            }
+            None => kakoi(),
+        };
+        let o = c
+            .args(["run", "--policy", "default", "--"])
+            .args(["/bin/sh", "-c", "grep Cpus_allowed_list /proc/self/status"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).trim().to_string()
+    };
+    let own = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list"))
+        .unwrap()
+        .to_string();
+    assert_eq!(allowed(None), own);
+    assert_eq!(allowed(Some("0")), "Cpus_allowed_list:\t0");
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        assert_eq!(allowed(Some("1")), "Cpus_allowed_list:\t1");
+        assert_eq!(allowed(Some("0,1")), "Cpus_allowed_list:\t0-1");
+    }
+}
+
 #[test]
 fn absent_lsms_required_fail_optional_warn() {
     need_root!();
