@@ -4,6 +4,10 @@
   measure.py concurrency OUT.json N ROUNDS NAME -- CMD... [:: NAME -- CMD...]
       N launches at once, ROUNDS times, per tool: wall time of each round and of each
       launch (p50, p99). `{i}` in a command becomes the launch's index (container ids).
+  measure.py interleaved OUT.json RUNS NAME -- CMD... [:: NAME -- CMD...]
+      RUNS rounds, each running every command once (in turn, the order reversed every
+      other round), so drift of the machine during the run falls on all commands alike;
+      wall time of each run from spawn to exit (mean, median, p10, p90).
   measure.py rss OUT.json NAME -- CMD... [:: NAME -- CMD...]
       peak resident set size of each command (the largest of the process and the
       descendants it waited for), median of 5 runs; needs target/release/examples/peak_rss.
@@ -72,6 +76,44 @@ def concurrency(out, n, rounds, tools):
     write(out, results)
 
 
+def run_once(argv):
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        t = time.perf_counter()
+        pid = os.posix_spawnp(argv[0], argv, os.environ,
+                              file_actions=[(os.POSIX_SPAWN_DUP2, null, 1),
+                                            (os.POSIX_SPAWN_DUP2, null, 2)])
+        _, status = os.waitpid(pid, 0)
+        return (time.perf_counter() - t) * 1e3, os.waitstatus_to_exitcode(status)
+    finally:
+        os.close(null)
+
+
+def interleaved(out, runs, tools):
+    for _ in range(20):  # warm-up
+        for _, argv in tools:
+            run_once(argv)
+    times = [[] for _ in tools]
+    failures = [0 for _ in tools]
+    for r in range(runs):
+        order = range(len(tools)) if r % 2 == 0 else reversed(range(len(tools)))
+        for k in order:
+            ms, rc = run_once(tools[k][1])
+            times[k].append(ms)
+            failures[k] += rc != 0
+    results = []
+    for (name, argv), t, f in zip(tools, times, failures):
+        results.append({
+            "tool": name, "command": argv, "runs": runs, "times_ms": t,
+            "mean": statistics.mean(t), "stddev": statistics.stdev(t),
+            "median": statistics.median(t), "p10": pct(t, 10), "p90": pct(t, 90),
+            "failures": f,
+        })
+        print(f"{name}: mean {statistics.mean(t):.2f} ms, median {statistics.median(t):.2f} "
+              f"ms ({runs} runs, {f} failed)", file=sys.stderr)
+    write(out, results)
+
+
 PEAK_RSS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                         "../target/release/examples/peak_rss")
 
@@ -108,6 +150,8 @@ def main():
     if what == "concurrency":
         n, rounds = int(sys.argv[3]), int(sys.argv[4])
         concurrency(out, n, rounds, groups(sys.argv[5:]))
+    elif what == "interleaved":
+        interleaved(out, int(sys.argv[3]), groups(sys.argv[4:]))
     elif what == "rss":
         rss(out, groups(sys.argv[3:]))
     else:

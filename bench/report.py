@@ -67,6 +67,42 @@ def ms(s):
     return s * 1e3
 
 
+def interleaved_table(rows):
+    """The head-to-head run: every command once per round, in turn."""
+    by = {r["tool"]: r for r in rows}
+    floor = by.get("exec (floor)")
+    bwrap = by.get("bwrap --unshare-all")
+    kakoi = by.get("kakoi run --bundle (full hardening)")
+    md = ["## Head to head, interleaved", "",
+          f"`bench/measure.py interleaved`: {rows[0]['runs']} rounds, each running every "
+          "command once, in turn (the order reversed every other round), so that drift of "
+          "the machine during the run falls on all of them alike; hyperfine above runs "
+          "each command's runs one after another. Times are from spawn to exit, as seen "
+          "by a Python parent, whose own spawn cost is in every number (see the floor).", "",
+          "| launcher | mean ± σ (ms) | median | p10 | p90 | mean × bwrap | median × bwrap |",
+          "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        mb = r["mean"] / bwrap["mean"] if bwrap else float("nan")
+        db = r["median"] / bwrap["median"] if bwrap else float("nan")
+        md.append(f"| {r['tool']} | {r['mean']:.2f} ± {r['stddev']:.2f} | {r['median']:.2f} | "
+                  f"{r['p10']:.2f} | {r['p90']:.2f} | {mb:.2f} | {db:.2f} |")
+    md.append("")
+    if kakoi and bwrap:
+        md.append(f"- kakoi (full hardening) / `bwrap --unshare-all`, means: "
+                  f"**{kakoi['mean'] / bwrap['mean']:.2f}×** (target ≤ 1.00); medians: "
+                  f"{kakoi['median'] / bwrap['median']:.2f}×")
+        if floor:
+            md.append(f"- the same above the floor (the launchers' own time, without "
+                      f"process start-up of the payload and the parent's spawn): means "
+                      f"{(kakoi['mean'] - floor['mean']) / (bwrap['mean'] - floor['mean']):.2f}×")
+    crun = by.get("crun run (Docker's seccomp, cgroups)")
+    if kakoi and crun:
+        md.append(f"- crun run / kakoi, means: **{crun['mean'] / kakoi['mean']:.1f}×** "
+                  f"(target ≥ 8×)")
+    md.append("")
+    return md
+
+
 def phase_table(text, kakoi):
     """Median time of each `KAKOI_TRACE` mark over the traced launches."""
     marks = {}
@@ -109,6 +145,7 @@ def main():
     codegen = load(res, "codegen.json")
     audit = load(res, "audit.txt")
     phases = load(res, "phases.txt")
+    inter = load(res, "interleaved.json")
     kakoi = None
 
     md = ["# kakoi benchmarks", "",
@@ -158,6 +195,9 @@ def main():
             "Launch latency of /bin/true (mean ± σ, ms; lower is better)", "ms",
             [(x["command"], ms(x["mean"]), ms(x["stddev"])) for x in launch["results"]],
             highlight=[k for k in r if k.startswith("kakoi")]))
+
+    if inter:
+        md += interleaved_table(inter)
 
     if phases:
         md += phase_table(phases, kakoi)

@@ -83,6 +83,13 @@ hyperfine -N --warmup 20 --runs "$RUNS" --export-json "$OUT/launch.json" \
     -n "crun run (Docker's seccomp, cgroups)" "crun run --bundle $WORK/oci kakoi-bench-crun" \
     -n "runc run (Docker's seccomp, cgroups)" "runc run --bundle $WORK/oci kakoi-bench-runc" >&2
 
+say "head to head, interleaved ($((RUNS * 2)) rounds)"
+python3 bench/measure.py interleaved "$OUT/interleaved.json" "$((RUNS * 2))" \
+    "exec (floor)" -- /bin/true :: \
+    "bwrap --unshare-all" -- bwrap --unshare-all --ro-bind / / /bin/true :: \
+    "kakoi run --bundle (full hardening)" -- "$KAKOI" run --bundle "$WORK/kakoi-bundle" -- /bin/true :: \
+    "crun run (Docker's seccomp, cgroups)" -- crun run --bundle "$WORK/oci" kakoi-bench-il
+
 say "where kakoi's launch time goes (KAKOI_TRACE, 100 launches)"
 : >"$OUT/phases.txt"
 for ((i = 0; i < 100; i++)); do
