@@ -5,7 +5,7 @@
 #               and the QEMU enforcement checks (what CI runs)
 
 CARGO ?= cargo
-KAKOI := target/static/release/kakoi
+KAKOI := target/static/dist/kakoi
 
 .PHONY: setup build demo test lint vm-test fuzz fuzz-smoke catalogue bench bench-seccomp
 

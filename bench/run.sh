@@ -38,7 +38,7 @@ fi
 say "build (release)"
 cargo build --release --locked --example peak_rss >&2
 scripts/build-release.sh >&2
-KAKOI=$ROOT/target/static/release/kakoi
+KAKOI=$ROOT/target/static/dist/kakoi
 WORK=$(mktemp -d /tmp/kakoi-bench.XXXXXX)
 HUGETLB_MOVED=
 cleanup() {
