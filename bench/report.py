@@ -103,6 +103,41 @@ def interleaved_table(rows):
     return md
 
 
+VARIANTS = {
+    "full": "full hardening (bench/hardened.kakoi)",
+    "no-cgroups": "without the cgroup limits (memory, pids, cpu)",
+    "no-landlock": "without the Landlock rules",
+    "no-seccomp": "without the seccomp filter (`seccomp off`)",
+    "no-netns": "without a network namespace (`net off`)",
+}
+
+
+def variant_table(rows):
+    """kakoi with one part of its hardening taken out at a time (bench/variants.py)."""
+    by = {r["tool"]: r for r in rows}
+    bwrap, full = by.get("bwrap --unshare-all"), by.get("full")
+    if not (bwrap and full):
+        return []
+    md = ["## What each part of the hardening costs", "",
+          "`bench/variants.py` writes `bench/hardened.kakoi` with one part taken out at a "
+          f"time; each is launched in the same interleaved rounds ({full['runs']}) as "
+          "`bwrap --unshare-all --ro-bind / /`. The part's cost is the full launch's median "
+          "minus the variant's.", "",
+          "| kakoi launch | mean ± σ (ms) | median | cost of the part (ms) | mean × bwrap |",
+          "|---|---:|---:|---:|---:|"]
+    md.append(f"| `bwrap --unshare-all` (no cgroups, Landlock or seccomp) | "
+              f"{bwrap['mean']:.2f} ± {bwrap['stddev']:.2f} | {bwrap['median']:.2f} | | 1.00 |")
+    for key, what in VARIANTS.items():
+        r = by.get(key)
+        if not r:
+            continue
+        cost = "" if key == "full" else f"{full['median'] - r['median']:.2f}"
+        md.append(f"| {what} | {r['mean']:.2f} ± {r['stddev']:.2f} | {r['median']:.2f} | "
+                  f"{cost} | {r['mean'] / bwrap['mean']:.2f} |")
+    md.append("")
+    return md
+
+
 def phase_table(text, kakoi):
     """Median time of each `KAKOI_TRACE` mark over the traced launches."""
     marks = {}
@@ -146,6 +181,7 @@ def main():
     audit = load(res, "audit.txt")
     phases = load(res, "phases.txt")
     inter = load(res, "interleaved.json")
+    variants = load(res, "variants.json")
     kakoi = None
 
     md = ["# kakoi benchmarks", "",
@@ -198,6 +234,9 @@ def main():
 
     if inter:
         md += interleaved_table(inter)
+
+    if variants:
+        md += variant_table(variants)
 
     if phases:
         md += phase_table(phases, kakoi)

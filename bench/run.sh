@@ -90,6 +90,16 @@ python3 bench/measure.py interleaved "$OUT/interleaved.json" "$((RUNS * 2))" \
     "kakoi run --bundle (full hardening)" -- "$KAKOI" run --bundle "$WORK/kakoi-bundle" -- /bin/true :: \
     "crun run (Docker's seccomp, cgroups)" -- crun run --bundle "$WORK/oci" kakoi-bench-il
 
+say "what each part of the hardening costs (kakoi variants, interleaved, $RUNS rounds)"
+python3 bench/variants.py profiles/default.kakoi bench/hardened.kakoi "$WORK/variants"
+variant_cmds=()
+for v in full no-cgroups no-landlock no-seccomp no-netns; do
+    "$KAKOI" compile "$WORK/variants/$v.kakoi" -o "$WORK/variants/$v" >&2
+    variant_cmds+=(:: "$v" -- "$KAKOI" run --bundle "$WORK/variants/$v" -- /bin/true)
+done
+python3 bench/measure.py interleaved "$OUT/variants.json" "$RUNS" \
+    "bwrap --unshare-all" -- bwrap --unshare-all --ro-bind / / /bin/true "${variant_cmds[@]}"
+
 say "where kakoi's launch time goes (KAKOI_TRACE, 100 launches)"
 : >"$OUT/phases.txt"
 for ((i = 0; i < 100; i++)); do
