@@ -15,6 +15,10 @@ pub fn start() {
 /// Print `what` with the time since [`start`], when tracing.
 pub fn mark(what: &str) {
     if let Some(Some(t0)) = START.get() {
-        eprintln!("kakoi: {:>6} µs  {what}", t0.elapsed().as_micros());
+        use std::io::Write;
+        // One write per line: the parent and the child trace to the same stderr, and
+        // `eprintln!` writes a line in pieces that the other process's could split.
+        let line = format!("kakoi: {:>6} µs  {what}\n", t0.elapsed().as_micros());
+        let _ = std::io::stderr().write_all(line.as_bytes());
     }
 }
