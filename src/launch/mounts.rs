@@ -261,22 +261,20 @@ pub fn build(
     )
     .at("open /tmp for staging")?;
     let staged = fs.overlays.iter().any(|o| o.upper.is_none());
-    if staged {
-        let stage = sys::fs_mount(
+    let (stage, slot_path) = if staged {
+        let mnt = sys::fs_mount(
             c"tmpfs",
             &[("mode", Some("0755"))],
             sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
         )
         .at("create the staging tmpfs")?;
-        sys::move_mount_fd(stage.as_fd(), tmp.as_fd()).at("mount the staging tmpfs")?;
-    }
-    let stage =
-        open_host(src.host_root.as_fd(), "/tmp", libc::O_DIRECTORY).at("open the staging tmpfs")?;
-    let slot_path = if staged {
+        sys::move_mount_fd(mnt.as_fd(), tmp.as_fd()).at("mount the staging tmpfs")?;
+        let stage = open_host(src.host_root.as_fd(), "/tmp", libc::O_DIRECTORY)
+            .at("open the staging tmpfs")?;
         sys::mkdirat(stage.as_fd(), c"root", 0o755).at("create the new root")?;
-        "/tmp/root"
+        (stage, "/tmp/root")
     } else {
-        "/tmp"
+        (tmp, "/tmp")
     };
 
     // The root itself.
@@ -637,20 +635,18 @@ fn after_pivot(p: &Policy) -> Result<(), StepError> {
             continue;
         };
         let dir = is_dir(fd.as_fd());
-        let mnt = if let (true, Some(first)) = (dir, &empty) {
-            clone_tree(first.as_fd(), EMPTY_ATTRS)
-        } else if dir {
-            sys::fs_mount(
+        let mnt = match (dir, &empty) {
+            (true, Some(first)) => clone_tree(first.as_fd(), EMPTY_ATTRS),
+            (true, None) => sys::fs_mount(
                 c"tmpfs",
                 &[("size", Some("0")), ("mode", Some("0555"))],
                 EMPTY_ATTRS,
-            )
-        } else {
-            sys::open_tree(
+            ),
+            (false, _) => sys::open_tree(
                 null.as_fd(),
                 c"",
                 sys::OPEN_TREE_CLONE | libc::AT_EMPTY_PATH as u32,
-            )
+            ),
         }
         .at(format!("mask {m}"))?;
         sys::move_mount_fd(mnt.as_fd(), fd.as_fd()).at(format!("mask {m}"))?;

@@ -438,7 +438,8 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
     // namespace, the child builds its root before "go"), the parent makes it while the
     // child builds the root, and passes it over a socket; the child joins it before it
     // mounts /sys (sysfs shows the mounter's network namespace).
-    let net_aside = child::early(p, &ns) && ns.get(NsKind::Net) == &NsMode::New;
+    let early = child::early(p, &ns);
+    let net_aside = early && ns.get(NsKind::Net) == &NsMode::New;
     let net_pair = if net_aside {
         Some(sys::socketpair().at("create the namespace socket")?)
     } else {
@@ -493,11 +494,7 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
     // child to another CPU at once: the scheduler tends to start a child on its parent's
     // CPU, and the two would then take turns. The child restores the CPUs it inherited
     // right after "go", before anything of the payload's runs.
-    let spread = if child::early(p, &ns) {
-        sys::cpu_affinity(0).ok()
-    } else {
-        None
-    };
+    let spread = early.then(|| sys::cpu_affinity(0).ok()).flatten();
     let forked = sys::clone3(flags, v2fd.as_ref().map(|f| f.as_fd()))
         .at("clone3")
         .hint("creating namespaces needs root, or user namespaces enabled for unprivileged users (sysctl kernel.unprivileged_userns_clone)")?;
