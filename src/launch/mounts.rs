@@ -237,12 +237,14 @@ fn size_opt(n: u64) -> String {
 /// Build the new root and pivot into it. The caller is the child, in its own mount
 /// namespace (and user namespace, when rootless).
 /// `idmapped`: the parent's idmapped copies of the `idmap` binds, in policy order.
-/// `join_net` runs just before /sys is mounted (a fresh sysfs shows the mounter's network
-/// namespace), so a network namespace the parent makes meanwhile can be joined late.
+/// `join_net` joins the network namespace the parent makes meanwhile (for a root launch
+/// without a user namespace). It runs just before /sys is mounted (a fresh sysfs shows the
+/// mounter's network namespace), as late as that can be: after the pivot and the protection
+/// of every other path, so that the namespace is ready without a wait.
 pub fn build(
     p: &Policy,
     idmapped: Vec<OwnedFd>,
-    join_net: impl FnOnce() -> Result<(), StepError>,
+    join_net: Option<impl FnOnce() -> Result<(), StepError>>,
 ) -> Result<(), StepError> {
     let mut idmapped = idmapped.into_iter();
     let fs = &p.filesystem;
@@ -401,7 +403,19 @@ pub fn build(
             }
         }
     }
-    special_mounts(p, &src, root, join_net)?;
+    special_mounts(p, &src, root)?;
+    // Without a namespace to join, /sys is mounted here, before the pivot: in a user
+    // namespace the kernel mounts a fresh sysfs only while a full one is visible in the
+    // mount namespace (the host's, until the old root is detached), and the host's /sys
+    // can still be copied when a fresh one is refused (the host's network namespace).
+    if join_net.is_none() {
+        mount_sys(
+            root,
+            Some(|| {
+                open_host(src.host_root.as_fd(), "/sys", libc::O_DIRECTORY).at("open host /sys")
+            }),
+        )?;
+    }
 
     // pivot_root(".", "."): the old root ends up under the new one and is detached at once.
     sys::fchdir(root).at("chdir into the new root")?;
@@ -413,7 +427,7 @@ pub fn build(
     sys::umount2(c".", libc::MNT_DETACH).at("detach the old root")?;
     sys::mount(None, c"/", None, libc::MS_REC | libc::MS_SLAVE, None).at("make / rslave")?;
     std::env::set_current_dir("/").at("chdir /")?;
-    after_pivot(p)
+    after_pivot(p, join_net)
 }
 
 /// An overlay mount for overlay `i` (upper on the host or a tmpfs in the staging area).
@@ -451,6 +465,8 @@ fn overlay(
     .hint("overlayfs needs the upper and work directories on the same file system")
 }
 
+const HINT_LINK: &str = "a symlinked /proc or /sys in the rootfs is refused (CVE-2023-27561)";
+
 /// Refuse a symlinked destination for /proc or /sys (CVE-2023-27561).
 fn plain_dir(root: BorrowedFd, name: &str) -> std::io::Result<OwnedFd> {
     match sys::openat2(
@@ -474,17 +490,11 @@ fn plain_dir(root: BorrowedFd, name: &str) -> std::io::Result<OwnedFd> {
     }
 }
 
-fn special_mounts(
-    p: &Policy,
-    src: &Sources,
-    root: BorrowedFd,
-    join_net: impl FnOnce() -> Result<(), StepError>,
-) -> Result<(), StepError> {
-    let hint_link = "a symlinked /proc or /sys in the rootfs is refused (CVE-2023-27561)";
+fn special_mounts(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), StepError> {
     // /proc: a fresh instance needs a pid namespace of our own.
     let proc_dir = plain_dir(root, "proc")
         .at("open /proc in the new root")
-        .hint(hint_link)?;
+        .hint(HINT_LINK)?;
     let fresh = sys::fs_mount(
         c"proc",
         &[],
@@ -566,24 +576,6 @@ fn special_mounts(
     sys::mount_setattr(dev_fd.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, None)
         .at("make /dev read-only")?;
 
-    // /sys read-only: a fresh sysfs needs a network namespace of our own.
-    join_net()?;
-    let sys_dir = plain_dir(root, "sys")
-        .at("open /sys in the new root")
-        .hint(hint_link)?;
-    let ro = sys::MOUNT_ATTR_RDONLY
-        | sys::MOUNT_ATTR_NOSUID
-        | sys::MOUNT_ATTR_NODEV
-        | sys::MOUNT_ATTR_NOEXEC;
-    let sysfs = match sys::fs_mount(c"sysfs", &[], ro) {
-        Ok(m) => m,
-        Err(_) => {
-            let host =
-                open_host(src.host_root.as_fd(), "/sys", libc::O_DIRECTORY).at("open host /sys")?;
-            clone_tree(host.as_fd(), ro).at("bind host /sys")?
-        }
-    };
-    sys::move_mount_fd(sysfs.as_fd(), sys_dir.as_fd()).at("mount /sys")?;
     Ok(())
 }
 
@@ -603,64 +595,40 @@ fn open_existing(root: BorrowedFd, path: &str) -> std::io::Result<Option<OwnedFd
     }
 }
 
-/// After the pivot: masked and read-only paths, then the root itself read-only.
-fn after_pivot(p: &Policy) -> Result<(), StepError> {
+/// After the pivot: masked and read-only paths, then the root itself read-only. With
+/// `join_net`, /sys is mounted here too, as late as it can be: after the protection of every
+/// path outside it, so that the network namespace the parent makes meanwhile (see [`build`])
+/// is ready when it is joined.
+fn after_pivot(
+    p: &Policy,
+    join_net: Option<impl FnOnce() -> Result<(), StepError>>,
+) -> Result<(), StepError> {
     let fs = &p.filesystem;
     let root = sys::open_root().at("open /")?;
     let root = root.as_fd();
-    // The /dev/null used for masking is verified to be the null device (CVE-2025-31133).
-    let null = sys::openat2(
-        root,
-        c"/dev/null",
-        libc::O_PATH,
-        0,
-        RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
-    )
-    .at("open /dev/null for masking")?;
-    let st = sys::fstat(null.as_fd()).at("stat /dev/null")?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
-        return Err(std::io::Error::from_raw_os_error(libc::EPERM))
-            .at("verify /dev/null")
-            .hint("/dev/null is not the null device: refusing to mask with it (CVE-2025-31133)");
+    let mut protect = Protect::new(root)?;
+    let in_sys = |path: &&String| {
+        path.strip_prefix("/sys")
+            .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+    };
+    let late = join_net.is_some();
+    for m in fs.masked.iter().filter(|m| !(late && in_sys(m))) {
+        protect.mask(m)?;
     }
-    // Masked directories get one empty read-only tmpfs: the first is made, the others
-    // are copies of it (read-only and empty, it is the same everywhere).
-    const EMPTY_ATTRS: u64 = sys::MOUNT_ATTR_RDONLY
-        | sys::MOUNT_ATTR_NOSUID
-        | sys::MOUNT_ATTR_NODEV
-        | sys::MOUNT_ATTR_NOEXEC;
-    let mut empty: Option<OwnedFd> = None;
-    for m in &fs.masked {
-        let Some(fd) = open_existing(root, m).at(format!("open masked path {m}"))? else {
-            continue;
-        };
-        let dir = is_dir(fd.as_fd());
-        let mnt = match (dir, &empty) {
-            (true, Some(first)) => clone_tree(first.as_fd(), EMPTY_ATTRS),
-            (true, None) => sys::fs_mount(
-                c"tmpfs",
-                &[("size", Some("0")), ("mode", Some("0555"))],
-                EMPTY_ATTRS,
-            ),
-            (false, _) => sys::open_tree(
-                null.as_fd(),
-                c"",
-                sys::OPEN_TREE_CLONE | libc::AT_EMPTY_PATH as u32,
-            ),
+    for r in fs.readonly.iter().filter(|r| !(late && in_sys(r))) {
+        protect.readonly(r)?;
+    }
+    if let Some(join_net) = join_net {
+        join_net()?;
+        mount_sys(root, None::<fn() -> _>)?;
+        for m in fs.masked.iter().filter(in_sys) {
+            protect.mask(m)?;
         }
-        .at(format!("mask {m}"))?;
-        sys::move_mount_fd(mnt.as_fd(), fd.as_fd()).at(format!("mask {m}"))?;
-        if dir && empty.is_none() {
-            empty = Some(mnt);
+        for r in fs.readonly.iter().filter(in_sys) {
+            protect.readonly(r)?;
         }
     }
-    for r in &fs.readonly {
-        let Some(fd) = open_existing(root, r).at(format!("open read-only path {r}"))? else {
-            continue;
-        };
-        let t = clone_tree(fd.as_fd(), sys::MOUNT_ATTR_RDONLY).at(format!("read-only {r}"))?;
-        sys::move_mount_fd(t.as_fd(), fd.as_fd()).at(format!("read-only {r}"))?;
-    }
+
     let root_ro = match &fs.rootfs {
         Rootfs::Host => true,
         Rootfs::Dir { readonly, .. } => *readonly,
@@ -671,4 +639,100 @@ fn after_pivot(p: &Policy) -> Result<(), StepError> {
             .at("make / read-only")?;
     }
     Ok(())
+}
+
+/// /sys, read-only: a fresh sysfs (it shows the mounter's network namespace), or a copy of
+/// the host's (opened by `host`) when a fresh one is refused.
+fn mount_sys(
+    root: BorrowedFd,
+    host: Option<impl FnOnce() -> Result<OwnedFd, StepError>>,
+) -> Result<(), StepError> {
+    let sys_dir = plain_dir(root, "sys")
+        .at("open /sys in the new root")
+        .hint(HINT_LINK)?;
+    let ro = sys::MOUNT_ATTR_RDONLY
+        | sys::MOUNT_ATTR_NOSUID
+        | sys::MOUNT_ATTR_NODEV
+        | sys::MOUNT_ATTR_NOEXEC;
+    let sysfs = match (sys::fs_mount(c"sysfs", &[], ro), host) {
+        (Ok(m), _) => m,
+        (Err(_), Some(host)) => clone_tree(host()?.as_fd(), ro).at("bind host /sys")?,
+        (Err(e), None) => return Err(e).at("mount /sys"),
+    };
+    sys::move_mount_fd(sysfs.as_fd(), sys_dir.as_fd()).at("mount /sys")
+}
+
+/// Masking and read-only copies of paths inside the new root.
+struct Protect<'a> {
+    root: BorrowedFd<'a>,
+    /// The null device masked files are covered with.
+    null: OwnedFd,
+    /// Masked directories get one empty read-only tmpfs: the first is made, the others
+    /// are copies of it (read-only and empty, it is the same everywhere).
+    empty: Option<OwnedFd>,
+}
+
+impl<'a> Protect<'a> {
+    fn new(root: BorrowedFd<'a>) -> Result<Self, StepError> {
+        // The /dev/null used for masking is verified to be the null device (CVE-2025-31133).
+        let null = sys::openat2(
+            root,
+            c"/dev/null",
+            libc::O_PATH,
+            0,
+            RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
+        )
+        .at("open /dev/null for masking")?;
+        let st = sys::fstat(null.as_fd()).at("stat /dev/null")?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
+            return Err(std::io::Error::from_raw_os_error(libc::EPERM))
+                .at("verify /dev/null")
+                .hint(
+                    "/dev/null is not the null device: refusing to mask with it (CVE-2025-31133)",
+                );
+        }
+        Ok(Protect {
+            root,
+            null,
+            empty: None,
+        })
+    }
+
+    fn mask(&mut self, m: &str) -> Result<(), StepError> {
+        const EMPTY_ATTRS: u64 = sys::MOUNT_ATTR_RDONLY
+            | sys::MOUNT_ATTR_NOSUID
+            | sys::MOUNT_ATTR_NODEV
+            | sys::MOUNT_ATTR_NOEXEC;
+        let Some(fd) = open_existing(self.root, m).at(format!("open masked path {m}"))? else {
+            return Ok(());
+        };
+        let dir = is_dir(fd.as_fd());
+        let mnt = match (dir, &self.empty) {
+            (true, Some(first)) => clone_tree(first.as_fd(), EMPTY_ATTRS),
+            (true, None) => sys::fs_mount(
+                c"tmpfs",
+                &[("size", Some("0")), ("mode", Some("0555"))],
+                EMPTY_ATTRS,
+            ),
+            (false, _) => sys::open_tree(
+                self.null.as_fd(),
+                c"",
+                sys::OPEN_TREE_CLONE | libc::AT_EMPTY_PATH as u32,
+            ),
+        }
+        .at(format!("mask {m}"))?;
+        sys::move_mount_fd(mnt.as_fd(), fd.as_fd()).at(format!("mask {m}"))?;
+        if dir && self.empty.is_none() {
+            self.empty = Some(mnt);
+        }
+        Ok(())
+    }
+
+    fn readonly(&mut self, r: &str) -> Result<(), StepError> {
+        let Some(fd) = open_existing(self.root, r).at(format!("open read-only path {r}"))? else {
+            return Ok(());
+        };
+        let t = clone_tree(fd.as_fd(), sys::MOUNT_ATTR_RDONLY).at(format!("read-only {r}"))?;
+        sys::move_mount_fd(t.as_fd(), fd.as_fd()).at(format!("read-only {r}"))
+    }
 }

@@ -679,6 +679,7 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
     let exit = sys::wait_pidfd(pidfd.as_fd()).at("wait for the payload")?;
     mark("the payload exited");
     let oom_kills = cg.oom_kills();
+    cg.offer_for_reuse(oom_kills == 0);
     drop(cg);
     cleanup_veth();
     mark("cleaned up");
@@ -890,7 +891,7 @@ mod child {
         }
         if let Some(sock) = net {
             if ns.get(NsKind::Mount) == &NsMode::New {
-                return super::super::mounts::build(p, idmapped, || join_net_aside(sock));
+                return super::super::mounts::build(p, idmapped, Some(|| join_net_aside(sock)));
             }
             join_net_aside(sock)?;
         } else if ns.get(NsKind::Net) == &NsMode::New {
@@ -909,7 +910,7 @@ mod child {
             }
         }
         if ns.get(NsKind::Mount) == &NsMode::New {
-            super::super::mounts::build(p, idmapped, || Ok(()))?;
+            super::super::mounts::build(p, idmapped, None::<fn() -> _>)?;
         }
         Ok(())
     }

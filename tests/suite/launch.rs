@@ -170,7 +170,11 @@ fn leftover_cgroups() -> Vec<PathBuf> {
     ] {
         for e in std::fs::read_dir(base).into_iter().flatten().flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = n.strip_prefix("kakoi-") {
+            // Idle cgroups of the pool (`kakoi-pool-…`) are kept on purpose.
+            if let Some(pid) = n
+                .strip_prefix("kakoi-")
+                .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            {
                 if !Path::new(&format!("/proc/{pid}")).exists() {
                     v.push(e.path());
                 }
@@ -298,6 +302,102 @@ fn a_memory_hog_is_oom_killed_and_reported() {
     let o = run_probe(&p, &["alloc:256"]);
     assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
     assert!(stderr(&o).contains("OOM killer"), "{}", stderr(&o));
+    // v1 counts OOM kills per cgroup for good: that cgroup is not kept for reuse (the
+    // next launch would report the kill as its own).
+    assert!(
+        pooled(
+            "memory",
+            "memory.limit_in_bytes",
+            &(32u64 << 20).to_string()
+        )
+        .is_empty(),
+        "a cgroup with an OOM kill was pooled"
+    );
+    let o = run_probe(&p, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("OOM killer"), "{}", stderr(&o));
+}
+
+/// The idle v1 cgroups of the pool (`kakoi-pool-<key>-<slot>`) in the hierarchy of
+/// `controller` whose `file` holds `value`; none when the controller is on v2.
+fn pooled(controller: &str, file: &str, value: &str) -> Vec<PathBuf> {
+    let layout = kakoi::launch::cgroup::host_layout();
+    let Some(kakoi::launch::cgroup::Hierarchy::V1 { mount }) = layout.controllers.get(controller)
+    else {
+        return Vec::new();
+    };
+    std::fs::read_dir(mount)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("kakoi-pool-")
+                && std::fs::read_to_string(p.join(file)).is_ok_and(|v| v.trim() == value)
+        })
+        .collect()
+}
+
+#[test]
+fn v1_cgroups_are_reused_with_their_limits() {
+    need_root!();
+    let layout = kakoi::launch::cgroup::host_layout();
+    let Some(kakoi::launch::cgroup::Hierarchy::V1 { mount: pids }) = layout.controllers.get("pids")
+    else {
+        eprintln!("skipped: the pids controller is not on a v1 hierarchy here");
+        return;
+    };
+    let d = tempdir();
+    // Limits no other test uses: the pool is keyed by them.
+    let p = policy(
+        d.path(),
+        "pool",
+        "resources {\n    pids 77\n    memory 77M\n    cgroup required\n}\n",
+    );
+    let o = run_probe(&p, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let idle = pooled("pids", "pids.max", "77");
+    assert!(!idle.is_empty(), "the clean cgroup went back to the pool");
+    assert!(!pooled(
+        "memory",
+        "memory.limit_in_bytes",
+        &(77u64 << 20).to_string()
+    )
+    .is_empty());
+    // The next launch takes one (renamed to its own name) and returns it.
+    let (mut child, _out, _ready) = spawn_waiting(&p);
+    let mine = PathBuf::from(format!("{pids}/kakoi-{}", child.id()));
+    assert_eq!(
+        pooled("pids", "pids.max", "77").len(),
+        idle.len() - 1,
+        "the launch took an idle cgroup"
+    );
+    assert_eq!(
+        std::fs::read_to_string(mine.join("pids.max"))
+            .unwrap()
+            .trim(),
+        "77"
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+    assert!(child.wait().unwrap().success());
+    assert!(!mine.exists());
+    assert_eq!(pooled("pids", "pids.max", "77").len(), idle.len());
+    // Other limits never take it.
+    let q = policy(
+        d.path(),
+        "pool-other",
+        "resources {\n    pids 78\n    memory 77M\n    cgroup required\n}\n",
+    );
+    let (mut child, _out, _ready) = spawn_waiting(&q);
+    let theirs = format!("{pids}/kakoi-{}/pids.max", child.id());
+    assert_eq!(std::fs::read_to_string(theirs).unwrap().trim(), "78");
+    assert_eq!(pooled("pids", "pids.max", "77").len(), idle.len());
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+    assert!(child.wait().unwrap().success());
 }
 
 #[test]
