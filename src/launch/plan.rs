@@ -128,11 +128,19 @@ pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
                 }
             }
         }
+        let any_v1 = limits
+            .iter()
+            .any(|(c, _)| matches!(host.cgroups.controllers.get(*c), Some(Hierarchy::V1 { .. })));
         s.push(step(
             "parent",
             format!(
-                "create the cgroup and write its limits: {}",
-                parts.join(", ")
+                "create the cgroup and write its limits: {}{}",
+                parts.join(", "),
+                if any_v1 {
+                    "; on v1, an idle cgroup with the same limits is taken from the pool instead (renamed)"
+                } else {
+                    ""
+                }
             ),
             "every later step, and the payload from its first instruction, is accounted",
         ));
@@ -454,7 +462,7 @@ pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
     if let Some(t) = p.process.timeout_ms {
         sup.push_str(&format!(", kill after {} ms", t));
     }
-    sup.push_str("; exit with the payload's status (128+signal); kill and remove the cgroup and any host veth");
+    sup.push_str("; exit with the payload's status (128+signal); kill and remove the cgroup (a clean v1 one goes back to the pool) and any host veth");
     s.push(step("parent", sup, "nothing of the sandbox outlives it"));
     Plan {
         policy: p.name.clone(),
