@@ -375,6 +375,7 @@ fn main() {
         "Uid",
         "Gid",
         "Groups",
+        "SigIgn",
     ] {
         put(k, status_field(&status, &format!("{k}:")).into());
     }

@@ -613,8 +613,11 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
         eprintln!("kakoi: warning: cgroup limit not applied (`cgroup optional`): {s}");
     }
     mark("parent set-up done (v1 cgroups, rlimits, maps, veth)");
-    // Go.
-    let _ = std::fs::File::from(go_w).write_all(b"g");
+    // Go, with the signals the child must reset before execve (it inherited the launcher's
+    // dispositions; only ignored ones survive an execve), found here while it works.
+    let mut go = [b'g'; 9];
+    go[1..].copy_from_slice(&sys::ignored_signals().to_le_bytes());
+    let _ = std::fs::File::from(go_w).write_all(&go);
     drop(go_r);
     cg.collect_stale();
 
@@ -786,12 +789,14 @@ mod child {
             && !matches!(p.network.mode, NetMode::Veth { .. })
     }
 
-    /// Wait for the parent's "go". EOF means it died before writing it.
-    fn await_go(go: OwnedFd) {
-        let mut b = [0u8; 1];
-        if std::fs::File::from(go).read(&mut b).unwrap_or(0) != 1 {
+    /// Wait for the parent's "go": the signals to reset before execve (see
+    /// [`sys::ignored_signals`]). EOF means the parent died before writing it.
+    fn await_go(go: OwnedFd) -> u64 {
+        let mut b = [0u8; 9];
+        if std::fs::File::from(go).read_exact(&mut b).is_err() || b[0] != b'g' {
             sys::exit_now(125);
         }
+        u64::from_le_bytes(b[1..].try_into().unwrap_or_default())
     }
 
     fn new_session() -> Result<(), StepError> {
@@ -928,13 +933,14 @@ mod child {
         sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
             .at("PR_SET_PDEATHSIG")?;
         mark("child: started");
+        let ignored;
         if early(p, ns) {
             // Nothing below needs the parent: build the root while it sets up the cgroups.
             sys::prctl(libc::PR_SET_DUMPABLE, 0).at("PR_SET_DUMPABLE")?;
             new_session()?;
             isolate(p, ns, Vec::new(), net)?;
             mark("child: root built, waiting for the parent");
-            await_go(go);
+            ignored = await_go(go);
             if let Some(cpus) = &affinity {
                 // Back on every CPU the launcher could use (see `spread` in `launch`);
                 // after "go", so after the parent's move.
@@ -942,7 +948,7 @@ mod child {
             }
             enter_late_namespaces(p, ns, err, false)?;
         } else {
-            await_go(go);
+            ignored = await_go(go);
             sys::prctl(libc::PR_SET_DUMPABLE, 0).at("PR_SET_DUMPABLE")?;
             let idmapped = match fds {
                 Some((sock, n)) => {
@@ -1088,7 +1094,7 @@ mod child {
             }
         }
         mark("child: landlock");
-        sys::reset_signal_dispositions();
+        sys::reset_signals(ignored);
         sys::SigSet::of(&[]).set_mask().at("unblock signals")?;
         let argv: Vec<CString> = l
             .argv

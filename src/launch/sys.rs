@@ -481,16 +481,52 @@ impl SigSet {
     }
 }
 
-/// Reset every catchable signal to its default disposition (the payload must not inherit
-/// the launcher's ignored signals).
-pub fn reset_signal_dispositions() {
-    for sig in 1..libc::SIGRTMAX() {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
+/// The signals whose disposition is "ignore", as a mask (bit `n - 1` for signal `n`): the
+/// only dispositions an `execve` keeps (caught signals revert to their default). Through
+/// the raw system call, which also reaches the two signals the C library reserves.
+pub fn ignored_signals() -> u64 {
+    let mut mask = 0;
+    for sig in 1..=64 {
+        // The kernel's struct sigaction begins with the handler on every architecture;
+        // 8 words hold it whole.
+        let mut old = [0u64; 8];
+        // SAFETY: a null new action only queries; `old` is large enough for the kernel's
+        // struct sigaction, and 8 is the size of its signal set.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                std::ptr::null::<u64>(),
+                old.as_mut_ptr(),
+                8usize,
+            )
+        };
+        if r == 0 && old[0] == libc::SIG_IGN as u64 {
+            mask |= 1 << (sig - 1);
         }
-        // SAFETY: SIG_DFL is always a valid disposition; errors (for signals the C library
-        // reserves) are ignored on purpose.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    mask
+}
+
+/// Reset the signals of `mask` (see [`ignored_signals`]) to their default disposition:
+/// the payload must not inherit the launcher's ignored signals.
+pub fn reset_signals(mask: u64) {
+    for sig in 1..=64 {
+        if mask & 1 << (sig - 1) != 0 {
+            // SIG_DFL is 0: an all-zero action (no flags, empty mask).
+            let dfl = [0u64; 8];
+            // SAFETY: `dfl` is a valid kernel struct sigaction; errors (SIGKILL, SIGSTOP,
+            // which are never ignored) are ignored.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    dfl.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    8usize,
+                )
+            };
+        }
     }
 }
 

@@ -732,6 +732,45 @@ fn signals_reach_the_payload() {
 }
 
 #[test]
+fn the_launchers_ignored_signals_are_reset_for_the_payload() {
+    need_root!();
+    use std::os::unix::process::CommandExt;
+    let d = tempdir();
+    let p = policy(d.path(), "sigign", "");
+    let mut c = kakoi();
+    c.args(["run", "--policy"])
+        .arg(&p)
+        .args(["--", "/probe/probe"]);
+    // SAFETY: only async-signal-safe calls (signal) between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            for sig in [libc::SIGHUP, libc::SIGUSR2, libc::SIGRTMIN() + 3] {
+                libc::signal(sig, libc::SIG_IGN);
+            }
+            Ok(())
+        });
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Ignored signals survive an execve (kakoi itself ignores SIGPIPE); the probe, a Rust
+    // program, ignores SIGPIPE again on its own.
+    let r = report(&o);
+    assert_eq!(r["SigIgn"], "0000000000001000", "{r}");
+    // Control: the same probe started with those signals ignored keeps them.
+    let mut c = Command::new(examples_dir().join("probe"));
+    // SAFETY: as above.
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let o = c.output().unwrap();
+    let ign = u64::from_str_radix(report(&o)["SigIgn"].as_str().unwrap(), 16).unwrap();
+    assert_eq!(ign & 1, 1, "SIGHUP stays ignored across an execve");
+}
+
+#[test]
 fn the_payload_dies_with_the_launcher() {
     need_root!();
     let _lock = cgroup_lock();
