@@ -23,8 +23,16 @@ const HOST_DIRS: &[&str] = &[
     "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc",
 ];
 
-/// Device nodes bound from the host into the minimal /dev.
-const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+/// The device nodes of the minimal /dev, with Linux's fixed numbers (major, minor; see
+/// the kernel's Documentation/admin-guide/devices.txt), as runc and crun make them.
+const DEVICES: &[(&str, u32, u32)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 fn c(s: &str) -> CString {
     // Policy paths were checked for NUL bytes when they were parsed.
@@ -42,7 +50,6 @@ struct Sources {
     host_dirs: Vec<(&'static str, HostEntry)>,
     binds: Vec<(OwnedFd, bool)>,
     overlays: Vec<OverlaySources>,
-    devices: Vec<(&'static str, OwnedFd)>,
 }
 
 /// Per overlay: lower fds, upper and work fds (none: a tmpfs upper layer).
@@ -121,19 +128,12 @@ fn open_sources(p: &Policy) -> Result<Sources, StepError> {
         };
         overlays.push((lowers, upper));
     }
-    let mut devices = Vec::new();
-    for d in DEVICES {
-        if let Ok(fd) = open_host(r, &format!("/dev/{d}"), libc::O_NOFOLLOW) {
-            devices.push((*d, fd));
-        }
-    }
     Ok(Sources {
         host_root,
         rootfs,
         host_dirs,
         binds,
         overlays,
-        devices,
     })
 }
 
@@ -521,29 +521,34 @@ fn special_mounts(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), Ste
     let dev_dir = plain_dir(root, "dev").at("open /dev in the new root")?;
     sys::move_mount_fd(dev.as_fd(), dev_dir.as_fd()).at("mount /dev")?;
     // Device nodes: made with mknod when the launcher holds CAP_MKNOD over the host (no
-    // user namespace), else bound from the host's /dev. The numbers are the host's own.
-    let dev_fd = plain_dir(root, "dev").at("open /dev")?;
+    // user namespace), else bound from the host's /dev. The mount's own descriptor is the
+    // directory they are made in.
     // With SELinux the host's nodes keep their labels (devnull_t…); nodes made on this
     // tmpfs would carry the tmpfs's type, which no container module grants.
     let mut bind_devices =
         p.namespaces.get(NsKind::User) != &NsMode::Host || super::run::selinux_enabled();
-    for (name, fd) in &src.devices {
+    // Mode 0666 as given, whatever the launcher's umask.
+    let umask = sys::umask(0);
+    for &(name, major, minor) in DEVICES {
         if !bind_devices {
-            let st = sys::fstat(fd.as_fd()).at(format!("stat /dev/{name}"))?;
-            match sys::mknod_char(dev_fd.as_fd(), &c(name), st.st_rdev) {
-                Ok(()) => {
-                    sys::fchmodat(dev_fd.as_fd(), &c(name), 0o666)
-                        .at(format!("chmod /dev/{name}"))?;
-                    continue;
-                }
+            match sys::mknod_char(dev.as_fd(), &c(name), libc::makedev(major, minor)) {
+                Ok(()) => continue,
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => bind_devices = true,
-                Err(e) => return Err(e).at(format!("mknod /dev/{name}")),
+                Err(e) => {
+                    sys::umask(umask);
+                    return Err(e).at(format!("mknod /dev/{name}"));
+                }
             }
         }
+        let path = format!("/dev/{name}");
+        let Ok(fd) = open_host(src.host_root.as_fd(), &path, libc::O_NOFOLLOW) else {
+            continue;
+        };
         let t = clone_tree(fd.as_fd(), sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC)
-            .at(format!("bind /dev/{name}"))?;
-        attach(t, root, &format!("/dev/{name}"), true).at(format!("bind /dev/{name}"))?;
+            .at(format!("bind {path}"))?;
+        attach(t, root, &path, true).at(format!("bind {path}"))?;
     }
+    sys::umask(umask);
     let pts = sys::fs_mount(
         c"devpts",
         &[
@@ -569,11 +574,11 @@ fn special_mounts(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), Ste
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        sys::symlinkat(&c(target), dev_fd.as_fd(), &c(name)).at(format!("symlink /dev/{name}"))?;
+        sys::symlinkat(&c(target), dev.as_fd(), &c(name)).at(format!("symlink /dev/{name}"))?;
     }
     // Then /dev itself is read-only: with CAP_MKNOD the payload could otherwise make any
     // device node there (every other writable mount is nodev).
-    sys::mount_setattr(dev_fd.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, None)
+    sys::mount_setattr(dev.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, None)
         .at("make /dev read-only")?;
 
     Ok(())

@@ -337,11 +337,6 @@ pub fn mknod_char(dfd: BorrowedFd, name: &CStr, rdev: libc::dev_t) -> io::Result
         .map(drop)
 }
 
-pub fn fchmodat(dfd: BorrowedFd, name: &CStr, mode: libc::mode_t) -> io::Result<()> {
-    // SAFETY: `dfd` is open and `name` NUL-terminated, borrowed for the call.
-    check_int(unsafe { libc::fchmodat(dfd.as_raw_fd(), name.as_ptr(), mode, 0) }).map(drop)
-}
-
 pub fn fstatfs_type(fd: BorrowedFd) -> io::Result<i64> {
     // SAFETY: `statfs` is plain data; zero is a valid value to be overwritten.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
@@ -677,9 +672,10 @@ pub fn setsid() -> io::Result<()> {
     check_int(unsafe { libc::setsid() }).map(drop)
 }
 
-pub fn umask(mask: u32) {
+/// Set the file mode creation mask; returns the previous one.
+pub fn umask(mask: libc::mode_t) -> libc::mode_t {
     // SAFETY: no pointers; cannot fail.
-    unsafe { libc::umask(mask) };
+    unsafe { libc::umask(mask) }
 }
 
 /// Set the three capability sets at once (`capset`, version 3: 64-bit sets).
