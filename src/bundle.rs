@@ -370,18 +370,36 @@ pub struct Loaded {
 /// every listed file's size and SHA-256, the policy, and the filter's shape (whole
 /// instructions, valid BPF). A malformed or truncated bundle is an error.
 pub fn load_dir(dir: &Path, host: Host) -> Result<Loaded, String> {
-    load_with(
-        &|name: &str| {
-            fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
-        },
-        host,
-    )
+    load_from(&dir_reader(dir), host, &|_| true)
+}
+
+/// [`load_dir`] for `kakoi run`: only the files a launch uses (`policy.json` and this
+/// host's filter) are read, and checked the same way; the artifacts for other consumers
+/// (AppArmor, SELinux, OCI…) are left alone.
+pub fn load_dir_for_launch(dir: &Path, host: Host) -> Result<Loaded, String> {
+    let filter = format!("seccomp.{}.bpf", host.name());
+    load_from(&dir_reader(dir), host, &|name| {
+        name == "policy.json" || name == filter
+    })
+}
+
+fn dir_reader(dir: &Path) -> impl Fn(&str) -> Result<Vec<u8>, String> + '_ {
+    |name: &str| fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
 }
 
 /// [`load_dir`] over any source of files: `read` gives a bundle file's bytes by name.
 pub fn load_with(
     read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
     host: Host,
+) -> Result<Loaded, String> {
+    load_from(read, host, &|_| true)
+}
+
+/// Check and read the listed files that `wanted` names.
+fn load_from(
+    read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
+    host: Host,
+    wanted: &dyn Fn(&str) -> bool,
 ) -> Result<Loaded, String> {
     let manifest: serde_json::Value = serde_json::from_slice(&read("manifest.json")?)
         .map_err(|e| format!("manifest.json: {e}"))?;
@@ -407,6 +425,9 @@ pub fn load_with(
             return Err(format!(
                 "manifest.json: artifact name `{name}` is not a plain file name"
             ));
+        }
+        if !wanted(name) {
+            continue;
         }
         let bytes = read(name)?;
         if bytes.len() as u64 != len {

@@ -1061,10 +1061,11 @@ fn run_cmd(
     };
     let (mut p, prog) = match bundle {
         Some(dir) => {
-            let b = crate::bundle::load_dir(dir, run::host_arch()).map_err(|m| Failure {
-                code: LAUNCH_FAILED,
-                message: Some(format!("invalid bundle `{}`: {m}", dir.display())),
-            })?;
+            let b =
+                crate::bundle::load_dir_for_launch(dir, run::host_arch()).map_err(|m| Failure {
+                    code: LAUNCH_FAILED,
+                    message: Some(format!("invalid bundle `{}`: {m}", dir.display())),
+                })?;
             (b.policy, b.seccomp)
         }
         None => (load_ok(policy, color).map_err(as_launch_failure)?.0, None),

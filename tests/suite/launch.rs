@@ -507,6 +507,54 @@ fn bundles_run_and_tampered_ones_are_refused_before_any_namespace() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(report(&o)["Seccomp"], "2");
+    // A launch reads and checks only what it uses: a modified artifact for another
+    // consumer does not stop it, while `kakoi audit`, which reads the whole bundle,
+    // refuses it.
+    let cil = b.join("selinux.cil");
+    let text = std::fs::read_to_string(&cil).unwrap();
+    std::fs::write(&cil, text.replace("(", "( ")).unwrap();
+    let o = kakoi()
+        .args(["run", "--bundle"])
+        .arg(&b)
+        .args(["--", "/bin/true"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = kakoi().arg("audit").arg(&b).output().unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("selinux.cil"), "{}", stderr(&o));
+    std::fs::write(&cil, text).unwrap();
+    // The policy, same length, one byte changed.
+    let pj = b.join("policy.json");
+    let orig = std::fs::read(&pj).unwrap();
+    let mut changed = orig.clone();
+    let at = changed.iter().position(|&c| c == b'{').unwrap();
+    changed.insert(at + 1, b' ');
+    changed.retain({
+        let mut dropped = false;
+        move |&c| {
+            if c == b'\n' && !dropped {
+                dropped = true;
+                return false;
+            }
+            true
+        }
+    });
+    assert_eq!(changed.len(), orig.len());
+    std::fs::write(&pj, &changed).unwrap();
+    let o = kakoi()
+        .args(["run", "--bundle"])
+        .arg(&b)
+        .args(["--", "/bin/true"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("policy.json: SHA-256 differs"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(&pj, &orig).unwrap();
     let bpf = b.join("seccomp.x86_64.bpf");
     let bytes = std::fs::read(&bpf).unwrap();
     std::fs::write(&bpf, &bytes[..bytes.len() - 3]).unwrap();
