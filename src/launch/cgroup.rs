@@ -77,6 +77,13 @@ pub fn detect(mountinfo: &str, v2_controllers: &str) -> Layout {
     layout
 }
 
+/// Whether /sys/fs/cgroup is a tmpfs holding v1 hierarchies (and on a hybrid host the
+/// unified one): its sandbox cgroups are then joined by writing the child's pid, not by
+/// `CLONE_INTO_CGROUP`. One `statfs`, where [`host_layout`] reads mountinfo.
+pub fn v1_or_hybrid_host() -> bool {
+    super::sys::statfs_type(c"/sys/fs/cgroup").is_ok_and(|t| t == libc::TMPFS_MAGIC)
+}
+
 /// The layout of this host, read from `/proc/self/mountinfo` and the unified root.
 pub fn host_layout() -> Layout {
     let mountinfo = read_proc("/proc/self/mountinfo");
@@ -391,10 +398,13 @@ impl Cgroup {
     /// Mark the v1 cgroups that may go back to the pool when the launch ends: those left
     /// as a fresh one would be. `clean` says no OOM kill happened in the sandbox (v1 counts
     /// them per cgroup, for good); each directory must also hold no task and no child
-    /// cgroup, and a memory cgroup at most [`POOL_MAX_CHARGE`] bytes.
-    pub fn offer_for_reuse(&mut self, clean: bool) {
+    /// cgroup, and a memory cgroup at most [`POOL_MAX_CHARGE`] bytes. `emptied`: the
+    /// payload was pid 1 of its own pid namespace, whose end the kernel completes (every
+    /// task in it exited, so out of its cgroups) before the payload can be waited for; the
+    /// tasks are then not read.
+    pub fn offer_for_reuse(&mut self, clean: bool, emptied: bool) {
         for v in &mut self.v1 {
-            v.reuse = clean && v.pool.is_some() && idle(&v.dir);
+            v.reuse = clean && v.pool.is_some() && idle(&v.dir, emptied);
         }
     }
 
@@ -432,6 +442,16 @@ impl Cgroup {
                 collect_stale(parent);
             }
         }
+    }
+
+    /// Put `pid` into the v2 leaf, when it was made after the clone (see
+    /// [`v1_or_hybrid_host`]).
+    pub fn attach_v2(&self, pid: i32) -> Result<(), Error> {
+        if let Some(d) = &self.v2 {
+            let f = d.join("cgroup.procs");
+            write_file(&f, &pid.to_string()).map_err(err(format!("write {}", f.display())))?;
+        }
+        Ok(())
     }
 
     /// Put `pid` into every v1 cgroup (v2 is joined by `CLONE_INTO_CGROUP`).
@@ -573,9 +593,9 @@ fn slot(pool: &std::path::Path, k: usize) -> std::path::PathBuf {
 /// Whether a v1 cgroup is as a fresh one would be: no task, no child cgroup (a kernfs
 /// directory's link count is 2 plus its subdirectories), and, for memory, at most
 /// [`POOL_MAX_CHARGE`] bytes still charged.
-fn idle(dir: &std::path::Path) -> bool {
+fn idle(dir: &std::path::Path, emptied: bool) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let no_tasks = std::fs::read(dir.join("cgroup.procs")).is_ok_and(|t| t.is_empty());
+    let no_tasks = emptied || std::fs::read(dir.join("cgroup.procs")).is_ok_and(|t| t.is_empty());
     let no_children = std::fs::metadata(dir).is_ok_and(|m| m.nlink() == 2);
     let charge = match std::fs::read_to_string(dir.join("memory.usage_in_bytes")) {
         Ok(t) => t.trim().parse::<u64>().unwrap_or(u64::MAX),

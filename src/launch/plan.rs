@@ -200,16 +200,18 @@ pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
         .controllers
         .values()
         .any(|h| matches!(h, Hierarchy::V1 { .. }));
-    let into_cgroup = host.cgroups.unified.is_some();
+    // On a v1 or hybrid host every cgroup (a v2 leaf too) is joined after the clone, by
+    // writing the child's pid: the layout is then read while the child works.
+    let into_cgroup = host.cgroups.unified.is_some() && !any_v1;
     s.push(step(
         "parent",
         format!(
             "clone3 with new {} namespaces, CLONE_PIDFD{}",
             clone_ns.join(", "),
-            match (into_cgroup, any_v1) {
-                (true, false) => ", CLONE_INTO_CGROUP (the v2 leaf)",
-                (true, true) => ", CLONE_INTO_CGROUP (the v2 leaf); then write the child's pid into each v1 cgroup before it runs",
-                (false, _) => "; then write the child's pid into each v1 cgroup before it runs",
+            if into_cgroup {
+                ", CLONE_INTO_CGROUP (the v2 leaf)"
+            } else {
+                "; then write the child's pid into each cgroup before it runs"
             }
         ),
         "no window outside the cgroup; the cgroup namespace root is the sandbox's own cgroup",
@@ -536,9 +538,11 @@ mod tests {
             cg.contains("memory.limit_in_bytes=64M (v1, /sys/fs/cgroup/memory/"),
             "{cg}"
         );
-        assert!(plan.steps[index(&plan, "clone3")]
-            .what
-            .contains("v1 cgroup"));
+        let clone = &plan.steps[index(&plan, "clone3")].what;
+        assert!(
+            clone.contains("write the child's pid into each cgroup") && !clone.contains("INTO"),
+            "{clone}"
+        );
     }
 
     #[test]

@@ -337,6 +337,15 @@ pub fn mknod_char(dfd: BorrowedFd, name: &CStr, rdev: libc::dev_t) -> io::Result
         .map(drop)
 }
 
+/// The file system type (`f_type`) of `path`.
+pub fn statfs_type(path: &CStr) -> io::Result<i64> {
+    // SAFETY: `statfs` is plain data; zero is a valid value to be overwritten.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer for the call.
+    check_int(unsafe { libc::statfs(path.as_ptr(), &mut st) })?;
+    Ok(st.f_type as i64)
+}
+
 pub fn fstatfs_type(fd: BorrowedFd) -> io::Result<i64> {
     // SAFETY: `statfs` is plain data; zero is a valid value to be overwritten.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
