@@ -486,9 +486,20 @@ impl SigSet {
 }
 
 /// The signals whose disposition is "ignore", as a mask (bit `n - 1` for signal `n`): the
-/// only dispositions an `execve` keeps (caught signals revert to their default). Through
-/// the raw system call, which also reaches the two signals the C library reserves.
+/// only dispositions an `execve` keeps (caught signals revert to their default). Read
+/// from `SigIgn` in /proc/self/status (one read, where asking for each signal takes 64
+/// system calls), or asked through the raw system call without /proc (which also reaches
+/// the two signals the C library reserves).
 pub fn ignored_signals() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let from_proc = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok());
+    from_proc.unwrap_or_else(ask_ignored_signals)
+}
+
+fn ask_ignored_signals() -> u64 {
     let mut mask = 0;
     for sig in 1..=64 {
         // The kernel's struct sigaction begins with the handler on every architecture;
@@ -913,4 +924,15 @@ pub fn recv_fds(sock: BorrowedFd, max: usize) -> io::Result<Vec<OwnedFd>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ignored_signals_from_proc_match_asking_each() {
+        // Rust programs (this test harness too) ignore SIGPIPE.
+        let asked = super::ask_ignored_signals();
+        assert_ne!(asked & 1 << (libc::SIGPIPE - 1), 0);
+        assert_eq!(super::ignored_signals(), asked);
+    }
 }
