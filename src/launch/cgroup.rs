@@ -217,6 +217,8 @@ pub struct V1 {
     /// Whether the directory goes back to the pool when the launch ends (set by
     /// [`Cgroup::offer_for_reuse`] after its checks).
     reuse: bool,
+    /// Whether it is the memory controller's (its charge is checked before reuse).
+    memory: bool,
 }
 
 /// Idle v1 cgroups kept per hierarchy and set of limits. Making a v1 cgroup allocates
@@ -368,11 +370,13 @@ impl Cgroup {
             let mount = std::path::Path::new(mount);
             let dir = mount.join(&self.name);
             let pool = mount.join(format!("kakoi-pool-{}", pool_key(&files)));
+            let memory = files.iter().any(|(f, _)| f.starts_with("memory."));
             if claim(&pool, &dir) {
                 self.v1.push(V1 {
                     dir,
                     pool: Some(pool),
                     reuse: false,
+                    memory,
                 });
                 continue;
             }
@@ -387,6 +391,7 @@ impl Cgroup {
                 // Not reusable under the key if a limit is missing.
                 pool: written.is_ok().then_some(pool),
                 reuse: false,
+                memory,
             });
             if let Err(e) = written {
                 self.fail(strict, e)?;
@@ -404,7 +409,7 @@ impl Cgroup {
     /// tasks are then not read.
     pub fn offer_for_reuse(&mut self, clean: bool, emptied: bool) {
         for v in &mut self.v1 {
-            v.reuse = clean && v.pool.is_some() && idle(&v.dir, emptied);
+            v.reuse = clean && v.pool.is_some() && idle(&v.dir, emptied, v.memory);
         }
     }
 
@@ -466,7 +471,7 @@ impl Cgroup {
     /// Whether the OOM killer killed something in the sandbox's memory cgroup.
     pub fn oom_kills(&self) -> u64 {
         let read = |p: std::path::PathBuf, key: &str| -> Option<u64> {
-            std::fs::read_to_string(p)
+            read_control(&p)
                 .ok()?
                 .lines()
                 .find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse().ok()))
@@ -478,6 +483,7 @@ impl Cgroup {
         let v1 = self
             .v1
             .iter()
+            .filter(|v| v.memory)
             .find_map(|v| read(v.dir.join("memory.oom_control"), "oom_kill "));
         v2.or(v1).unwrap_or(0)
     }
@@ -593,16 +599,28 @@ fn slot(pool: &std::path::Path, k: usize) -> std::path::PathBuf {
 /// Whether a v1 cgroup is as a fresh one would be: no task, no child cgroup (a kernfs
 /// directory's link count is 2 plus its subdirectories), and, for memory, at most
 /// [`POOL_MAX_CHARGE`] bytes still charged.
-fn idle(dir: &std::path::Path, emptied: bool) -> bool {
+fn idle(dir: &std::path::Path, emptied: bool, memory: bool) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let no_tasks = emptied || std::fs::read(dir.join("cgroup.procs")).is_ok_and(|t| t.is_empty());
+    let no_tasks = emptied || read_control(&dir.join("cgroup.procs")).is_ok_and(|t| t.is_empty());
     let no_children = std::fs::metadata(dir).is_ok_and(|m| m.nlink() == 2);
-    let charge = match std::fs::read_to_string(dir.join("memory.usage_in_bytes")) {
-        Ok(t) => t.trim().parse::<u64>().unwrap_or(u64::MAX),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-        Err(_) => u64::MAX,
+    let charge = if memory {
+        read_control(&dir.join("memory.usage_in_bytes"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(u64::MAX)
+    } else {
+        0
     };
     no_tasks && no_children && charge <= POOL_MAX_CHARGE
+}
+
+/// A control file's text, in one read: they report size 0, so `read_to_string` would ask
+/// for the size and read twice. Longer text (a busy `cgroup.procs`) is cut at 4 KiB.
+fn read_control(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    let n = std::fs::File::open(path)?.read(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
 impl Drop for Cgroup {
