@@ -713,6 +713,18 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
     })
 }
 
+/// The `seccomp(2)` flags of the policy's `flags`, as libseccomp would set them.
+fn seccomp_flags(flags: &[policy_lang::ir::SeccompFlag]) -> libc::c_ulong {
+    use policy_lang::ir::SeccompFlag;
+    flags.iter().fold(0, |f, flag| {
+        f | match flag {
+            SeccompFlag::Log => libc::SECCOMP_FILTER_FLAG_LOG,
+            SeccompFlag::SpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            SeccompFlag::Tsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+        }
+    })
+}
+
 fn rlimit_resource(name: &str) -> Option<libc::c_int> {
     Some(match name {
         "as" => libc::RLIMIT_AS,
@@ -1038,7 +1050,8 @@ mod child {
         if !nnp {
             // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: before the drop.
             if let Some(prog) = &l.seccomp {
-                sys::seccomp_filter(prog, 0).at("install the seccomp filter")?;
+                sys::seccomp_filter(prog, seccomp_flags(&p.seccomp.flags))
+                    .at("install the seccomp filter")?;
             }
         }
 
@@ -1125,7 +1138,8 @@ mod child {
         let path = CString::new(exe).unwrap_or_default();
         if nnp {
             if let Some(prog) = &l.seccomp {
-                sys::seccomp_filter(prog, 0).at("install the seccomp filter")?;
+                sys::seccomp_filter(prog, seccomp_flags(&p.seccomp.flags))
+                    .at("install the seccomp filter")?;
             }
         }
         let e = sys::execve(&path, &argv, &env);

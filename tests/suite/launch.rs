@@ -819,6 +819,44 @@ fn the_launchers_ignored_signals_are_reset_for_the_payload() {
 }
 
 #[test]
+fn seccomp_flags_reach_the_kernel() {
+    need_root!();
+    // `log`: the kernel logs the filter's non-allow actions (here errno) to the audit log,
+    // which goes to the kernel log without auditd.
+    let denials = || -> usize {
+        let o = Command::new("dmesg").output().unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.contains("type=1326") && l.contains("syscall=272"))
+            .count()
+    };
+    let d = tempdir();
+    let unshare = |p: &Path| {
+        let o = kakoi()
+            .args(["run", "--policy"])
+            .arg(p)
+            .args(["--", "/usr/bin/unshare", "-U", "true"])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "unshare is denied by the filter");
+    };
+    // Control: without the flag an errno action is not logged.
+    let before = denials();
+    unshare(&policy(d.path(), "no-log", ""));
+    assert_eq!(denials(), before);
+    unshare(&policy(
+        d.path(),
+        "log",
+        "seccomp {\n    flags [log, spec-allow]\n}\n",
+    ));
+    let logged = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        denials() > before
+    });
+    assert!(logged, "the denied unshare(2) was not logged");
+}
+
+#[test]
 fn the_payload_dies_with_the_launcher() {
     need_root!();
     let _lock = cgroup_lock();
