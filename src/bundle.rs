@@ -8,7 +8,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use policy_lang::{Policy, SourceMap};
+use policy_lang::{ir, Policy, SourceMap};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -370,17 +370,85 @@ pub struct Loaded {
 /// every listed file's size and SHA-256, the policy, and the filter's shape (whole
 /// instructions, valid BPF). A malformed or truncated bundle is an error.
 pub fn load_dir(dir: &Path, host: Host) -> Result<Loaded, String> {
-    load_from(&dir_reader(dir), host, &|_| true)
+    load_from(&dir_reader(dir), host, &|_| true, false)
 }
 
 /// [`load_dir`] for `kakoi run`: only the files a launch uses (`policy.json` and this
 /// host's filter) are read, and checked the same way; the artifacts for other consumers
-/// (AppArmor, SELinux, OCI…) are left alone.
+/// (AppArmor, SELinux, OCI…) are left alone. The policy comes without its seccomp rules:
+/// the launch installs the precompiled filter.
 pub fn load_dir_for_launch(dir: &Path, host: Host) -> Result<Loaded, String> {
     let filter = format!("seccomp.{}.bpf", host.name());
-    load_from(&dir_reader(dir), host, &|name| {
-        name == "policy.json" || name == filter
-    })
+    load_from(
+        &dir_reader(dir),
+        host,
+        &|name| name == "policy.json" || name == filter,
+        true,
+    )
+}
+
+/// `policy.json` as a launch reads it: the seccomp rules, most of the file and of the time
+/// to read it, are skipped (the filter compiled from them is in the bundle); every other
+/// field as [`Policy`] has it. Unknown fields are refused, so a field added to `Policy`
+/// and not here fails every launch from a bundle (and the tests) instead of going unread.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LaunchPolicy {
+    name: String,
+    description: Option<String>,
+    sources: Vec<String>,
+    seccomp: LaunchSeccomp,
+    capabilities: ir::Capabilities,
+    identity: ir::Identity,
+    namespaces: ir::Namespaces,
+    filesystem: ir::Filesystem,
+    network: ir::Network,
+    resources: ir::Resources,
+    process: ir::Process,
+    selinux: Option<ir::SeLinux>,
+    apparmor: Option<ir::AppArmor>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LaunchSeccomp {
+    enabled: bool,
+    default_action: ir::Action,
+    bad_arch_action: ir::Action,
+    unknown_action: ir::Action,
+    arches: Vec<policy_lang::catalogue::Arch>,
+    flags: Vec<ir::SeccompFlag>,
+    #[allow(dead_code)] // read past, not kept
+    rules: serde::de::IgnoredAny,
+}
+
+impl From<LaunchPolicy> for Policy {
+    fn from(p: LaunchPolicy) -> Policy {
+        let s = p.seccomp;
+        Policy {
+            name: p.name,
+            description: p.description,
+            sources: p.sources,
+            seccomp: ir::Seccomp {
+                enabled: s.enabled,
+                default_action: s.default_action,
+                bad_arch_action: s.bad_arch_action,
+                unknown_action: s.unknown_action,
+                arches: s.arches,
+                flags: s.flags,
+                rules: Vec::new(),
+            },
+            capabilities: p.capabilities,
+            identity: p.identity,
+            namespaces: p.namespaces,
+            filesystem: p.filesystem,
+            network: p.network,
+            resources: p.resources,
+            process: p.process,
+            selinux: p.selinux,
+            apparmor: p.apparmor,
+        }
+    }
 }
 
 fn dir_reader(dir: &Path) -> impl Fn(&str) -> Result<Vec<u8>, String> + '_ {
@@ -392,14 +460,16 @@ pub fn load_with(
     read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
     host: Host,
 ) -> Result<Loaded, String> {
-    load_from(read, host, &|_| true)
+    load_from(read, host, &|_| true, false)
 }
 
-/// Check and read the listed files that `wanted` names.
+/// Check and read the listed files that `wanted` names. `launch_only`: the policy's
+/// seccomp rules are not kept (see [`LaunchPolicy`]).
 fn load_from(
     read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
     host: Host,
     wanted: &dyn Fn(&str) -> bool,
+    launch_only: bool,
 ) -> Result<Loaded, String> {
     let manifest: serde_json::Value = serde_json::from_slice(&read("manifest.json")?)
         .map_err(|e| format!("manifest.json: {e}"))?;
@@ -444,9 +514,13 @@ fn load_from(
         listed.push((name.to_string(), bytes));
     }
     let get = |n: &str| listed.iter().find(|(name, _)| name == n).map(|(_, b)| b);
-    let policy: Policy =
-        serde_json::from_slice(get("policy.json").ok_or("the bundle has no policy.json")?)
-            .map_err(|e| format!("policy.json: {e}"))?;
+    let policy_json = get("policy.json").ok_or("the bundle has no policy.json")?;
+    let policy: Policy = if launch_only {
+        serde_json::from_slice::<LaunchPolicy>(policy_json).map(Policy::from)
+    } else {
+        serde_json::from_slice(policy_json)
+    }
+    .map_err(|e| format!("policy.json: {e}"))?;
     let seccomp = if policy.seccomp.enabled {
         let name = format!("seccomp.{}.bpf", host.name());
         let b = get(&name).ok_or_else(|| {

@@ -325,3 +325,23 @@ step readonly; $K compile default -o $m/c 2>&1; echo "rc=$?"; ls -A $m
         "{ro}"
     );
 }
+
+#[test]
+fn a_launch_reads_every_policy_field_but_the_seccomp_rules() {
+    // `kakoi run --bundle` skips the seccomp rules of policy.json (the bundle's filter was
+    // compiled from them) and reads everything else as a full load does.
+    let host = kakoi::launch::run::host_arch();
+    for name in kakoi::profiles::names() {
+        let d = tempfile::tempdir().unwrap();
+        let b = d.path().join("b");
+        let o = run(&["compile", name, "-o", b.to_str().unwrap()]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let full = kakoi::bundle::load_dir(&b, host).unwrap();
+        let launch = kakoi::bundle::load_dir_for_launch(&b, host).unwrap();
+        assert!(!full.policy.seccomp.rules.is_empty(), "{name}");
+        let mut want = full.policy.clone();
+        want.seccomp.rules.clear();
+        assert_eq!(launch.policy, want, "{name}");
+        assert_eq!(launch.seccomp, full.seccomp, "{name}");
+    }
+}
