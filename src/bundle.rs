@@ -378,21 +378,14 @@ pub fn load_dir(dir: &Path, host: Host) -> Result<Loaded, String> {
 /// (AppArmor, SELinux, OCI…) are left alone. The policy comes without its seccomp rules:
 /// the launch installs the precompiled filter.
 pub fn load_dir_for_launch(dir: &Path, host: Host) -> Result<Loaded, String> {
-    let filter = format!("seccomp.{}.bpf", host.name());
-    load_from(
-        &dir_reader(dir),
-        host,
-        &|name| name == "policy.json" || name == filter,
-        true,
-    )
+    load_with_for_launch(&dir_reader(dir), host)
 }
 
 /// `policy.json` as a launch reads it: the seccomp rules, most of the file and of the time
 /// to read it, are skipped (the filter compiled from them is in the bundle); every other
-/// field as [`Policy`] has it. Unknown fields are refused, so a field added to `Policy`
-/// and not here fails every launch from a bundle (and the tests) instead of going unread.
+/// field as [`Policy`] has it. The conversion names every field of `Policy`, so one added
+/// there and not here does not compile.
 #[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 struct LaunchPolicy {
     name: String,
     description: Option<String>,
@@ -410,7 +403,6 @@ struct LaunchPolicy {
 }
 
 #[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 struct LaunchSeccomp {
     enabled: bool,
     default_action: ir::Action,
@@ -449,6 +441,20 @@ impl From<LaunchPolicy> for Policy {
             apparmor: p.apparmor,
         }
     }
+}
+
+/// [`load_dir_for_launch`] over any source of files (see [`load_with`]).
+pub fn load_with_for_launch(
+    read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
+    host: Host,
+) -> Result<Loaded, String> {
+    let filter = format!("seccomp.{}.bpf", host.name());
+    load_from(
+        read,
+        host,
+        &|name| name == "policy.json" || name == filter,
+        true,
+    )
 }
 
 fn dir_reader(dir: &Path) -> impl Fn(&str) -> Result<Vec<u8>, String> + '_ {

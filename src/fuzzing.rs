@@ -392,6 +392,16 @@ pub fn bundle_files(data: &[u8]) {
             let insns = bpf::decode(b).expect("a loaded filter decodes");
             bpf::validate(&insns).expect("a loaded filter is valid");
         }
+        // What a launch reads of a bundle that loads whole: the same, but the rules.
+        let launch = crate::bundle::load_with_for_launch(&read, host)
+            .expect("a bundle that loads whole loads for a launch");
+        let mut want = l.policy.clone();
+        want.seccomp.rules.clear();
+        assert_eq!(
+            launch.policy, want,
+            "a launch reads the policy as a full load does"
+        );
+        assert_eq!(launch.seccomp, l.seccomp);
     }
 }
 
