@@ -371,7 +371,14 @@ impl Cgroup {
             let dir = mount.join(&self.name);
             let pool = mount.join(format!("kakoi-pool-{}", pool_key(&files)));
             let memory = files.iter().any(|(f, _)| f.starts_with("memory."));
-            if claim(&pool, &dir) {
+            // An idle cgroup whose limits were changed while it waited (by an administrator,
+            // or a payload that reached its own files) is made anew: its limits are checked,
+            // here, while the child builds its root.
+            let claimed = claim(&pool, &dir);
+            if claimed && !holds(&dir, &files) {
+                // Removed, and made again below (which reports a directory left in place).
+                let _ = std::fs::remove_dir(&dir);
+            } else if claimed {
                 self.v1.push(V1 {
                     dir,
                     pool: Some(pool),
@@ -612,6 +619,13 @@ fn idle(dir: &std::path::Path, emptied: bool, memory: bool) -> bool {
         0
     };
     no_tasks && no_children && charge <= POOL_MAX_CHARGE
+}
+
+/// Whether every limit file of `dir` holds the value the policy writes to it.
+fn holds(dir: &std::path::Path, files: &[(&'static str, String)]) -> bool {
+    files
+        .iter()
+        .all(|(f, v)| read_control(&dir.join(f)).is_ok_and(|t| t.trim() == v))
 }
 
 /// A control file's text, in one read: they report size 0, so `read_to_string` would ask

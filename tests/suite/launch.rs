@@ -385,6 +385,22 @@ fn v1_cgroups_are_reused_with_their_limits() {
     assert!(child.wait().unwrap().success());
     assert!(!mine.exists());
     assert_eq!(pooled("pids", "pids.max", "77").len(), idle.len());
+    // An idle cgroup whose limit was changed while it waited is not used as it is.
+    for d in pooled("pids", "pids.max", "77") {
+        std::fs::write(d.join("pids.max"), "99").unwrap();
+    }
+    let (mut child, _out, _ready) = spawn_waiting(&p);
+    let mine = PathBuf::from(format!("{pids}/kakoi-{}", child.id()));
+    assert_eq!(
+        std::fs::read_to_string(mine.join("pids.max"))
+            .unwrap()
+            .trim(),
+        "77"
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+    assert!(child.wait().unwrap().success());
+    assert!(!pooled("pids", "pids.max", "77").is_empty());
     // Other limits never take it.
     let q = policy(
         d.path(),
