@@ -87,6 +87,8 @@ fn open_sources(p: &Policy) -> Result<Sources, StepError> {
             let path = format!("/{d}");
             match std::fs::read_link(&path) {
                 Ok(t) => host_dirs.push((*d, HostEntry::Link(c(&t.to_string_lossy())))),
+                // Not on this host (lib32, libx32…).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(_) => {
                     if let Ok(fd) = open_host(r, &path, libc::O_DIRECTORY | libc::O_NOFOLLOW) {
                         host_dirs.push((*d, HostEntry::Dir(fd)));

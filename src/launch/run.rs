@@ -499,8 +499,8 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
     // When the child builds its root while the parent does its own set-up (the network
     // namespace, v1 cgroups: hundreds of µs of kernel work each), the parent moves the
     // child to another CPU at once: the scheduler tends to start a child on its parent's
-    // CPU, and the two would then take turns. The child restores the CPUs it inherited
-    // right after "go", before anything of the payload's runs.
+    // CPU, and the two would then take turns. The parent gives the child back the CPUs
+    // it inherited just before "go", before anything of the payload's runs.
     let spread = early.then(|| sys::cpu_affinity(0).ok()).flatten();
     let forked = sys::clone3(flags, v2fd.as_ref().map(|f| f.as_fd()))
         .at("clone3")
@@ -512,14 +512,15 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
             drop(sfd);
             let fds = fd_pair.map(|(_, c)| (c, idmapped.len()));
             let net = net_pair.map(|(_, c)| c);
-            child::main(l, &ns, go_r, err_w, fds, net, spread)
+            child::main(l, &ns, go_r, err_w, fds, net)
         }
         sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
-    if let Some(others) = spread.as_ref().and_then(sys::cpus_but_this_one) {
-        // A placement hint only: the launch is correct wherever the child runs.
-        let _ = sys::set_cpu_affinity(pid, &others);
-    }
+    // A placement hint only: the launch is correct wherever the child runs.
+    let moved = spread
+        .as_ref()
+        .and_then(sys::cpus_but_this_one)
+        .is_some_and(|others| sys::set_cpu_affinity(pid, &others).is_ok());
     // The parent keeps a read end of "go" until it writes: a child that failed early has
     // closed its own, and the write must not raise SIGPIPE.
     drop(err_w);
@@ -629,6 +630,15 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
         eprintln!("kakoi: warning: cgroup limit not applied (`cgroup optional`): {s}");
     }
     mark("parent set-up done (v1 cgroups, rlimits, maps, veth)");
+    if let Some(cpus) = spread.as_ref().filter(|_| moved) {
+        // Every CPU the launcher could use, for the payload (see `spread`).
+        if let Err(e) = sys::set_cpu_affinity(pid, cpus) {
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = sys::wait_pidfd(pidfd.as_fd());
+            cleanup_veth();
+            return Err(e).at("restore the child's CPU affinity");
+        }
+    }
     // Go, with the signals the child must reset before execve (it inherited the launcher's
     // dispositions; only ignored ones survive an execve), found here while it works.
     let mut go = [b'g'; 9];
@@ -759,9 +769,8 @@ mod child {
         err: OwnedFd,
         fds: Option<(OwnedFd, usize)>,
         net: Option<OwnedFd>,
-        affinity: Option<libc::cpu_set_t>,
     ) -> ! {
-        let e = match steps(l, ns, go, err.as_raw_fd(), fds, net, affinity) {
+        let e = match steps(l, ns, go, err.as_raw_fd(), fds, net) {
             Ok(never) => match never {},
             Err(e) => e,
         };
@@ -955,7 +964,6 @@ mod child {
         err: std::os::fd::RawFd,
         fds: Option<(OwnedFd, usize)>,
         net: Option<OwnedFd>,
-        affinity: Option<libc::cpu_set_t>,
     ) -> Result<std::convert::Infallible, StepError> {
         let p = &l.policy;
         sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
@@ -969,11 +977,6 @@ mod child {
             isolate(p, ns, Vec::new(), net)?;
             mark("child: root built, waiting for the parent");
             ignored = await_go(go);
-            if let Some(cpus) = &affinity {
-                // Back on every CPU the launcher could use (see `spread` in `launch`);
-                // after "go", so after the parent's move.
-                sys::set_cpu_affinity(0, cpus).at("restore the CPU affinity")?;
-            }
             enter_late_namespaces(p, ns, err, false)?;
         } else {
             ignored = await_go(go);
