@@ -208,10 +208,11 @@ def main():
                "limits, capabilities, masks and Docker's own seccomp profile in an OCI "
                "bundle (bench/oci.py; OCI has no Landlock). bubblewrap and unshare do no "
                "seccomp and no cgroups. kakoi is the static release binary, installed with "
-               "`install` as packages and `cargo install` put a binary in place (the "
-               "linker's output file itself launches about 0.5 ms slower until its page "
-               "cache is evicted: more page faults); its v1 cgroups come from the pool "
-               "after the first launch (see ARCHITECTURE.md).", "",
+               "`install` and its page cache dropped, so that it is read back from disk as "
+               "bwrap, crun and their libraries are (on this machine a freshly written "
+               "copy of the same file launches about 0.1–0.25 ms faster until its pages "
+               "are evicted, and the linker's output file about 0.5 ms slower); its v1 "
+               "cgroups come from the pool after the first launch (see ARCHITECTURE.md).", "",
                "![launch latency](launch.svg)", "",
                "| launcher | mean ± σ (ms) | median | min | max | × kakoi --bundle |",
                "|---|---:|---:|---:|---:|---:|"]
