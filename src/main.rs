@@ -33,7 +33,8 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
             }
         }
     })
-    // A panic has printed its message; 101 as Rust's runtime would exit.
+    // A panic has printed its message; 101 as Rust's runtime would exit. (The release
+    // binary, built with `panic = "abort"`, aborts at the panic instead.)
     .unwrap_or(101);
     // Flushes stdout, which returning to the C library would not.
     std::process::exit(code)
