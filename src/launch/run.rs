@@ -608,6 +608,10 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
                 ip(&["link", "set", &host, "up"])?;
             }
         }
+        if let Some(cpus) = spread.as_ref().filter(|_| moved) {
+            // Every CPU the launcher could use, for the payload (see `spread`).
+            sys::set_cpu_affinity(pid, cpus).at("restore the child's CPU affinity")?;
+        }
         Ok(())
     })();
     let cleanup_veth = || {
@@ -630,15 +634,6 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
         eprintln!("kakoi: warning: cgroup limit not applied (`cgroup optional`): {s}");
     }
     mark("parent set-up done (v1 cgroups, rlimits, maps, veth)");
-    if let Some(cpus) = spread.as_ref().filter(|_| moved) {
-        // Every CPU the launcher could use, for the payload (see `spread`).
-        if let Err(e) = sys::set_cpu_affinity(pid, cpus) {
-            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            let _ = sys::wait_pidfd(pidfd.as_fd());
-            cleanup_veth();
-            return Err(e).at("restore the child's CPU affinity");
-        }
-    }
     // Go, with the signals the child must reset before execve (it inherited the launcher's
     // dispositions; only ignored ones survive an execve), found here while it works.
     let mut go = [b'g'; 9];

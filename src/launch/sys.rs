@@ -694,7 +694,7 @@ pub fn setsid() -> io::Result<()> {
 
 /// Set the file mode creation mask; returns the previous one.
 pub fn umask(mask: libc::mode_t) -> libc::mode_t {
-    // SAFETY: no pointers; cannot fail.
+    // SAFETY: umask takes and returns a plain integer; it cannot fail.
     unsafe { libc::umask(mask) }
 }
 

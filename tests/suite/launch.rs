@@ -145,6 +145,14 @@ fn spawn_waiting(
     (child, out, line)
 }
 
+/// Let a launch from [`spawn_waiting`] finish (SIGUSR1 ends the probe's wait), and check
+/// that it succeeded.
+fn release(mut child: std::process::Child) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+    assert!(child.wait().unwrap().success());
+}
+
 fn my_ns(n: &str) -> String {
     std::fs::read_link(format!("/proc/self/ns/{n}"))
         .unwrap()
@@ -367,7 +375,7 @@ fn v1_cgroups_are_reused_with_their_limits() {
     )
     .is_empty());
     // The next launch takes one (renamed to its own name) and returns it.
-    let (mut child, _out, _ready) = spawn_waiting(&p);
+    let (child, _out, _ready) = spawn_waiting(&p);
     let mine = PathBuf::from(format!("{pids}/kakoi-{}", child.id()));
     assert_eq!(
         pooled("pids", "pids.max", "77").len(),
@@ -380,16 +388,14 @@ fn v1_cgroups_are_reused_with_their_limits() {
             .trim(),
         "77"
     );
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
-    assert!(child.wait().unwrap().success());
+    release(child);
     assert!(!mine.exists());
     assert_eq!(pooled("pids", "pids.max", "77").len(), idle.len());
     // An idle cgroup whose limit was changed while it waited is not used as it is.
     for d in pooled("pids", "pids.max", "77") {
         std::fs::write(d.join("pids.max"), "99").unwrap();
     }
-    let (mut child, _out, _ready) = spawn_waiting(&p);
+    let (child, _out, _ready) = spawn_waiting(&p);
     let mine = PathBuf::from(format!("{pids}/kakoi-{}", child.id()));
     assert_eq!(
         std::fs::read_to_string(mine.join("pids.max"))
@@ -397,9 +403,7 @@ fn v1_cgroups_are_reused_with_their_limits() {
             .trim(),
         "77"
     );
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
-    assert!(child.wait().unwrap().success());
+    release(child);
     assert!(!pooled("pids", "pids.max", "77").is_empty());
     // Other limits never take it.
     let q = policy(
@@ -407,13 +411,11 @@ fn v1_cgroups_are_reused_with_their_limits() {
         "pool-other",
         "resources {\n    pids 78\n    memory 77M\n    cgroup required\n}\n",
     );
-    let (mut child, _out, _ready) = spawn_waiting(&q);
+    let (child, _out, _ready) = spawn_waiting(&q);
     let theirs = format!("{pids}/kakoi-{}/pids.max", child.id());
     assert_eq!(std::fs::read_to_string(theirs).unwrap().trim(), "78");
     assert_eq!(pooled("pids", "pids.max", "77").len(), idle.len());
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
-    assert!(child.wait().unwrap().success());
+    release(child);
 }
 
 #[test]
@@ -822,7 +824,7 @@ fn the_launchers_ignored_signals_are_reset_for_the_payload() {
     assert_eq!(r["SigIgn"], "0000000000001000", "{r}");
     // Control: the same probe started with those signals ignored keeps them.
     let mut c = Command::new(examples_dir().join("probe"));
-    // SAFETY: as above.
+    // SAFETY: only an async-signal-safe call (signal) between fork and exec.
     unsafe {
         c.pre_exec(|| {
             libc::signal(libc::SIGHUP, libc::SIG_IGN);
@@ -1268,7 +1270,7 @@ fn limits_are_written_to_the_hosts_cgroups() {
         "cgroup-files",
         "resources {\n    memory 96M\n    memory-swap 128M\n    pids 50\n    cpu 0.5\n    cpu-weight 200\n    cgroup required\n}\n",
     );
-    let (mut child, _out, _ready) = spawn_waiting(&p);
+    let (child, _out, _ready) = spawn_waiting(&p);
     let layout = kakoi::launch::cgroup::host_layout();
     let name = format!("kakoi-{}", child.id());
     let read = |ctrl: &str, v1: &str, v2: &str| -> String {
@@ -1310,9 +1312,7 @@ fn limits_are_written_to_the_hosts_cgroups() {
         host_view.contains(&name),
         "the payload is in the sandbox's cgroup: {host_view}"
     );
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
-    assert!(child.wait().unwrap().success());
+    release(child);
 }
 
 /// The escape probes of SECURITY.md, each run by the probe as the payload in a forked child,
