@@ -7,7 +7,7 @@
 CARGO ?= cargo
 KAKOI := target/static/dist/kakoi
 
-.PHONY: setup build demo test lint vm-test fuzz fuzz-smoke catalogue bench bench-seccomp
+.PHONY: setup build demo test lint vm-test fuzz fuzz-smoke catalogue bench bench-seccomp launch-order
 
 setup:
 	@scripts/setup.sh
@@ -53,6 +53,12 @@ vm-test: setup
 # access to the Debian archive and systemd-analyze).
 catalogue:
 	scripts/gen-catalogue.sh
+
+# Rewrite scripts/launch.order, the functions a launch runs in the order it runs them, which
+# the release build places first and together in .text (needs root and tracefs: it traces
+# one launch with a uprobe on every function; takes minutes).
+launch-order: setup
+	scripts/launch-order.py
 
 # kakoi side by side with crun, runc, bubblewrap and unshare, written to bench/REPORT.md
 # (needs root; installs the peers).

@@ -190,7 +190,7 @@ def main():
           "Ratios are what carry over to other machines.", ""]
     md += ["| machine | |", "|---|---|"]
     for k in ("date", "kernel", "cpu", "cpus", "memory_gib", "kakoi", "crun", "runc",
-              "bwrap", "hyperfine", "libseccomp"):
+              "bwrap", "hyperfine", "libseccomp", "launch_order"):
         if k in machine:
             md.append(f"| {k} | {machine[k]} |")
     md.append("")

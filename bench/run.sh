@@ -157,6 +157,11 @@ say "machine"
     for t in crun runc bwrap hyperfine; do
         echo "\"$t\": \"$($t --version 2>&1 | head -1 | sed 's/"//g')\","
     done
+    # How many of scripts/launch.order's functions the build still has (see
+    # scripts/launch-order.py): a stale file lays out less of the launch path.
+    ordered=$(grep -v '^#' scripts/launch.order | grep -c . || true)
+    present=$(grep -v '^#' scripts/launch.order | grep -Fxf <(nm --defined-only "$KAKOI" | awk '{print $3}') | grep -c . || true)
+    echo "\"launch_order\": \"$present of $ordered functions found\","
     echo "\"libseccomp\": \"$(dpkg-query -W -f='${Version}' libseccomp2)\""
     echo "}"
 } >"$OUT/machine.json"

@@ -396,7 +396,7 @@ fn main() {
             let (left, right) = l.split_once(" - ")?;
             let f: Vec<&str> = left.split_whitespace().collect();
             let fstype = right.split_whitespace().next()?;
-            Some(serde_json::json!({"target": f.get(4)?, "options": f.get(5)?, "root": f.get(3)?, "fstype": fstype}))
+            Some(serde_json::json!({"target": f.get(4)?, "options": f.get(5)?, "root": f.get(3)?, "fstype": fstype, "source_dev": f.get(2)?}))
         })
         .collect();
     put("mounts", mounts.into());
@@ -458,6 +458,18 @@ fn main() {
                     .open(arg)
                     .and_then(|mut f| f.write_all(b"probe\n")),
             ),
+            // The names in a directory, sorted, comma-separated.
+            "entries" => match std::fs::read_dir(arg) {
+                Ok(d) => {
+                    let mut names: Vec<String> = d
+                        .filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect();
+                    names.sort();
+                    names.join(",")
+                }
+                Err(e) => errno_name(&e),
+            },
             "exec" => result(std::process::Command::new(arg).status().map(drop)),
             "fork" => {
                 let (n, e) = fork_children(arg.parse().unwrap_or(0));

@@ -232,6 +232,14 @@ fn clone_tree(src: BorrowedFd, attrs: u64) -> std::io::Result<OwnedFd> {
     Ok(t)
 }
 
+/// A copy of the one mount `src` is on, rooted at `src` (submounts left out), with
+/// attributes set and cleared on the detached copy.
+fn clone_one(src: BorrowedFd, set: u64, clear: u64) -> std::io::Result<OwnedFd> {
+    let t = sys::open_tree(src, c"", sys::OPEN_TREE_CLONE | libc::AT_EMPTY_PATH as u32)?;
+    sys::mount_setattr(t.as_fd(), false, set, clear, None)?;
+    Ok(t)
+}
+
 fn size_opt(n: u64) -> String {
     n.to_string()
 }
@@ -405,7 +413,11 @@ pub fn build(
             }
         }
     }
-    special_mounts(p, &src, root)?;
+    // The root is a fresh tmpfs of its own: /dev and the masks' empty directory come from
+    // it, with no tmpfs of their own (each file system instance is made at launch and torn
+    // down when the payload exits).
+    let own_root = src.rootfs.is_none() && root_overlay.is_none();
+    let empty = special_mounts(p, &src, root, own_root)?;
     // Without a namespace to join, /sys is mounted here, before the pivot: in a user
     // namespace the kernel mounts a fresh sysfs only while a full one is visible in the
     // mount namespace (the host's, until the old root is detached), and the host's /sys
@@ -429,7 +441,7 @@ pub fn build(
     sys::umount2(c".", libc::MNT_DETACH).at("detach the old root")?;
     sys::mount(None, c"/", None, libc::MS_REC | libc::MS_SLAVE, None).at("make / rslave")?;
     std::env::set_current_dir("/").at("chdir /")?;
-    after_pivot(p, join_net)
+    after_pivot(p, join_net, empty)
 }
 
 /// An overlay mount for overlay `i` (upper on the host or a tmpfs in the staging area).
@@ -492,11 +504,33 @@ fn plain_dir(root: BorrowedFd, name: &str) -> std::io::Result<OwnedFd> {
     }
 }
 
-fn special_mounts(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), StepError> {
+/// /proc, /dev and its nodes, /dev/pts, /dev/shm. `own_root`: the new root is kakoi's own
+/// tmpfs. Returns then the masks' empty directory: the root's /proc directory, opened before
+/// /proc covers it (empty, and unreachable by path once covered).
+fn special_mounts(
+    p: &Policy,
+    src: &Sources,
+    root: BorrowedFd,
+    own_root: bool,
+) -> Result<Option<OwnedFd>, StepError> {
     // /proc: a fresh instance needs a pid namespace of our own.
     let proc_dir = plain_dir(root, "proc")
         .at("open /proc in the new root")
         .hint(HINT_LINK)?;
+    let empty = if own_root {
+        Some(
+            sys::openat2(
+                proc_dir.as_fd(),
+                c".",
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+                0,
+            )
+            .at("open the empty /proc directory")?,
+        )
+    } else {
+        None
+    };
     let fresh = sys::fs_mount(
         c"proc",
         &[],
@@ -513,14 +547,24 @@ fn special_mounts(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), Ste
     };
     sys::move_mount_fd(proc_mnt.as_fd(), proc_dir.as_fd()).at("mount /proc")?;
 
-    // /dev: tmpfs with the usual nodes, a private devpts, /dev/shm.
-    let dev = sys::fs_mount(
-        c"tmpfs",
-        &[("mode", Some("0755")), ("size", Some("65536"))],
-        sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
-    )
-    .at("mount /dev")?;
+    // /dev: the usual nodes, a private devpts, /dev/shm. On kakoi's own root tmpfs it is
+    // the root's /dev directory as a mount of its own (devices allowed there, nowhere else);
+    // on a rootfs directory a tmpfs, so as not to write into it.
     let dev_dir = plain_dir(root, "dev").at("open /dev in the new root")?;
+    let dev = if own_root {
+        clone_one(
+            dev_dir.as_fd(),
+            sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
+            sys::MOUNT_ATTR_NODEV,
+        )
+    } else {
+        sys::fs_mount(
+            c"tmpfs",
+            &[("mode", Some("0755")), ("size", Some("65536"))],
+            sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
+        )
+    }
+    .at("mount /dev")?;
     sys::move_mount_fd(dev.as_fd(), dev_dir.as_fd()).at("mount /dev")?;
     // Device nodes: made with mknod when the launcher holds CAP_MKNOD over the host (no
     // user namespace), else bound from the host's /dev. The mount's own descriptor is the
@@ -583,7 +627,7 @@ fn special_mounts(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), Ste
     sys::mount_setattr(dev.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, None)
         .at("make /dev read-only")?;
 
-    Ok(())
+    Ok(empty)
 }
 
 /// `path` inside `root` without following a final symlink; `None` when it does not exist
@@ -609,11 +653,12 @@ fn open_existing(root: BorrowedFd, path: &str) -> std::io::Result<Option<OwnedFd
 fn after_pivot(
     p: &Policy,
     join_net: Option<impl FnOnce() -> Result<(), StepError>>,
+    empty: Option<OwnedFd>,
 ) -> Result<(), StepError> {
     let fs = &p.filesystem;
     let root = sys::open_root().at("open /")?;
     let root = root.as_fd();
-    let mut protect = Protect::new(root)?;
+    let mut protect = Protect::new(root, empty)?;
     let in_sys = |path: &&String| {
         path.strip_prefix("/sys")
             .is_some_and(|r| r.is_empty() || r.starts_with('/'))
@@ -674,13 +719,14 @@ struct Protect<'a> {
     root: BorrowedFd<'a>,
     /// The null device masked files are covered with.
     null: OwnedFd,
-    /// Masked directories get one empty read-only tmpfs: the first is made, the others
-    /// are copies of it (read-only and empty, it is the same everywhere).
+    /// An empty directory masked directories get a read-only copy of (not of what is
+    /// mounted on it): the root tmpfs's covered /proc directory, or else one empty tmpfs,
+    /// made for the first masked directory.
     empty: Option<OwnedFd>,
 }
 
 impl<'a> Protect<'a> {
-    fn new(root: BorrowedFd<'a>) -> Result<Self, StepError> {
+    fn new(root: BorrowedFd<'a>, empty: Option<OwnedFd>) -> Result<Self, StepError> {
         // The /dev/null used for masking is verified to be the null device (CVE-2025-31133).
         let null = sys::openat2(
             root,
@@ -698,11 +744,7 @@ impl<'a> Protect<'a> {
                     "/dev/null is not the null device: refusing to mask with it (CVE-2025-31133)",
                 );
         }
-        Ok(Protect {
-            root,
-            null,
-            empty: None,
-        })
+        Ok(Protect { root, null, empty })
     }
 
     fn mask(&mut self, m: &str) -> Result<(), StepError> {
@@ -715,7 +757,8 @@ impl<'a> Protect<'a> {
         };
         let dir = is_dir(fd.as_fd());
         let mnt = match (dir, &self.empty) {
-            (true, Some(first)) => clone_tree(first.as_fd(), EMPTY_ATTRS),
+            // Not recursive: /proc is mounted on the root's empty directory.
+            (true, Some(empty)) => clone_one(empty.as_fd(), EMPTY_ATTRS, 0),
             (true, None) => sys::fs_mount(
                 c"tmpfs",
                 &[("size", Some("0")), ("mode", Some("0555"))],

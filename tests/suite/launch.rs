@@ -207,9 +207,35 @@ fn the_default_sandbox_seen_from_inside() {
     need_root!();
     let d = tempdir();
     let p = policy(d.path(), "default", "");
-    let o = run_probe(&p, &[]);
+    let o = run_probe(
+        &p,
+        &[
+            "entries:/proc/acpi",
+            "write:/proc/acpi/x",
+            "entries:/sys/firmware",
+            "write:/dev/null",
+            "read:/dev/null",
+            "write:/dev/x",
+            "write:/dev/shm/x",
+            "entries:/dev",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let r = report(&o);
+    // Masked directories: empty and read-only (a copy of the root tmpfs's /proc directory,
+    // not of the proc file system mounted on it).
+    assert_eq!(action(&r, 0), "");
+    assert_eq!(action(&r, 1), "EROFS");
+    assert_eq!(action(&r, 2), "");
+    // /dev: working nodes, read-only itself, a writable /dev/shm.
+    assert_eq!(action(&r, 3), "ok");
+    assert_eq!(action(&r, 4), "ok");
+    assert_eq!(action(&r, 5), "EROFS");
+    assert_eq!(action(&r, 6), "ok");
+    assert_eq!(
+        action(&r, 7),
+        "fd,full,null,ptmx,pts,random,shm,stderr,stdin,stdout,tty,urandom,zero"
+    );
     // Capabilities exactly the policy's; inheritable and ambient empty (CVE-2022-29162).
     let caps = cap_mask(DOCKER_CAPS);
     for k in ["CapPrm", "CapEff", "CapBnd"] {
@@ -250,8 +276,17 @@ fn the_default_sandbox_seen_from_inside() {
         .unwrap()
         .starts_with("ro"));
     let masked = mount(&r, "/proc/interrupts").expect("/proc/interrupts is masked");
-    assert_eq!(masked["root"], "/null");
-    assert!(mount(&r, "/proc/acpi").is_none_or(|m| m["fstype"] == "tmpfs"));
+    assert_eq!(masked["root"], "/dev/null");
+    for m in ["/proc/acpi", "/sys/firmware"] {
+        let m = mount(&r, m).expect("masked");
+        assert_eq!(m["fstype"], "tmpfs");
+        assert!(m["options"].as_str().unwrap().starts_with("ro"));
+    }
+    // /dev, the masks' directory and the root are one tmpfs instance.
+    let dev = mount(&r, "/dev").unwrap();
+    assert_eq!(dev["root"], "/dev");
+    assert!(dev["options"].as_str().unwrap().starts_with("ro"));
+    assert_eq!(dev["source_dev"], mount(&r, "/").unwrap()["source_dev"]);
     // No launcher descriptor leaks (CVE-2024-21626): 0, 1, 2 and the probe's own listing.
     let fds: Vec<&str> = r["fds"]
         .as_array()
