@@ -210,9 +210,11 @@ def main():
                "seccomp and no cgroups. kakoi is the static release binary, installed with "
                "`install` and its page cache dropped, so that it is read back from disk as "
                "bwrap, crun and their libraries are (on this machine a freshly written "
-               "copy of the same file launches about 0.1–0.25 ms faster until its pages "
-               "are evicted, and the linker's output file about 0.5 ms slower); its v1 "
-               "cgroups come from the pool after the first launch (see ARCHITECTURE.md).", "",
+               "copy of the same file launches about 0.1 ms faster until its pages are "
+               "evicted); its functions are laid out by scripts/launch.order (the launch "
+               "path's code together: the machine table says how much of it the build "
+               "still has), and its v1 cgroups come from the pool after the first launch "
+               "(see ARCHITECTURE.md).", "",
                "![launch latency](launch.svg)", "",
                "| launcher | mean ± σ (ms) | median | min | max | × kakoi --bundle |",
                "|---|---:|---:|---:|---:|---:|"]
