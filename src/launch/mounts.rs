@@ -213,10 +213,39 @@ fn make_in_root_at(
     sys::openat2(root, c"/", libc::O_PATH | libc::O_DIRECTORY, 0, how)
 }
 
-/// Attach a detached mount on a destination inside the root.
-fn attach(mnt: OwnedFd, root: BorrowedFd, target: &str, file: bool) -> std::io::Result<()> {
+/// Attach a detached mount on a destination inside the root. `fresh`: the root is kakoi's
+/// own new tmpfs, where nothing exists that kakoi did not make, so a directory right below
+/// it is made and mounted on by name ([`mount_on_new_dir`]); otherwise, or when it exists,
+/// the destination is looked up inside the root ([`make_in_root`]).
+fn attach(
+    mnt: OwnedFd,
+    root: BorrowedFd,
+    target: &str,
+    file: bool,
+    fresh: bool,
+) -> std::io::Result<()> {
+    let name = target.trim_start_matches('/');
+    if fresh
+        && !file
+        && !name.is_empty()
+        && !name.contains('/')
+        && mount_on_new_dir(&mnt, root, name)?
+    {
+        return Ok(());
+    }
     let dest = make_in_root(root, target, file)?;
     sys::move_mount_fd(mnt.as_fd(), dest.as_fd())
+}
+
+/// Make the directory `name` in `dir` and mount `mnt` on it by name: two system calls. Only
+/// for a directory no one else can write to (kakoi's own new tmpfs and /dev), where the
+/// name just made cannot have been swapped for a symlink. False when `name` exists.
+fn mount_on_new_dir(mnt: &OwnedFd, dir: BorrowedFd, name: &str) -> std::io::Result<bool> {
+    match sys::mkdirat(dir, &c(name), 0o755) {
+        Ok(()) => sys::move_mount_at(mnt.as_fd(), dir, &c(name)).map(|()| true),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// A recursive copy of a host tree, with attributes set on the detached copy.
@@ -308,6 +337,10 @@ pub fn build(
     sys::move_mount_fd(root_mnt.as_fd(), slot.as_fd()).at("mount the new root")?;
     let root = open_host(stage.as_fd(), slot_path, libc::O_DIRECTORY).at("open the new root")?;
     let root = root.as_fd();
+    // The root is a fresh tmpfs of its own: /dev and the masks' empty directory come from
+    // it, with no tmpfs of their own (each file system instance is made at launch and torn
+    // down when the payload exits), and mount points are made in it without a lookup.
+    let own_root = src.rootfs.is_none() && root_overlay.is_none();
 
     for (name, e) in &src.host_dirs {
         match e {
@@ -320,7 +353,7 @@ pub fn build(
             HostEntry::Dir(fd) => {
                 let t = clone_tree(fd.as_fd(), sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NODEV)
                     .at(format!("bind host /{name}"))?;
-                attach(t, root, name, false).at(format!("bind host /{name}"))?;
+                attach(t, root, name, false, own_root).at(format!("bind host /{name}"))?;
             }
         }
     }
@@ -362,7 +395,8 @@ pub fn build(
             Item::Overlay(i) => {
                 let o = &fs.overlays[i];
                 let m = overlay(&src, i, &o.lower, stage.as_fd())?;
-                attach(m, root, &o.target, false).at(format!("mount overlay on {}", o.target))?;
+                attach(m, root, &o.target, false, own_root)
+                    .at(format!("mount overlay on {}", o.target))?;
             }
             Item::Bind(i) => {
                 let b = &fs.binds[i];
@@ -388,7 +422,7 @@ pub fn build(
                 } else {
                     clone_tree(fd.as_fd(), attrs).at(format!("bind {}", b.source))?
                 };
-                attach(t, root, &b.target, !dir)
+                attach(t, root, &b.target, !dir, own_root)
                     .at(format!("bind {} -> {}", b.source, b.target))
                     .hint("the destination is resolved inside the new root")?;
             }
@@ -409,14 +443,10 @@ pub fn build(
                     sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
                 )
                 .at(format!("tmpfs on {}", t.target))?;
-                attach(m, root, &t.target, false).at(format!("tmpfs on {}", t.target))?;
+                attach(m, root, &t.target, false, own_root).at(format!("tmpfs on {}", t.target))?;
             }
         }
     }
-    // The root is a fresh tmpfs of its own: /dev and the masks' empty directory come from
-    // it, with no tmpfs of their own (each file system instance is made at launch and torn
-    // down when the payload exits).
-    let own_root = src.rootfs.is_none() && root_overlay.is_none();
     let empty = special_mounts(p, &src, root, own_root)?;
     // Without a namespace to join, /sys is mounted here, before the pivot: in a user
     // namespace the kernel mounts a fresh sysfs only while a full one is visible in the
@@ -425,6 +455,7 @@ pub fn build(
     if join_net.is_none() {
         mount_sys(
             root,
+            own_root,
             Some(|| {
                 open_host(src.host_root.as_fd(), "/sys", libc::O_DIRECTORY).at("open host /sys")
             }),
@@ -481,24 +512,24 @@ fn overlay(
 
 const HINT_LINK: &str = "a symlinked /proc or /sys in the rootfs is refused (CVE-2023-27561)";
 
-/// Refuse a symlinked destination for /proc or /sys (CVE-2023-27561).
-fn plain_dir(root: BorrowedFd, name: &str) -> std::io::Result<OwnedFd> {
-    match sys::openat2(
-        root,
-        &c(name),
-        libc::O_PATH | libc::O_DIRECTORY,
-        0,
-        RESOLVE_NO_SYMLINKS | RESOLVE_IN_ROOT,
-    ) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+/// The directory `name` right below the root, made if missing; a symlinked destination for
+/// /proc or /sys is refused (CVE-2023-27561). `fresh`: the root is kakoi's own new tmpfs,
+/// where it is missing, so it is made first.
+fn plain_dir(root: BorrowedFd, name: &str, fresh: bool) -> std::io::Result<OwnedFd> {
+    let open = || {
+        sys::openat2(
+            root,
+            &c(name),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            RESOLVE_NO_SYMLINKS | RESOLVE_IN_ROOT,
+        )
+    };
+    let made = fresh && sys::mkdirat(root, &c(name), 0o755).is_ok();
+    match open() {
+        Err(e) if !made && e.raw_os_error() == Some(libc::ENOENT) => {
             sys::mkdirat(root, &c(name), 0o755)?;
-            sys::openat2(
-                root,
-                &c(name),
-                libc::O_PATH | libc::O_DIRECTORY,
-                0,
-                RESOLVE_NO_SYMLINKS | RESOLVE_IN_ROOT,
-            )
+            open()
         }
         r => r,
     }
@@ -514,7 +545,7 @@ fn special_mounts(
     own_root: bool,
 ) -> Result<Option<OwnedFd>, StepError> {
     // /proc: a fresh instance needs a pid namespace of our own.
-    let proc_dir = plain_dir(root, "proc")
+    let proc_dir = plain_dir(root, "proc", own_root)
         .at("open /proc in the new root")
         .hint(HINT_LINK)?;
     let empty = if own_root {
@@ -550,7 +581,7 @@ fn special_mounts(
     // /dev: the usual nodes, a private devpts, /dev/shm. On kakoi's own root tmpfs it is
     // the root's /dev directory as a mount of its own (devices allowed there, nowhere else);
     // on a rootfs directory a tmpfs, so as not to write into it.
-    let dev_dir = plain_dir(root, "dev").at("open /dev in the new root")?;
+    let dev_dir = plain_dir(root, "dev", own_root).at("open /dev in the new root")?;
     let dev = if own_root {
         clone_one(
             dev_dir.as_fd(),
@@ -592,7 +623,7 @@ fn special_mounts(
         };
         let t = clone_tree(fd.as_fd(), sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC)
             .at(format!("bind {path}"))?;
-        attach(t, root, &path, true).at(format!("bind {path}"))?;
+        attach(t, root, &path, true, false).at(format!("bind {path}"))?;
     }
     sys::umask(umask);
     let pts = sys::fs_mount(
@@ -605,14 +636,20 @@ fn special_mounts(
         sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
     )
     .at("mount /dev/pts")?;
-    attach(pts, root, "/dev/pts", false).at("mount /dev/pts")?;
+    // /dev is new (the root's fresh directory or a fresh tmpfs): its mount points are made
+    // and mounted on by name.
+    if !mount_on_new_dir(&pts, dev.as_fd(), "pts").at("mount /dev/pts")? {
+        attach(pts, root, "/dev/pts", false, false).at("mount /dev/pts")?;
+    }
     let shm = sys::fs_mount(
         c"tmpfs",
         &[("mode", Some("1777"))],
         sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
     )
     .at("mount /dev/shm")?;
-    attach(shm, root, "/dev/shm", false).at("mount /dev/shm")?;
+    if !mount_on_new_dir(&shm, dev.as_fd(), "shm").at("mount /dev/shm")? {
+        attach(shm, root, "/dev/shm", false, false).at("mount /dev/shm")?;
+    }
     for (name, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -658,6 +695,7 @@ fn after_pivot(
     let fs = &p.filesystem;
     let root = sys::open_root().at("open /")?;
     let root = root.as_fd();
+    let fresh = empty.is_some();
     let mut protect = Protect::new(root, empty)?;
     let in_sys = |path: &&String| {
         path.strip_prefix("/sys")
@@ -672,7 +710,7 @@ fn after_pivot(
     }
     if let Some(join_net) = join_net {
         join_net()?;
-        mount_sys(root, None::<fn() -> _>)?;
+        mount_sys(root, fresh, None::<fn() -> _>)?;
         for m in fs.masked.iter().filter(in_sys) {
             protect.mask(m)?;
         }
@@ -697,9 +735,10 @@ fn after_pivot(
 /// the host's (opened by `host`) when a fresh one is refused.
 fn mount_sys(
     root: BorrowedFd,
+    fresh: bool,
     host: Option<impl FnOnce() -> Result<OwnedFd, StepError>>,
 ) -> Result<(), StepError> {
-    let sys_dir = plain_dir(root, "sys")
+    let sys_dir = plain_dir(root, "sys", fresh)
         .at("open /sys in the new root")
         .hint(HINT_LINK)?;
     let ro = sys::MOUNT_ATTR_RDONLY

@@ -230,16 +230,28 @@ pub fn open_tree(dfd: BorrowedFd, path: &CStr, flags: libc::c_uint) -> io::Resul
 /// Attach the mount `from` on the file `to` refers to (both as fds: the destination is
 /// exactly the verified object, never a path that could be swapped).
 pub fn move_mount_fd(from: BorrowedFd, to: BorrowedFd) -> io::Result<()> {
+    move_mount_at(from, to, c"")
+}
+
+/// Attach the mount `from` on `to_path` relative to the directory `to` (on `to` itself
+/// when the path is empty). The path is walked as `openat` would: callers give only a
+/// name they just made in a directory no one else can write to.
+pub fn move_mount_at(from: BorrowedFd, to: BorrowedFd, to_path: &CStr) -> io::Result<()> {
     let empty = c"";
-    // SAFETY: both fds are open and `empty` is a NUL-terminated string.
+    let flags = if to_path.is_empty() {
+        MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
+    } else {
+        MOVE_MOUNT_F_EMPTY_PATH
+    };
+    // SAFETY: both fds are open and both paths are NUL-terminated strings.
     let r = unsafe {
         libc::syscall(
             libc::SYS_move_mount,
             from.as_raw_fd(),
             empty.as_ptr(),
             to.as_raw_fd(),
-            empty.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+            to_path.as_ptr(),
+            flags,
         )
     };
     check(r).map(drop)
