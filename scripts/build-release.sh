@@ -27,5 +27,11 @@ if [[ -n $minor && $minor -ge 90 ]]; then
 else
     echo "build-release: rustc before 1.90 links with the system linker: no function ordering" >&2
 fi
+# Cargo does not see the ordering file change: the binary (and cargo's copy of it, which
+# would be linked back in its place) is removed when it is older, so that it is relinked.
+bin=target/static/dist/kakoi
+if [[ -f $bin && scripts/launch.order -nt $bin ]]; then
+    rm -f "$bin" target/static/dist/deps/kakoi-*
+fi
 cargo rustc --profile dist --locked --bin kakoi --target-dir target/static "$@" \
     -- -C target-feature=+crt-static "${order[@]}"
