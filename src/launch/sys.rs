@@ -503,7 +503,11 @@ impl SigSet {
 /// system calls), or asked through the raw system call without /proc (which also reaches
 /// the two signals the C library reserves).
 pub fn ignored_signals() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    // Read with room for the whole file: /proc reports a size of 0, from which
+    // `fs::read_to_string` would grow its buffer over eight reads.
+    let mut status = String::with_capacity(4096);
+    let _ = std::fs::File::open("/proc/self/status")
+        .and_then(|mut f| io::Read::read_to_string(&mut f, &mut status));
     let from_proc = status
         .lines()
         .find_map(|l| l.strip_prefix("SigIgn:"))
