@@ -163,8 +163,15 @@ def phase_table(text, kakoi):
         prev = t
     if kakoi:
         total = ms(kakoi["median"]) * 1000
-        md.append(f"| process start-up, arguments, exit (the rest of the median "
-                  f"launch, {total:.0f} µs) | | {total - prev:.0f} |")
+        if total >= prev:
+            md.append(f"| process start-up, arguments, exit (the rest of the median "
+                      f"launch, {total:.0f} µs) | | {total - prev:.0f} |")
+            md.append("")
+        else:
+            # The traced launches ran in a slower stretch of the run than hyperfine's.
+            md += ["", f"These traced launches ran slower than the hyperfine runs above "
+                   f"(whose median launch took {total:.0f} µs in all): the machine's load "
+                   "drifted during the run, so compare the steps with each other only."]
     md.append("")
     return md
 
