@@ -642,11 +642,16 @@ fn binds_tmpfs_and_a_persistent_overlay() {
     std::fs::create_dir(&top).unwrap();
     std::fs::write(top.join("base"), "from the top layer").unwrap();
     std::fs::write(top.join("only-top"), "").unwrap();
+    // A destination right below the root that exists there as a symlink (`/sbin` ->
+    // `usr/sbin` on a merged-/usr host): it is not made anew but resolved inside the root.
+    let sbin = d.path().join("sbin");
+    std::fs::create_dir(&sbin).unwrap();
+    std::fs::write(sbin.join("marker"), "").unwrap();
     let p = policy(
         d.path(),
         "binds",
         &format!(
-            "filesystem {{\n    bind \"{}\" -> \"/tmp/under-tmpfs\" rw\n    bind \"{}\" -> \"/data/rw\" rw\n    bind \"{}\" -> \"/data/ro\"\n    overlay \"/layered\" lower [\"{}\"] upper \"{}\" work \"{}\"\n    tmpfs \"/scratch\" size 1M\n    overlay \"/stacked\" lower [\"{}\", \"{}\"] upper tmpfs\n}}\n",
+            "filesystem {{\n    bind \"{}\" -> \"/tmp/under-tmpfs\" rw\n    bind \"{}\" -> \"/data/rw\" rw\n    bind \"{}\" -> \"/data/ro\"\n    overlay \"/layered\" lower [\"{}\"] upper \"{}\" work \"{}\"\n    tmpfs \"/scratch\" size 1M\n    overlay \"/stacked\" lower [\"{}\", \"{}\"] upper tmpfs\n    bind \"{}\" -> \"/sbin\"\n}}\n",
             rw.display(),
             rw.display(),
             ro.display(),
@@ -655,11 +660,18 @@ fn binds_tmpfs_and_a_persistent_overlay() {
             d.path().join("work").display(),
             top.display(),
             lower.display(),
+            sbin.display(),
         ),
     );
+    let merged_usr = std::fs::read_link("/sbin").is_ok_and(|t| t == Path::new("usr/sbin"));
     let r = expect_actions(
         &p,
         &[
+            ("read:/sbin/marker", "ok"),
+            (
+                "read:/usr/sbin/marker",
+                if merged_usr { "ok" } else { "ENOENT" },
+            ),
             ("write:/data/rw/out", "ok"),
             // A bind below the default's tmpfs /tmp: mounted after it, so not hidden.
             ("write:/tmp/under-tmpfs/out2", "ok"),
