@@ -9,7 +9,7 @@
 # target directory keeps the test builds (dynamic libseccomp) from rebuilding after it,
 # and back. scripts/launch.order (`make launch-order`) lists the functions a launch runs,
 # in the order it runs them; the linker places them first and together in .text, so a
-# launch faults in 8 windows of code instead of 30 (see scripts/launch-order.py).
+# launch faults in 10 windows of code instead of 30 (see scripts/launch-order.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LIBSECCOMP_LIB_PATH=$(pkg-config --variable=libdir libseccomp)

@@ -478,7 +478,7 @@ impl Cgroup {
     /// Whether the OOM killer killed something in the sandbox's memory cgroup.
     pub fn oom_kills(&self) -> u64 {
         let read = |p: std::path::PathBuf, key: &str| -> Option<u64> {
-            read_control(&p)
+            super::sys::read_small(&p)
                 .ok()?
                 .lines()
                 .find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse().ok()))
@@ -608,10 +608,11 @@ fn slot(pool: &std::path::Path, k: usize) -> std::path::PathBuf {
 /// [`POOL_MAX_CHARGE`] bytes still charged.
 fn idle(dir: &std::path::Path, emptied: bool, memory: bool) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let no_tasks = emptied || read_control(&dir.join("cgroup.procs")).is_ok_and(|t| t.is_empty());
+    let no_tasks =
+        emptied || super::sys::read_small(&dir.join("cgroup.procs")).is_ok_and(|t| t.is_empty());
     let no_children = std::fs::metadata(dir).is_ok_and(|m| m.nlink() == 2);
     let charge = if memory {
-        read_control(&dir.join("memory.usage_in_bytes"))
+        super::sys::read_small(&dir.join("memory.usage_in_bytes"))
             .ok()
             .and_then(|t| t.trim().parse::<u64>().ok())
             .unwrap_or(u64::MAX)
@@ -625,16 +626,7 @@ fn idle(dir: &std::path::Path, emptied: bool, memory: bool) -> bool {
 fn holds(dir: &std::path::Path, files: &[(&'static str, String)]) -> bool {
     files
         .iter()
-        .all(|(f, v)| read_control(&dir.join(f)).is_ok_and(|t| t.trim() == v))
-}
-
-/// A control file's text, in one read: they report size 0, so `read_to_string` would ask
-/// for the size and read twice. Longer text (a busy `cgroup.procs`) is cut at 4 KiB.
-fn read_control(path: &std::path::Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut buf = [0u8; 4096];
-    let n = std::fs::File::open(path)?.read(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+        .all(|(f, v)| super::sys::read_small(&dir.join(f)).is_ok_and(|t| t.trim() == v))
 }
 
 impl Drop for Cgroup {

@@ -472,7 +472,7 @@ pub fn build(
     sys::umount2(c".", libc::MNT_DETACH).at("detach the old root")?;
     sys::mount(None, c"/", None, libc::MS_REC | libc::MS_SLAVE, None).at("make / rslave")?;
     std::env::set_current_dir("/").at("chdir /")?;
-    after_pivot(p, join_net, empty)
+    after_pivot(p, join_net, empty, own_root)
 }
 
 /// An overlay mount for overlay `i` (upper on the host or a tmpfs in the staging area).
@@ -549,16 +549,7 @@ fn special_mounts(
         .at("open /proc in the new root")
         .hint(HINT_LINK)?;
     let empty = if own_root {
-        Some(
-            sys::openat2(
-                proc_dir.as_fd(),
-                c".",
-                libc::O_PATH | libc::O_DIRECTORY,
-                0,
-                0,
-            )
-            .at("open the empty /proc directory")?,
-        )
+        Some(proc_dir.try_clone().at("open the empty /proc directory")?)
     } else {
         None
     };
@@ -686,16 +677,17 @@ fn open_existing(root: BorrowedFd, path: &str) -> std::io::Result<Option<OwnedFd
 /// After the pivot: masked and read-only paths, then the root itself read-only. With
 /// `join_net`, /sys is mounted here too, as late as it can be: after the protection of every
 /// path outside it, so that the network namespace the parent makes meanwhile (see [`build`])
-/// is ready when it is joined.
+/// is ready when it is joined. `empty`: the masks' empty directory ([`special_mounts`]);
+/// `own_root`: the root is kakoi's own fresh tmpfs.
 fn after_pivot(
     p: &Policy,
     join_net: Option<impl FnOnce() -> Result<(), StepError>>,
     empty: Option<OwnedFd>,
+    own_root: bool,
 ) -> Result<(), StepError> {
     let fs = &p.filesystem;
     let root = sys::open_root().at("open /")?;
     let root = root.as_fd();
-    let fresh = empty.is_some();
     let mut protect = Protect::new(root, empty)?;
     let in_sys = |path: &&String| {
         path.strip_prefix("/sys")
@@ -710,7 +702,7 @@ fn after_pivot(
     }
     if let Some(join_net) = join_net {
         join_net()?;
-        mount_sys(root, fresh, None::<fn() -> _>)?;
+        mount_sys(root, own_root, None::<fn() -> _>)?;
         for m in fs.masked.iter().filter(in_sys) {
             protect.mask(m)?;
         }

@@ -503,16 +503,21 @@ impl SigSet {
 /// system calls), or asked through the raw system call without /proc (which also reaches
 /// the two signals the C library reserves).
 pub fn ignored_signals() -> u64 {
-    // Read with room for the whole file: /proc reports a size of 0, from which
-    // `fs::read_to_string` would grow its buffer over eight reads.
-    let mut status = String::with_capacity(4096);
-    let _ = std::fs::File::open("/proc/self/status")
-        .and_then(|mut f| io::Read::read_to_string(&mut f, &mut status));
+    let status = read_small(std::path::Path::new("/proc/self/status")).unwrap_or_default();
     let from_proc = status
         .lines()
         .find_map(|l| l.strip_prefix("SigIgn:"))
         .and_then(|m| u64::from_str_radix(m.trim(), 16).ok());
     from_proc.unwrap_or_else(ask_ignored_signals)
+}
+
+/// A small /proc or cgroup file's text, in one read. Such files report a size of 0, from
+/// which `fs::read_to_string` would grow its buffer over several reads (eight for
+/// /proc/self/status). Longer text (a busy `cgroup.procs`) is cut at 4 KiB.
+pub fn read_small(path: &std::path::Path) -> io::Result<String> {
+    let mut buf = [0u8; 4096];
+    let n = io::Read::read(&mut std::fs::File::open(path)?, &mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
 fn ask_ignored_signals() -> u64 {
