@@ -458,7 +458,9 @@ pub fn load_with_for_launch(
 }
 
 fn dir_reader(dir: &Path) -> impl Fn(&str) -> Result<Vec<u8>, String> + '_ {
-    |name: &str| fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
+    |name: &str| {
+        crate::input::read(&dir.join(name), crate::input::PROFILE_LIMIT).map_err(|e| e.to_string())
+    }
 }
 
 /// [`load_dir`] over any source of files: `read` gives a bundle file's bytes by name.

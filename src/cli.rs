@@ -663,8 +663,7 @@ fn fmt(files: &[PathBuf], check: bool, color: bool) -> Result<(), Failure> {
     let mut failed = false;
     for path in files {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Failure::usage(format!("cannot read `{shown}`: {e}")))?;
+        let text = read_text(path)?;
         let mut map = SourceMap::new();
         let id = map.add(shown.clone(), text.clone());
         match policy_lang::format::format(id, &text) {
@@ -787,7 +786,7 @@ fn disasm(input: &str, backend: Backend, host: &str, color: bool) -> Result<(), 
             .extension()
             .is_some_and(|e| e == "bpf")
     {
-        std::fs::read(input).map_err(|e| Failure::usage(format!("cannot read `{input}`: {e}")))?
+        read_bytes(input)?
     } else {
         let (p, _) = load_ok(input, color)?;
         let host = if host == "aarch64" {
@@ -862,10 +861,7 @@ fn subject(
         Some(f) => f,
         None => load::detect(input).map_err(Failure::usage)?,
     };
-    let read = || {
-        std::fs::read_to_string(input)
-            .map_err(|e| Failure::usage(format!("cannot read `{input}`: {e}")))
-    };
+    let read = || read_text(input);
     match fmt {
         InputFormat::Policy => {
             let (p, _) = load_ok(input, color)?;
@@ -884,8 +880,7 @@ fn subject(
         }
         InputFormat::SeccompJson => load::seccomp_json(input, &read()?).map_err(Failure::usage),
         InputFormat::Bpf => {
-            let bytes = std::fs::read(input)
-                .map_err(|e| Failure::usage(format!("cannot read `{input}`: {e}")))?;
+            let bytes = read_bytes(input)?;
             load::bpf_file(input, &bytes).map_err(Failure::usage)
         }
         InputFormat::Oci => load::oci(input, &read()?).map_err(Failure::usage),
@@ -919,9 +914,7 @@ fn audit_cmd(
     }
     let base: Option<Baseline> = match baseline {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| {
-                Failure::usage(format!("cannot read baseline `{}`: {e}", p.display()))
-            })?;
+            let text = read_text(p)?;
             Some(
                 serde_json::from_str(&text)
                     .map_err(|e| Failure::usage(format!("baseline `{}`: {e}", p.display())))?,
@@ -1229,8 +1222,7 @@ fn explain(
     }
     let name = catalogue::syscall_by_nr(arch, nr).map_or("?", |d| d.name);
     let (action, rule): (policy_lang::ir::Action, Option<String>) = if input.ends_with(".bpf") {
-        let bytes = std::fs::read(input)
-            .map_err(|e| Failure::usage(format!("cannot read `{input}`: {e}")))?;
+        let bytes = read_bytes(input)?;
         let insns =
             crate::bpf::decode(&bytes).map_err(|e| Failure::usage(format!("`{input}`: {e}")))?;
         crate::bpf::validate(&insns)
@@ -1250,8 +1242,7 @@ fn explain(
             )),
         )
     } else if input.ends_with(".json") {
-        let text = std::fs::read_to_string(input)
-            .map_err(|e| Failure::usage(format!("cannot read `{input}`: {e}")))?;
+        let text = read_text(input)?;
         let imported = crate::seccomp::json::import(
             input,
             &text,
@@ -1309,4 +1300,21 @@ fn explain(
         }
     }
     Ok(())
+}
+
+/// An input file's bytes: a regular file within [`crate::input::PROFILE_LIMIT`].
+fn read_bytes(path: impl AsRef<std::path::Path>) -> Result<Vec<u8>, Failure> {
+    crate::input::read(path.as_ref(), crate::input::PROFILE_LIMIT).map_err(input_failure)
+}
+
+/// An input file's text (see [`read_bytes`]).
+fn read_text(path: impl AsRef<std::path::Path>) -> Result<String, Failure> {
+    crate::input::read_text(path.as_ref(), crate::input::PROFILE_LIMIT).map_err(input_failure)
+}
+
+fn input_failure(e: crate::input::InputError) -> Failure {
+    match e.hint() {
+        Some(h) => Failure::usage(format!("{e}\n  help: {h}")),
+        None => Failure::usage(e.to_string()),
+    }
 }

@@ -10,6 +10,7 @@ pub mod bpf;
 pub mod bundle;
 pub mod cli;
 pub mod fuzzing;
+pub mod input;
 pub mod launch;
 pub mod loader;
 pub mod profiles;

@@ -33,9 +33,12 @@ pub fn read_root(name: &str) -> Result<(String, String), String> {
             )),
         };
     }
-    std::fs::read_to_string(name)
+    crate::input::read_text(Path::new(name), crate::input::POLICY_LIMIT)
         .map(|t| (name.to_string(), t))
-        .map_err(|e| format!("cannot read `{name}`: {e}"))
+        .map_err(|e| match e.hint() {
+            Some(h) => format!("{e}\n  help: {h}"),
+            None => e.to_string(),
+        })
 }
 
 impl Loader for FsLoader {
@@ -55,9 +58,9 @@ impl Loader for FsLoader {
             base.join(name)
         });
         let shown = path.to_string_lossy().into_owned();
-        std::fs::read_to_string(&path)
+        crate::input::read_text(&path, crate::input::POLICY_LIMIT)
             .map(|t| (shown.clone(), t))
-            .map_err(|e| format!("cannot read `{shown}`: {e}"))
+            .map_err(|e| e.to_string())
     }
 
     fn shipped(&self) -> Vec<String> {

@@ -225,22 +225,27 @@ impl Cond {
     /// become register indexes. `None` when an argument cannot be located on this arch
     /// (resolution rejects such policies, so backends never see it).
     pub fn concrete(&self, arch: Arch, syscall: &str) -> Option<ConcreteCond> {
+        let sig = catalogue::syscall(syscall).and_then(|d| d.args(arch));
+        self.concrete_with(arch, sig)
+    }
+
+    /// [`Cond::concrete`] with the syscall's signature on `arch` looked up once.
+    fn concrete_with(&self, arch: Arch, sig: Option<&[catalogue::Arg]>) -> Option<ConcreteCond> {
         Some(match self {
             Cond::And(v) => ConcreteCond::And(
                 v.iter()
-                    .map(|c| c.concrete(arch, syscall))
+                    .map(|c| c.concrete_with(arch, sig))
                     .collect::<Option<_>>()?,
             ),
             Cond::Or(v) => ConcreteCond::Or(
                 v.iter()
-                    .map(|c| c.concrete(arch, syscall))
+                    .map(|c| c.concrete_with(arch, sig))
                     .collect::<Option<_>>()?,
             ),
-            Cond::Not(c) => ConcreteCond::Not(Box::new(c.concrete(arch, syscall)?)),
+            Cond::Not(c) => ConcreteCond::Not(Box::new(c.concrete_with(arch, sig)?)),
             Cond::Arch(a) => ConcreteCond::Const(a.contains(&arch)),
             Cond::Arg(c) => {
-                let def = catalogue::syscall(syscall)?;
-                let args = def.args(arch)?;
+                let args = sig?;
                 let index = args.iter().position(|a| a.name == c.arg)?;
                 let kind = args[index].kind;
                 let low32 = kind.is_32bit() || !arch.is_64bit();
@@ -350,65 +355,116 @@ impl Seccomp {
 
     /// The policy's own meaning: the decision for a syscall, straight from the rules.
     /// This is the independent interpretation compiled filters are checked against.
+    /// Deciding many argument vectors of one syscall: [`Decider`].
     pub fn decide(&self, audit_arch: u32, nr: u32, args: &[u64; 6]) -> Decision {
-        let default = Decision {
-            action: self.default_action,
-            rule: None,
-        };
-        let bad = Decision {
-            action: self.bad_arch_action,
-            rule: None,
-        };
-        if !self.enabled {
+        Decider::new(self).decide(audit_arch, nr, args)
+    }
+}
+
+/// How one rule stands for one syscall on one ABI: its action and condition.
+type Candidate = (usize, Action, Option<ConcreteCond>);
+
+/// [`Seccomp::decide`], with the rules that name each syscall and their conditions, made
+/// concrete for its ABI, kept between calls: checking a program calls it for every
+/// boundary argument vector of a syscall, and a condition is made concrete once instead
+/// of once per vector (linear instead of quadratic in the condition's size).
+pub struct Decider<'a> {
+    s: &'a Seccomp,
+    cache: std::collections::HashMap<(u32, u32), Result<Vec<Candidate>, Decision>>,
+}
+
+impl<'a> Decider<'a> {
+    pub fn new(s: &'a Seccomp) -> Self {
+        Decider {
+            s,
+            cache: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The decision for a syscall: the same as [`Seccomp::decide`].
+    pub fn decide(&mut self, audit_arch: u32, nr: u32, args: &[u64; 6]) -> Decision {
+        let s = self.s;
+        if !s.enabled {
             return Decision {
                 action: Action::Allow,
                 rule: None,
             };
         }
-        // x86_64 and x32 share an AUDIT_ARCH; the x32 bit of the number tells them apart.
-        let arch = if audit_arch == Arch::X86_64.audit_arch() {
-            // Numbers with the x32 bit belong to x32 (and are a foreign ABI unless x32 is
-            // targeted), except -1, which a tracer uses to skip a syscall and which stays
-            // on the native path.
-            let a = match nr {
-                u32::MAX => Arch::X86_64,
-                0x4000_0000.. => Arch::X32,
-                _ => Arch::X86_64,
-            };
-            if !self.arches.contains(&a) {
-                // Targeting x32 alone still sees native x86_64 numbers as a foreign ABI.
-                return bad;
-            }
-            a
-        } else {
-            match self.arches.iter().find(|a| a.audit_arch() == audit_arch) {
-                Some(a) => *a,
-                None => return bad,
-            }
+        let candidates = self
+            .cache
+            .entry((audit_arch, nr))
+            .or_insert_with(|| candidates(s, audit_arch, nr));
+        let candidates = match candidates {
+            Ok(c) => c,
+            Err(d) => return *d,
         };
-        let Some(def) = catalogue::syscall_by_nr(arch, nr) else {
-            return Decision {
-                action: self.unknown_action,
-                rule: None,
-            };
-        };
-        for (i, r) in self.rules.iter().enumerate() {
-            if !r.syscalls.iter().any(|s| s == def.name) {
-                continue;
-            }
-            let hit = match &r.cond {
-                None => true,
-                Some(c) => c.concrete(arch, def.name).is_some_and(|c| c.eval(args)),
-            };
-            if hit {
+        for (i, action, cond) in candidates.iter() {
+            if cond.as_ref().is_none_or(|c| c.eval(args)) {
                 return Decision {
-                    action: r.action,
-                    rule: Some(i),
+                    action: *action,
+                    rule: Some(*i),
                 };
             }
         }
-        default
+        Decision {
+            action: s.default_action,
+            rule: None,
+        }
     }
+}
+
+/// The rules that may decide a syscall, in order (`Err`: a decision that needs no rule).
+fn candidates(s: &Seccomp, audit_arch: u32, nr: u32) -> Result<Vec<Candidate>, Decision> {
+    let bad = Decision {
+        action: s.bad_arch_action,
+        rule: None,
+    };
+    // x86_64 and x32 share an AUDIT_ARCH; the x32 bit of the number tells them apart.
+    let arch = if audit_arch == Arch::X86_64.audit_arch() {
+        // Numbers with the x32 bit belong to x32 (and are a foreign ABI unless x32 is
+        // targeted), except -1, which a tracer uses to skip a syscall and which stays
+        // on the native path.
+        let a = match nr {
+            u32::MAX => Arch::X86_64,
+            0x4000_0000.. => Arch::X32,
+            _ => Arch::X86_64,
+        };
+        if !s.arches.contains(&a) {
+            // Targeting x32 alone still sees native x86_64 numbers as a foreign ABI.
+            return Err(bad);
+        }
+        a
+    } else {
+        match s.arches.iter().find(|a| a.audit_arch() == audit_arch) {
+            Some(a) => *a,
+            None => return Err(bad),
+        }
+    };
+    let Some(def) = catalogue::syscall_by_nr(arch, nr) else {
+        return Err(Decision {
+            action: s.unknown_action,
+            rule: None,
+        });
+    };
+    let mut out = Vec::new();
+    for (i, r) in s.rules.iter().enumerate() {
+        if !r.syscalls.iter().any(|s| s == def.name) {
+            continue;
+        }
+        match &r.cond {
+            None => {
+                out.push((i, r.action, None));
+                // Nothing after an unconditional rule is reached.
+                break;
+            }
+            Some(c) => match c.concrete(arch, def.name) {
+                // A condition that cannot apply on this ABI never matches.
+                None => {}
+                Some(c) => out.push((i, r.action, Some(c))),
+            },
+        }
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -294,7 +294,8 @@ impl Builder {
                                 )
                                 .label(why.clone());
                             d.help = Some(match crate::diagnostics::suggest(&target, shipped.iter().map(String::as_str)) {
-                                Some(s) if !target.contains('/') => format!("did you mean `{s}`?"),
+                                _ if target.contains('/') => "a relative path is relative to the file that names it".to_string(),
+                                Some(s) => format!("did you mean `{s}`?"),
                                 _ if shipped.is_empty() => format!("a local file needs a path like `./{target}.kakoi`"),
                                 _ => format!("shipped policies are {}; a local file needs a path like `./{target}.kakoi`", shipped.join(", ")),
                             });
@@ -308,6 +309,14 @@ impl Builder {
                                     format!("`{target}` includes itself"),
                                 )
                                 .label(format!("cycle: {} -> {display}", stack.join(" -> ")));
+                                continue;
+                            }
+                            // A file included again (a diamond of `use`s, the same
+                            // `use` twice) is applied once, where it is first included:
+                            // applying it again could only repeat its settings and add
+                            // rules that its first copy shadows, and re-applying makes
+                            // resolution exponential in the depth of a diamond.
+                            if self.sources.contains(&display) {
                                 continue;
                             }
                             let id = match map.find(&display) {
@@ -2549,6 +2558,7 @@ impl Builder {
             .unwrap_or(Action::Errno(self.deny_errno));
         let root = self.root;
         self.check_rules(&rules, &arches, default_action, root);
+        self.check_size(&rules);
         self.check_socketcall(&rules, &arches, default_action);
         self.check_caps();
 
@@ -2679,14 +2689,20 @@ impl Builder {
             }
         }
         // Redundant: unconditional, same action as the default, nothing later names them.
+        // The names each rule's successors mention, built from the end (linear).
+        let mut later_sets: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); rules.len()];
+        let mut acc: BTreeSet<&str> = BTreeSet::new();
+        for (i, (r, _)) in rules.iter().enumerate().rev() {
+            if r.cond.is_none() && r.action == default {
+                later_sets[i] = acc.clone();
+            }
+            acc.extend(r.syscalls.iter().map(String::as_str));
+        }
         for (i, (r, span)) in rules.iter().enumerate() {
             if r.cond.is_some() || r.action != default || Some(span.file) != root {
                 continue;
             }
-            let later: BTreeSet<&str> = rules[i + 1..]
-                .iter()
-                .flat_map(|(r, _)| r.syscalls.iter().map(String::as_str))
-                .collect();
+            let later = &later_sets[i];
             let earlier_decides = r
                 .syscalls
                 .iter()
@@ -2703,6 +2719,44 @@ impl Builder {
                     default.to_source()
                 ))
                 .help = Some("remove the rule, or move it before a rule it should override".into());
+            }
+        }
+    }
+
+    /// A seccomp program holds at most 4096 instructions, and every argument comparison
+    /// takes at least one: a policy with more can never be loaded. Refused here, before
+    /// the compilers (whose work grows with the conditions) see it.
+    fn check_size(&mut self, rules: &[(Rule, Span)]) {
+        fn comparisons(c: &Cond) -> usize {
+            match c {
+                Cond::And(v) | Cond::Or(v) => v.iter().map(comparisons).sum(),
+                Cond::Not(c) => comparisons(c),
+                Cond::Arch(_) => 0,
+                Cond::Arg(_) => 1,
+            }
+        }
+        let mut total = 0usize;
+        for (r, span) in rules {
+            total += r.cond.as_ref().map_or(0, comparisons);
+            if total > MAX_COMPARISONS {
+                let all: usize = rules
+                    .iter()
+                    .map(|(r, _)| r.cond.as_ref().map_or(0, comparisons))
+                    .sum();
+                // The rule's first character: the rule itself may be thousands of
+                // characters long.
+                let at = span.range.start..(span.range.start + 1).min(span.range.end);
+                self.err(
+                    span.file,
+                    at,
+                    "E0313",
+                    format!("the seccomp rules compare arguments {all} times, more than a program can hold"),
+                )
+                .label(format!("the comparisons up to here pass {MAX_COMPARISONS}"))
+                .help = Some(format!(
+                    "a seccomp program holds at most {MAX_COMPARISONS} instructions and each comparison takes one; use ranges (`fd <= 64`) or masks instead of long lists"
+                ));
+                return;
             }
         }
     }
@@ -2812,6 +2866,10 @@ impl Builder {
         self.diags.extend(out);
     }
 }
+
+/// The kernel's limit on a seccomp program's length (BPF_MAXINSNS), and so on the
+/// argument comparisons of a policy.
+const MAX_COMPARISONS: usize = 4096;
 
 fn flip(op: syntax::CmpOp) -> syntax::CmpOp {
     use syntax::CmpOp::*;

@@ -138,6 +138,12 @@ pub fn import(s: &super::Subject, input: &str, only: &[Arch]) -> Result<String, 
             v.filters
         )));
     }
+    if v.too_complex {
+        return Err(ImportError::Refused(format!(
+            "it is too complex to follow exactly: its paths take more than {} instructions to follow (SCMP012)",
+            super::sym::Budget::PROGRAM
+        )));
+    }
     let mut v = v.clone();
     if !only.is_empty() {
         v.tables.retain(|a, _| only.contains(a));

@@ -111,6 +111,7 @@ fn stacked(progs: Vec<Vec<bpf::Insn>>, location: Location) -> SeccompView {
         if !v.default.allows() {
             first.default = v.default.clone();
         }
+        first.too_complex |= v.too_complex;
     }
     first.filters = filters;
     first

@@ -25,7 +25,7 @@ pub fn detect(input: &str) -> Result<InputFormat, String> {
     if input.ends_with(".kakoi") || (!p.exists() && crate::profiles::get(input).is_some()) {
         return Ok(InputFormat::Policy);
     }
-    let bytes = std::fs::read(p).map_err(|e| format!("cannot read `{input}`: {e}"))?;
+    let bytes = crate::input::read(p, crate::input::PROFILE_LIMIT).map_err(|e| e.to_string())?;
     if input.ends_with(".bpf") {
         return Ok(InputFormat::Bpf);
     }

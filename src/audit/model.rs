@@ -97,20 +97,25 @@ pub struct SeccompView {
     /// How many filters the tables combine (a process can stack several); `prog` is
     /// the first.
     pub filters: usize,
+    /// The program has more paths than the auditor follows ([`sym::Budget`]): some
+    /// syscalls are taken as conditional without being followed to the end.
+    pub too_complex: bool,
 }
 
 impl SeccompView {
     /// Analyse a program.
     pub fn from_prog(prog: Vec<Insn>, location: Location) -> SeccompView {
+        let budget = sym::Budget::new(sym::Budget::PROGRAM);
         let tables = Arch::ALL
             .iter()
-            .map(|a| (*a, sym::table(&prog, *a)))
+            .map(|a| (*a, sym::table_within(&prog, *a, &budget)))
             .collect();
-        let default = sym::classify(&prog, Arch::X86_64.audit_arch(), 1023);
+        let default = sym::classify_within(&prog, Arch::X86_64.audit_arch(), 1023, &budget);
         SeccompView {
             prog,
             tables,
             default,
+            too_complex: budget.spent(),
             rules: None,
             rule_locations: Vec::new(),
             filters: 1,

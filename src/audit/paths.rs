@@ -12,7 +12,7 @@
 
 use policy_lang::catalogue::{self, Arch, ArgKind};
 
-use super::sym::{step, Domain, Regs, Stop};
+use super::sym::{step, Budget, Domain, Regs, Stop};
 use crate::bpf::{self, Insn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +110,17 @@ pub struct Path {
 /// Every path for (`audit_arch`, `nr`), at most `limit`. An error names what cannot be
 /// followed: a comparison or return on a computed value, too many paths.
 pub fn paths(prog: &[Insn], audit_arch: u32, nr: u32, limit: usize) -> Result<Vec<Path>, String> {
+    paths_within(prog, audit_arch, nr, limit, &Budget::new(Budget::SYSCALL))
+}
+
+/// [`paths`], following at most what `budget` has left.
+pub fn paths_within(
+    prog: &[Insn],
+    audit_arch: u32,
+    nr: u32,
+    limit: usize,
+    budget: &Budget,
+) -> Result<Vec<Path>, String> {
     let mut out = Vec::new();
     let mut stack = vec![(0usize, Regs::<Sym>::new(), Vec::new())];
     while let Some((mut pc, mut r, mut cs)) = stack.pop() {
@@ -120,6 +131,9 @@ pub fn paths(prog: &[Insn], audit_arch: u32, nr: u32, limit: usize) -> Result<Ve
             let Some(i) = prog.get(pc).copied() else {
                 return Err("a path runs off the end of the program".into());
             };
+            if !budget.step() {
+                return Err("it is too complex to follow exactly (its paths are too many)".into());
+            }
             pc += 1;
             let src = match step(i, &mut pc, &mut r, audit_arch, nr) {
                 None => continue,
@@ -185,8 +199,19 @@ pub fn reachable_class(
     nr: u32,
     width: &dyn Fn(usize) -> Width,
 ) -> Option<super::sym::Class> {
+    reachable_class_within(prog, audit_arch, nr, width, &Budget::new(Budget::SYSCALL))
+}
+
+/// [`reachable_class`] within `budget`.
+pub fn reachable_class_within(
+    prog: &[Insn],
+    audit_arch: u32,
+    nr: u32,
+    width: &dyn Fn(usize) -> Width,
+    budget: &Budget,
+) -> Option<super::sym::Class> {
     let mut rets = std::collections::BTreeSet::new();
-    for p in paths(prog, audit_arch, nr, 4096).ok()? {
+    for p in paths_within(prog, audit_arch, nr, 4096, budget).ok()? {
         match witness(&p, width) {
             Ok(_) => {
                 rets.insert(p.ret);

@@ -71,6 +71,7 @@ pub const RULES: &[Rule] = &[
     Rule { id: "SCMP009", severity: Severity::High, weight: 1500, layer: Layer::Seccomp, title: "equivalence gap: a syscall is denied but a sibling doing the same is allowed", rationale: "Denying open but allowing openat, or execve but allowing execveat, denies nothing: the program uses the sibling." },
     Rule { id: "SCMP010", severity: Severity::Medium, weight: 700, layer: Layer::Seccomp, title: "a socket family rule that i386 socketcall bypasses", rationale: "On i386, socket() can be reached through socketcall(), whose arguments are in memory, out of the filter's sight." },
     Rule { id: "SCMP011", severity: Severity::Info, weight: 0, layer: Layer::Seccomp, title: "clone3 or a newer syscall denied with EPERM instead of ENOSYS", rationale: "libc falls back to an older call on ENOSYS; EPERM makes programs fail (or lose features) instead." },
+    Rule { id: "SCMP012", severity: Severity::Medium, weight: 500, layer: Layer::Seccomp, title: "the filter is too complex to follow exactly", rationale: "The program has more paths than the auditor follows (nested argument branches multiply them); the syscalls it could not follow to the end are reported as conditional, and a filter nobody can follow is one nobody can review. A crafted one can also stall tools that analyse it." },
     Rule { id: "CAP001", severity: Severity::Critical, weight: 2500, layer: Layer::Caps, title: "every capability (privileged)", rationale: "A process with every capability is root on the host in all but name." },
     Rule { id: "CAP002", severity: Severity::High, weight: 1500, layer: Layer::Caps, title: "an effectively-root capability", rationale: "SYS_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_PTRACE, DAC_READ_SEARCH, NET_ADMIN, BPF, PERFMON, SYS_BOOT, MAC_ADMIN, MAC_OVERRIDE, SETFCAP and SYSLOG each lead to full privilege or a sandbox escape." },
     Rule { id: "CAP003", severity: Severity::Medium, weight: 700, layer: Layer::Caps, title: "capabilities beyond Docker's default set, or NET_RAW", rationale: "Every capability widens what root in the sandbox can do; NET_RAW allows packet spoofing on the sandbox's network." },
@@ -409,6 +410,18 @@ fn seccomp_rules(s: &Subject, out: &mut Vec<Finding>) {
                 "seccomp {\n    allow socketcall if call != SYS_SOCKET\n}",
             ));
         }
+    }
+    // SCMP012: the exploration ran out of budget.
+    if v.too_complex {
+        out.push(finding(
+            "SCMP012",
+            format!(
+                "following every path would take more than {} instructions; syscalls not followed to the end are reported as conditional",
+                super::sym::Budget::PROGRAM
+            ),
+            v.location.clone(),
+            "seccomp {\n    # decide each syscall with a few argument comparisons, not nested trees\n}",
+        ));
     }
     // SCMP011: EPERM where ENOSYS lets libc fall back.
     if let Some(Class::Deny(Action::Errno(1))) = v.class(native, "clone3") {

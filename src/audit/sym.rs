@@ -164,9 +164,64 @@ pub fn lets_through(a: Action) -> bool {
     )
 }
 
+/// How many instructions the auditor may follow, summed over every path it explores.
+///
+/// A program is a DAG, but its paths can be exponentially many: 4,096 instructions of
+/// nested argument branches take minutes to follow one by one for every syscall. A budget
+/// shared by all the syscalls of one program bounds that; once it is spent, every syscall
+/// not yet followed is taken as conditional (the cautious reading: neither surely allowed
+/// nor surely denied) and the report says the program was too complex to follow exactly.
+pub struct Budget {
+    left: std::cell::Cell<u64>,
+    spent: std::cell::Cell<bool>,
+}
+
+impl Budget {
+    /// Instructions for the whole of one program: Docker's profile takes about 0.1 % of it.
+    pub const PROGRAM: u64 = 20_000_000;
+    /// Instructions for one syscall asked about alone.
+    pub const SYSCALL: u64 = 2_000_000;
+
+    pub fn new(steps: u64) -> Budget {
+        Budget {
+            left: std::cell::Cell::new(steps),
+            spent: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Take one step; false once the budget is spent.
+    pub fn step(&self) -> bool {
+        match self.left.get() {
+            0 => {
+                self.spent.set(true);
+                false
+            }
+            n => {
+                self.left.set(n - 1);
+                true
+            }
+        }
+    }
+
+    /// Whether some exploration stopped for want of budget.
+    pub fn spent(&self) -> bool {
+        self.spent.get()
+    }
+}
+
 /// Every return value reachable for (`audit_arch`, `nr`), arguments unknown. `None` when
 /// the path count exceeds the limit (the caller treats that as conditional).
 pub fn outcomes(prog: &[Insn], audit_arch: u32, nr: u32) -> Option<BTreeSet<u32>> {
+    outcomes_within(prog, audit_arch, nr, &Budget::new(Budget::SYSCALL))
+}
+
+/// [`outcomes`], following at most what `budget` has left (`None` when it runs out).
+pub fn outcomes_within(
+    prog: &[Insn],
+    audit_arch: u32,
+    nr: u32,
+    budget: &Budget,
+) -> Option<BTreeSet<u32>> {
     let mut out = BTreeSet::new();
     let mut paths = 0usize;
     let mut stack = vec![(0usize, Regs::<Val>::new())];
@@ -176,6 +231,9 @@ pub fn outcomes(prog: &[Insn], audit_arch: u32, nr: u32) -> Option<BTreeSet<u32>
             return None;
         }
         while let Some(i) = prog.get(pc).copied() {
+            if !budget.step() {
+                return None;
+            }
             pc += 1;
             let src = match step(i, &mut pc, &mut r, audit_arch, nr) {
                 None => continue,
@@ -222,14 +280,23 @@ pub fn outcomes(prog: &[Insn], audit_arch: u32, nr: u32) -> Option<BTreeSet<u32>
 /// checked path by path ([`super::paths::reachable_class`]) before it is called
 /// conditional.
 pub fn classify(prog: &[Insn], audit_arch: u32, nr: u32) -> Class {
-    let Some(rets) = outcomes(prog, audit_arch, nr) else {
+    classify_within(prog, audit_arch, nr, &Budget::new(Budget::SYSCALL))
+}
+
+/// [`classify`] within `budget` (conditional when it runs out).
+pub fn classify_within(prog: &[Insn], audit_arch: u32, nr: u32, budget: &Budget) -> Class {
+    let Some(rets) = outcomes_within(prog, audit_arch, nr, budget) else {
         return Class::Conditional;
     };
     match class_of(&rets) {
-        Class::Conditional => {
-            super::paths::reachable_class(prog, audit_arch, nr, &|_| super::paths::Width::Full)
-                .unwrap_or(Class::Conditional)
-        }
+        Class::Conditional => super::paths::reachable_class_within(
+            prog,
+            audit_arch,
+            nr,
+            &|_| super::paths::Width::Full,
+            budget,
+        )
+        .unwrap_or(Class::Conditional),
         c => c,
     }
 }
@@ -269,11 +336,20 @@ fn precedence(ret: u32) -> u32 {
 
 /// The decision table of one ABI: every syscall the catalogue knows for it, by name.
 pub fn table(prog: &[Insn], arch: Arch) -> std::collections::BTreeMap<&'static str, Class> {
+    table_within(prog, arch, &Budget::new(Budget::PROGRAM))
+}
+
+/// [`table`] within `budget`, shared with the program's other ABIs.
+pub fn table_within(
+    prog: &[Insn],
+    arch: Arch,
+    budget: &Budget,
+) -> std::collections::BTreeMap<&'static str, Class> {
     catalogue::syscalls()
         .iter()
         .filter_map(|d| {
             d.nr(arch)
-                .map(|nr| (d.name, classify(prog, arch.audit_arch(), nr)))
+                .map(|nr| (d.name, classify_within(prog, arch.audit_arch(), nr, budget)))
         })
         .collect()
 }

@@ -641,24 +641,25 @@ fn layout(mut items: Vec<Item>) -> Vec<Insn> {
                 _ => n += 1,
             }
         }
-        // Find one conditional jump that is too far and fix it with a trampoline.
+        // Every conditional jump that is too far gets trampolines (one pass over the
+        // program; the insertions can push other jumps out of reach, so repeat until
+        // none is).
         let mut pc = 0usize;
-        let mut fix = None;
+        let mut far_jumps = Vec::new();
         for (idx, it) in items.iter().enumerate() {
             match it {
                 Item::Label(_) => continue,
                 Item::Jmp { t, f, .. } => {
                     let far = |l: &Label| pos[l] - (pc + 1) > 255;
                     if far(t) || far(f) {
-                        fix = Some((idx, far(t), far(f)));
-                        break;
+                        far_jumps.push((idx, far(t), far(f)));
                     }
                 }
                 _ => {}
             }
             pc += 1;
         }
-        let Some((idx, ft, ff)) = fix else {
+        if far_jumps.is_empty() {
             let mut out = Vec::with_capacity(n);
             let mut pc = 0usize;
             for it in &items {
@@ -700,10 +701,7 @@ fn layout(mut items: Vec<Item>) -> Vec<Insn> {
                 pc += 1;
             }
             return out;
-        };
-        let Item::Jmp { op, k, t, f } = items[idx].clone() else {
-            unreachable!("fix is a jump")
-        };
+        }
         let mut next_label = items
             .iter()
             .filter_map(|i| {
@@ -715,32 +713,42 @@ fn layout(mut items: Vec<Item>) -> Vec<Insn> {
             })
             .max()
             .unwrap_or(0);
-        let mut insert = Vec::new();
-        let (mut nt, mut nf) = (t, f);
-        // The trampolines follow the jump directly: both branches reach them.
-        if ft {
-            next_label += 1;
-            nt = next_label;
-            insert.push(Item::Label(nt));
-            insert.push(Item::Ja(t));
+        let mut fixes = far_jumps.into_iter().peekable();
+        let mut out = Vec::with_capacity(items.len() + 4);
+        for (idx, it) in items.into_iter().enumerate() {
+            let Some(&(_, ft, ff)) = fixes.peek().filter(|(i, _, _)| *i == idx) else {
+                out.push(it);
+                continue;
+            };
+            fixes.next();
+            let Item::Jmp { op, k, t, f } = it else {
+                unreachable!("fix is a jump")
+            };
+            let mut insert = Vec::new();
+            let (mut nt, mut nf) = (t, f);
+            // The trampolines follow the jump directly: both branches reach them, and
+            // they are only reached by jumps, so the fall-through path stays intact.
+            if ft {
+                next_label += 1;
+                nt = next_label;
+                insert.push(Item::Label(nt));
+                insert.push(Item::Ja(t));
+            }
+            if ff {
+                next_label += 1;
+                nf = next_label;
+                insert.push(Item::Label(nf));
+                insert.push(Item::Ja(f));
+            }
+            out.push(Item::Jmp {
+                op,
+                k,
+                t: nt,
+                f: nf,
+            });
+            out.extend(insert);
         }
-        if ff {
-            next_label += 1;
-            nf = next_label;
-            insert.push(Item::Label(nf));
-            insert.push(Item::Ja(f));
-        }
-        items[idx] = Item::Jmp {
-            op,
-            k,
-            t: nt,
-            f: nf,
-        };
-        // Keep the fall-through path intact: if neither branch was the next
-        // instruction, the trampolines are only reached by jumps, which is fine.
-        let tail = items.split_off(idx + 1);
-        items.extend(insert);
-        items.extend(tail);
+        items = out;
     }
 }
 

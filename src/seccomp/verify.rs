@@ -102,6 +102,8 @@ pub fn verify(
         .collect();
     let mut bad = Vec::new();
     let mut cov = Coverage::default();
+    let mut decider = policy_lang::ir::Decider::new(s);
+    let mut unknown_nrs = std::collections::HashMap::new();
     let mut check = |arch: u32, nr: u32, args: [u64; 6]| {
         cov.cases += 1;
         // A program serves only the ABIs its host can enter the kernel with; any other
@@ -110,15 +112,17 @@ pub fn verify(
         let mut want = if foreign {
             s.bad_arch_action
         } else {
-            s.decide(arch, nr, &args).action
+            decider.decide(arch, nr, &args).action
         };
         if exempt_nrs.contains(&(arch, nr)) && want != s.bad_arch_action {
             want = s.default_action;
         }
-        let unknown = Arch::ALL
-            .iter()
-            .filter(|a| a.audit_arch() == arch)
-            .all(|a| catalogue::syscall_by_nr(*a, nr).is_none());
+        let unknown = *unknown_nrs.entry((arch, nr)).or_insert_with(|| {
+            Arch::ALL
+                .iter()
+                .filter(|a| a.audit_arch() == arch)
+                .all(|a| catalogue::syscall_by_nr(*a, nr).is_none())
+        });
         if unknown_as_default
             && unknown
             && !foreign

@@ -16,6 +16,8 @@
 //!   size/speed/cache targets of kakoi's generator, and the live kernel.
 //! - `launch`: `kakoi run` checked from inside by the probe (examples/probe.rs): caps,
 //!   namespaces, mounts, cgroups, limits, id maps (root and rootless), networking, exits.
+//! - `redteam`: one regression test per red-team finding that needs no root (the
+//!   launcher's are in `launch`).
 //! - `cli`: exit codes, `--format json`, `--emit`, atomic bundle writes, completions, man.
 
 mod audit;
@@ -27,5 +29,6 @@ mod fuzz;
 mod launch;
 mod live;
 mod profiles;
+mod redteam;
 mod seccomp;
 mod util;
