@@ -182,13 +182,12 @@ fn attempt(name: &str) -> String {
                     "ESCAPED".into()
                 }
             }
-            "proc1-root" => {
-                if stat_id("/proc/1/root") == stat_id("/") {
-                    "contained".into()
-                } else {
-                    "ESCAPED".into()
-                }
-            }
+            // pid 1's root: the sandbox's own, or not reachable at all.
+            "proc1-root" => match std::fs::metadata("/proc/1/root/.") {
+                Err(e) => errno_name(&e),
+                Ok(_) if stat_id("/proc/1/root/.") == stat_id("/") => "contained".into(),
+                Ok(_) => "ESCAPED".into(),
+            },
             "ptrace-outside" => sys_result(libc::syscall(
                 libc::SYS_ptrace,
                 libc::PTRACE_ATTACH,
@@ -252,6 +251,18 @@ fn attempt(name: &str) -> String {
             )),
             "tiocsti" => {
                 let ch = b'x';
+                sys_result(libc::syscall(
+                    libc::SYS_ioctl,
+                    0,
+                    libc::TIOCSTI,
+                    &ch as *const u8,
+                ))
+            }
+            // L3: make the stdin terminal the controlling tty (works when it has no
+            // session), then push input into it.
+            "tiocsti-ctty" => {
+                let ch = b'x';
+                libc::ioctl(0, libc::TIOCSCTTY, 0);
                 sys_result(libc::syscall(
                     libc::SYS_ioctl,
                     0,

@@ -196,6 +196,14 @@ pub enum Command {
         /// Extra environment variable for the command (repeatable).
         #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
         env: Vec<String>,
+        /// Give the command a terminal (the default when stdin is one): a pseudo-terminal
+        /// of the sandbox's own, relayed to the caller's, with job control and Ctrl-C.
+        #[arg(long, short = 't', conflicts_with = "no_tty")]
+        tty: bool,
+        /// No terminal, even when stdin is one: stdin, stdout and stderr are relayed
+        /// through pipes (the caller's terminal never reaches the command).
+        #[arg(long = "no-tty", short = 'T')]
+        no_tty: bool,
         /// Print the launch plan instead of launching.
         #[arg(long)]
         dry_run: bool,
@@ -443,6 +451,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             bundle,
             rootfs,
             env,
+            tty,
+            no_tty,
             dry_run,
             format,
             command,
@@ -451,6 +461,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             bundle.as_deref(),
             rootfs,
             env,
+            match (tty, no_tty) {
+                (true, _) => crate::launch::stdio::Tty::Always,
+                (_, true) => crate::launch::stdio::Tty::Never,
+                _ => crate::launch::stdio::Tty::Auto,
+            },
             dry_run,
             format,
             command,
@@ -1040,6 +1055,7 @@ fn run_cmd(
     bundle: Option<&Path>,
     rootfs: Option<String>,
     env: Vec<String>,
+    tty: crate::launch::stdio::Tty,
     dry_run: bool,
     format: Format,
     command: Vec<String>,
@@ -1048,20 +1064,15 @@ fn run_cmd(
     use crate::launch::run::{self, Outcome};
     crate::launch::trace::start();
     const LAUNCH_FAILED: i32 = 125;
-    let as_launch_failure = |f: Failure| Failure {
-        code: LAUNCH_FAILED,
-        message: f.message,
-    };
+    // An input that cannot be read or has errors exits as in every other command (2, 1):
+    // 125 is for a launch that failed.
     let (mut p, prog) = match bundle {
         Some(dir) => {
-            let b =
-                crate::bundle::load_dir_for_launch(dir, run::host_arch()).map_err(|m| Failure {
-                    code: LAUNCH_FAILED,
-                    message: Some(format!("invalid bundle `{}`: {m}", dir.display())),
-                })?;
+            let b = crate::bundle::load_dir_for_launch(dir, run::host_arch())
+                .map_err(|m| Failure::usage(format!("invalid bundle `{}`: {m}", dir.display())))?;
             (b.policy, b.seccomp)
         }
-        None => (load_ok(policy, color).map_err(as_launch_failure)?.0, None),
+        None => (load_ok(policy, color)?.0, None),
     };
     if let Some(r) = rootfs {
         p.filesystem.rootfs = policy_lang::ir::Rootfs::Dir {
@@ -1099,7 +1110,10 @@ fn run_cmd(
         }
     };
     let launch = match run::prepare(p, command, env, prog) {
-        Ok(l) => l,
+        Ok(mut l) => {
+            l.tty = tty;
+            l
+        }
         Err(e) => {
             report(&e);
             return Err(Failure {

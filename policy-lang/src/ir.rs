@@ -599,6 +599,11 @@ pub struct Bind {
     pub target: String,
     pub readonly: bool,
     pub idmap: bool,
+    /// Set-user-ID bits and file capabilities count on this bind (`suid`). Off by default:
+    /// a writable bind is a host directory, and a set-user-ID-root file the sandbox makes
+    /// there would be one any host user can run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suid: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -644,6 +649,27 @@ pub struct Filesystem {
     pub landlock: Enforcement,
     /// Landlock scopes (ABI 6): IPC the sandbox may not reach outside itself.
     pub landlock_scopes: Vec<LandlockScope>,
+    /// How the sandbox's copies of host mounts receive mounts the host makes later.
+    #[serde(default, skip_serializing_if = "Propagation::is_private")]
+    pub propagation: Propagation,
+}
+
+/// Mount propagation from the host into the sandbox.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Propagation {
+    /// Nothing the host mounts after the launch appears inside (the default).
+    #[default]
+    Private,
+    /// Host mounts made later under a bound path appear inside (`rslave`), with the host's
+    /// own mount flags: kakoi cannot make them read-only, nodev or nosuid.
+    Slave,
+}
+
+impl Propagation {
+    pub fn is_private(&self) -> bool {
+        *self == Propagation::Private
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -718,6 +744,18 @@ pub struct Process {
     pub time_offsets: Vec<(String, i64)>,
     /// Wall-time limit in milliseconds.
     pub timeout_ms: Option<u64>,
+    /// A small init (kakoi's own) between the launcher and the payload: forwards signals,
+    /// reaps orphans. Off: the payload is pid 1 of its pid namespace itself.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub init: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 // ---------------------------------------------------------------------------------------

@@ -122,6 +122,7 @@ struct Builder {
     access: Vec<PathRule>,
     landlock: Enforcement,
     landlock_scopes: Vec<LandlockScope>,
+    propagation: Propagation,
     /// Spans of the `apparmor` extra rules, in order, for their origins.
     aa_rule_spans: Vec<Span>,
     network: Network,
@@ -178,6 +179,7 @@ impl Builder {
             access: Vec::new(),
             landlock: Enforcement::BestEffort,
             landlock_scopes: Vec::new(),
+            propagation: Propagation::Private,
             aa_rule_spans: Vec::new(),
             network: Network {
                 mode: NetMode::None,
@@ -199,6 +201,7 @@ impl Builder {
                 hostname: None,
                 time_offsets: Vec::new(),
                 timeout_ms: None,
+                init: true,
             },
             selinux: None,
             apparmor: None,
@@ -1727,12 +1730,13 @@ impl Builder {
                         }
                     }
                 }
-                let (mut readonly, mut idmap) = (true, false);
+                let (mut readonly, mut idmap, mut suid) = (true, false, None);
                 for v in it {
                     match &v.kind {
                         ValueKind::Word(w) if w == "ro" => readonly = true,
                         ValueKind::Word(w) if w == "rw" => readonly = false,
                         ValueKind::Word(w) if w == "idmap" => idmap = true,
+                        ValueKind::Word(w) if w == "suid" => suid = Some(v.span.clone()),
                         _ => {
                             self.err(
                                 f,
@@ -1740,16 +1744,27 @@ impl Builder {
                                 "E0703",
                                 format!("unknown bind option `{}`", value_text(v)),
                             )
-                            .label("expected `ro`, `rw` or `idmap`");
+                            .label("expected `ro`, `rw`, `idmap` or `suid`");
                             return;
                         }
                     }
+                }
+                if let (Some(at), false) = (&suid, readonly) {
+                    self.warn(
+                        f,
+                        at.clone(),
+                        "W0701",
+                        "a writable `suid` bind lets the sandbox plant set-user-ID files on the host",
+                    )
+                    .label("files made here keep their set-user-ID bit and file capabilities for every host user")
+                    .help = Some("drop `suid` (binds are `nosuid` by default), or bind read-only".into());
                 }
                 self.binds.push(Bind {
                     source: src,
                     target: dst,
                     readonly,
                     idmap,
+                    suid: suid.is_some(),
                 });
             }
             "tmpfs" => {
@@ -1854,6 +1869,34 @@ impl Builder {
                 scopes.dedup();
                 self.landlock_scopes = scopes;
             }
+            "propagation" => {
+                if !self.expect_count(&a, 1, "`private` or `slave`") {
+                    return;
+                }
+                match value_text(&vals[0]).as_str() {
+                    "private" => self.propagation = Propagation::Private,
+                    "slave" => {
+                        self.propagation = Propagation::Slave;
+                        self.warn(
+                            f,
+                            a.stmt.span.clone(),
+                            "W0702",
+                            "mounts the host makes later appear inside with the host's flags",
+                        )
+                        .label("not read-only, nodev or nosuid unless the host made them so")
+                        .help = Some("keep the default `propagation private` unless the sandbox must see new host mounts".into());
+                    }
+                    other => {
+                        self.err(
+                            f,
+                            vals[0].span.clone(),
+                            "E0709",
+                            format!("unknown propagation `{other}`"),
+                        )
+                        .label("expected `private` or `slave`");
+                    }
+                }
+            }
             _ => self.unknown_key(
                 &a,
                 "filesystem",
@@ -1871,6 +1914,7 @@ impl Builder {
                     "remove",
                     "landlock",
                     "landlock-scope",
+                    "propagation",
                 ],
             ),
         }
@@ -2281,6 +2325,11 @@ impl Builder {
                     }
                 }
             }
+            "init" => {
+                if let Some(b) = self.on_off(&a) {
+                    self.process.init = b
+                }
+            }
             "no-new-privs" => {
                 if let Some(b) = self.on_off(&a) {
                     self.process.no_new_privs = b
@@ -2355,6 +2404,7 @@ impl Builder {
                     "argv",
                     "env",
                     "cwd",
+                    "init",
                     "no-new-privs",
                     "hostname",
                     "time-offset",
@@ -2606,6 +2656,7 @@ impl Builder {
                 access: self.access.clone(),
                 landlock: self.landlock,
                 landlock_scopes: self.landlock_scopes.clone(),
+                propagation: self.propagation,
             },
             network: self.network.clone(),
             resources: self.resources.clone(),

@@ -172,6 +172,15 @@ pub fn paths_within(
                         k,
                         holds,
                     };
+                    // A comparison the path's earlier ones decide is not a branch: only
+                    // the side they allow is followed (this keeps libseccomp's repeated
+                    // tests of one word from multiplying the paths). It stays on the path,
+                    // which the decompiler reads.
+                    if let Some(holds) = decided(&cs, c(true)) {
+                        cs.push(c(holds));
+                        pc += usize::from(if holds { i.jt } else { i.jf });
+                        continue;
+                    }
                     let mut taken = cs.clone();
                     taken.push(c(true));
                     stack.push((pc + usize::from(i.jt), r, taken));
@@ -188,6 +197,35 @@ pub fn paths_within(
         }
     }
     Ok(out)
+}
+
+/// Whether the comparisons `cs` already made decide `c` (on the same word): from the word's
+/// value when an equality pinned it, else from the bounds that unmasked comparisons set.
+fn decided(cs: &[Constraint], c: Constraint) -> Option<bool> {
+    let (mut lo, mut hi) = (0u32, u32::MAX);
+    for e in cs.iter().filter(|e| e.off == c.off && e.mask == u32::MAX) {
+        match (e.test, e.holds) {
+            (Test::Eq, true) => return Some(c.eval(e.k)),
+            (Test::Gt, true) => lo = lo.max(e.k.saturating_add(1)),
+            (Test::Gt, false) => hi = hi.min(e.k),
+            (Test::Ge, true) => lo = lo.max(e.k),
+            (Test::Ge, false) => hi = hi.min(e.k.checked_sub(1)?),
+            _ => {}
+        }
+    }
+    if lo > hi || c.mask != u32::MAX {
+        return None;
+    }
+    let k = c.k;
+    match c.test {
+        Test::Eq if k < lo || k > hi => Some(false),
+        Test::Eq if lo == hi => Some(true),
+        Test::Gt if lo > k => Some(true),
+        Test::Gt if hi <= k => Some(false),
+        Test::Ge if lo >= k => Some(true),
+        Test::Ge if hi < k => Some(false),
+        _ => None,
+    }
 }
 
 /// The class of a syscall from the paths arguments of widths `width` can take (a path

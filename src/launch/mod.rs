@@ -4,9 +4,12 @@
 //! [`sys`].
 
 pub mod cgroup;
+mod child;
 pub mod error;
+mod init;
 pub mod mounts;
 pub mod plan;
 pub mod run;
+pub mod stdio;
 pub mod sys;
 pub mod trace;

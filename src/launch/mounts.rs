@@ -9,7 +9,7 @@
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use policy_lang::ir::{NsKind, NsMode, Policy, Rootfs};
+use policy_lang::ir::{NetMode, NsKind, NsMode, Policy, Propagation, Rootfs};
 
 use super::error::{At, Hint, StepError};
 use super::sys;
@@ -288,9 +288,14 @@ pub fn build(
     let mut idmapped = idmapped.into_iter();
     let fs = &p.filesystem;
     let src = open_sources(p)?;
-    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_SLAVE, None)
-        .at("make / rslave")
-        .hint("mounts must not propagate back to the host")?;
+    // Private by default: nothing mounted here reaches the host, and nothing the host
+    // mounts later under a path bound here reaches the sandbox (such a mount would come
+    // with the host's flags: writable, with devices and set-user-ID files). Copies made
+    // below with open_tree take the propagation of what they copy.
+    let propagation = propagation_flag(fs.propagation);
+    sys::mount(None, c"/", None, libc::MS_REC | propagation, None)
+        .at("make / private")
+        .hint("mounts must not propagate between the sandbox and the host")?;
 
     // The new root is mounted on /tmp (in this namespace only). When an overlay has a
     // tmpfs upper layer, a staging tmpfs there holds the new root (/tmp/root) and the
@@ -324,7 +329,19 @@ pub fn build(
         overlay(&src, i, &p.filesystem.overlays[i].lower, stage.as_fd())?
     } else {
         match &src.rootfs {
-            Some(fd) => clone_tree(fd.as_fd(), sys::MOUNT_ATTR_NODEV).at("bind the rootfs")?,
+            // A writable rootfs is a host directory: files the sandbox makes there must
+            // not become set-user-ID programs for the host's users.
+            Some(fd) => clone_tree(
+                fd.as_fd(),
+                sys::MOUNT_ATTR_NODEV
+                    | match &fs.rootfs {
+                        Rootfs::Dir {
+                            readonly: false, ..
+                        } => sys::MOUNT_ATTR_NOSUID,
+                        _ => 0,
+                    },
+            )
+            .at("bind the rootfs")?,
             None => sys::fs_mount(
                 c"tmpfs",
                 &[("mode", Some("0755"))],
@@ -407,11 +424,14 @@ pub fn build(
                 let device = sys::fstat(fd.as_fd()).is_ok_and(|st| {
                     matches!(st.st_mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK)
                 });
+                // nosuid unless the policy says `suid`: a set-user-ID-root file the
+                // sandbox makes in a writable bind is one every host user can run.
                 let attrs = if b.readonly {
                     sys::MOUNT_ATTR_RDONLY
                 } else {
                     0
-                } | if device { 0 } else { sys::MOUNT_ATTR_NODEV };
+                } | if device { 0 } else { sys::MOUNT_ATTR_NODEV }
+                    | if b.suid { 0 } else { sys::MOUNT_ATTR_NOSUID };
                 let t = if b.idmap {
                     idmapped_fds[i].take().ok_or_else(|| {
                         StepError::new(
@@ -447,6 +467,9 @@ pub fn build(
             }
         }
     }
+    if own_root && matches!(fs.rootfs, Rootfs::Host) {
+        etc_files(p, &src, root)?;
+    }
     let empty = special_mounts(p, &src, root, own_root)?;
     // Without a namespace to join, /sys is mounted here, before the pivot: in a user
     // namespace the kernel mounts a fresh sysfs only while a full one is visible in the
@@ -467,12 +490,150 @@ pub fn build(
     sys::pivot_root(c".", c".")
         .at("pivot_root")
         .hint("the new root must be a mount point in this mount namespace")?;
-    sys::mount(None, c".", None, libc::MS_REC | libc::MS_SLAVE, None)
-        .at("make the old root rslave")?;
+    sys::mount(None, c".", None, libc::MS_REC | propagation, None)
+        .at("make the old root private")?;
     sys::umount2(c".", libc::MNT_DETACH).at("detach the old root")?;
-    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_SLAVE, None).at("make / rslave")?;
+    sys::mount(None, c"/", None, libc::MS_REC | propagation, None).at("make / private")?;
     std::env::set_current_dir("/").at("chdir /")?;
     after_pivot(p, join_net, empty, own_root)
+}
+
+/// The sandbox's own `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`, over the
+/// host's (container engines generate them too): the host's name and its local resolver
+/// settings are not the sandbox's business. Written to the root tmpfs's `sys` directory,
+/// which sysfs covers later, so the files are reachable only through these binds, which
+/// are read-only. With `network { mode host }` the sandbox shares the host's network and
+/// keeps its `hosts` and `resolv.conf`.
+fn etc_files(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), StepError> {
+    let hostname = match (&p.process.hostname, p.namespaces.get(NsKind::Uts)) {
+        (Some(h), NsMode::New) => h.clone(),
+        _ => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into()),
+    };
+    let mut files = vec![("hostname", format!("{hostname}\n"))];
+    let shares_host_net =
+        p.namespaces.get(NsKind::Net) != &NsMode::New || matches!(p.network.mode, NetMode::Host);
+    if !shares_host_net {
+        let mut hosts =
+            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        match &p.network.mode {
+            NetMode::Veth {
+                address: Some(a), ..
+            } => {
+                let ip = a.split('/').next().unwrap_or(a);
+                hosts.push_str(&format!("{ip}\t{hostname}\n"));
+            }
+            _ => hosts.push_str(&format!("127.0.1.1\t{hostname}\n")),
+        }
+        files.push(("hosts", hosts));
+        let resolv = match &p.network.mode {
+            NetMode::None => "# kakoi: this sandbox has no network\n".to_string(),
+            _ => sandbox_resolv_conf(
+                &open_host(src.host_root.as_fd(), "/etc/resolv.conf", 0)
+                    .ok()
+                    .and_then(|fd| std::fs::read_to_string(fd_path(&fd)).ok())
+                    .unwrap_or_default(),
+            ),
+        };
+        files.push(("resolv.conf", resolv));
+    }
+    // The directory sysfs is mounted on later (see `mount_sys`).
+    sys::mkdirat(root, c"sys", 0o755).at("create /sys in the new root")?;
+    let dir = sys::openat2(
+        root,
+        c"sys",
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        RESOLVE_NO_SYMLINKS,
+    )
+    .at("open /sys in the new root")?;
+    for (name, text) in files {
+        let f = sys::openat2(
+            dir.as_fd(),
+            &c(name),
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o644,
+            RESOLVE_NO_SYMLINKS,
+        )
+        .at(format!("write the sandbox's /etc/{name}"))?;
+        std::io::Write::write_all(&mut std::fs::File::from(f), text.as_bytes())
+            .at(format!("write the sandbox's /etc/{name}"))?;
+        let file = sys::openat2(dir.as_fd(), &c(name), libc::O_PATH, 0, RESOLVE_NO_SYMLINKS)
+            .at(format!("open the sandbox's /etc/{name}"))?;
+        let t = sys::open_tree(
+            file.as_fd(),
+            c"",
+            sys::OPEN_TREE_CLONE | libc::AT_EMPTY_PATH as u32,
+        )
+        .at(format!("bind /etc/{name}"))?;
+        sys::mount_setattr(
+            t.as_fd(),
+            false,
+            sys::MOUNT_ATTR_RDONLY
+                | sys::MOUNT_ATTR_NOSUID
+                | sys::MOUNT_ATTR_NODEV
+                | sys::MOUNT_ATTR_NOEXEC,
+            0,
+            None,
+        )
+        .at(format!("bind /etc/{name}"))?;
+        // The host's /etc/resolv.conf may be a symlink (to /run/systemd/resolve/…): the
+        // target is looked up, or made, inside the new root.
+        // A file the host's /etc does not have cannot be made in it (read-only): then
+        // there is nothing of the host's to hide.
+        match attach(t, root, &format!("/etc/{name}"), true, false) {
+            Err(e) if e.raw_os_error() == Some(libc::EROFS) => {}
+            r => r.at(format!("bind /etc/{name}"))?,
+        }
+    }
+    Ok(())
+}
+
+/// The host's resolver settings without its loopback name servers (a local resolver such
+/// as systemd-resolved's 127.0.0.53 is not reachable from the sandbox's own loopback).
+fn sandbox_resolv_conf(host: &str) -> String {
+    let mut out = String::from("# kakoi: the host's resolv.conf without loopback name servers\n");
+    let mut servers = 0;
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some("nameserver") {
+            let addr = words.next().unwrap_or("");
+            if addr.starts_with("127.") || addr == "::1" {
+                continue;
+            }
+            servers += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if servers == 0 {
+        out.push_str("# no name server the sandbox can reach\n");
+    }
+    out
+}
+
+/// Whether `name` matches `pattern`, whose `*` matches any run of characters.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let Some(tail) = name.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|&i| tail.is_char_boundary(i))
+                .any(|i| glob_match(rest, &tail[i..]))
+        }
+    }
+}
+
+/// The `mount(2)` propagation flag for the policy's propagation.
+fn propagation_flag(p: Propagation) -> libc::c_ulong {
+    match p {
+        Propagation::Private => libc::MS_PRIVATE,
+        Propagation::Slave => libc::MS_SLAVE,
+    }
 }
 
 /// An overlay mount for overlay `i` (upper on the host or a tmpfs in the staging area).
@@ -484,6 +645,12 @@ fn overlay(
 ) -> Result<OwnedFd, StepError> {
     let (lowers, upper) = &src.overlays[i];
     let lowerdir: Vec<String> = lowers.iter().map(fd_path).collect();
+    // An upper layer on the host is nosuid, as a writable bind is.
+    let nosuid = if upper.is_some() {
+        sys::MOUNT_ATTR_NOSUID
+    } else {
+        0
+    };
     let (up, work) = match upper {
         Some((u, w)) => (fd_path(u), fd_path(w)),
         None => {
@@ -504,7 +671,7 @@ fn overlay(
             ("upperdir", Some(&up)),
             ("workdir", Some(&work)),
         ],
-        sys::MOUNT_ATTR_NODEV,
+        sys::MOUNT_ATTR_NODEV | nosuid,
     )
     .at(format!("mount overlay (lower {})", lower.join(":")))
     .hint("overlayfs needs the upper and work directories on the same file system")
@@ -778,7 +945,28 @@ impl<'a> Protect<'a> {
         Ok(Protect { root, null, empty })
     }
 
+    /// Mask `m`; a `*` in its last component masks every entry it matches.
     fn mask(&mut self, m: &str) -> Result<(), StepError> {
+        let Some((dir, last)) = m.rsplit_once('/').filter(|(_, l)| l.contains('*')) else {
+            return self.mask_one(m);
+        };
+        // After the pivot: the directory is looked up inside the sandbox.
+        let Ok(entries) = std::fs::read_dir(if dir.is_empty() { "/" } else { dir }) else {
+            return Ok(());
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| glob_match(last, n))
+            .collect();
+        names.sort();
+        for n in names {
+            self.mask_one(&format!("{dir}/{n}"))?;
+        }
+        Ok(())
+    }
+
+    fn mask_one(&mut self, m: &str) -> Result<(), StepError> {
         const EMPTY_ATTRS: u64 = sys::MOUNT_ATTR_RDONLY
             | sys::MOUNT_ATTR_NOSUID
             | sys::MOUNT_ATTR_NODEV
@@ -815,5 +1003,35 @@ impl<'a> Protect<'a> {
         };
         let t = clone_tree(fd.as_fd(), sys::MOUNT_ATTR_RDONLY).at(format!("read-only {r}"))?;
         sys::move_mount_fd(t.as_fd(), fd.as_fd()).at(format!("read-only {r}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_in_mask_paths() {
+        assert!(glob_match("ssh_host_*_key", "ssh_host_ed25519_key"));
+        assert!(!glob_match("ssh_host_*_key", "ssh_host_ed25519_key.pub"));
+        assert!(glob_match("*", "x"));
+        assert!(glob_match("a*b*c", "aXbYc"));
+        assert!(!glob_match("a*b*c", "aXbY"));
+    }
+
+    #[test]
+    fn loopback_name_servers_are_dropped() {
+        let r = sandbox_resolv_conf("nameserver 127.0.0.53\noptions edns0\nsearch lan\n");
+        assert!(
+            !r.contains("127.0.0.53")
+                && r.contains("options edns0")
+                && r.contains("no name server")
+        );
+        let r = sandbox_resolv_conf("nameserver 10.0.0.1\nnameserver ::1\n");
+        assert!(
+            r.contains("nameserver 10.0.0.1")
+                && !r.contains("::1")
+                && !r.contains("no name server")
+        );
     }
 }

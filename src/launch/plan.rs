@@ -302,10 +302,14 @@ pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
                 if *readonly { "read-only" } else { "read-write" }
             ),
         };
+        let prop = match p.filesystem.propagation {
+            policy_lang::ir::Propagation::Private => "rprivate",
+            policy_lang::ir::Propagation::Slave => "rslave",
+        };
         s.push(step(
             "child",
-            format!("make / rslave; build the new root: {root}"),
-            "mounts must not propagate back to the host",
+            format!("make / {prop}; build the new root: {root}"),
+            "mounts must not propagate between the sandbox and the host",
         ));
         for o in &p.filesystem.overlays {
             s.push(step(
@@ -320,7 +324,7 @@ pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
             ));
         }
         for b in &p.filesystem.binds {
-            s.push(step("child", format!("bind {} -> {} ({}{})", b.source, b.target, if b.readonly { "ro" } else { "rw" }, if b.idmap { ", idmapped" } else { "" }), "destinations resolved inside the new root with openat2(RESOLVE_IN_ROOT) (CVE-2021-30465)"));
+            s.push(step("child", format!("bind {} -> {} ({}{}, nodev{})", b.source, b.target, if b.readonly { "ro" } else { "rw" }, if b.idmap { ", idmapped" } else { "" }, if b.suid { "" } else { ", nosuid" }), "destinations resolved inside the new root with openat2(RESOLVE_IN_ROOT) (CVE-2021-30465)"));
         }
         for t in &p.filesystem.tmpfs {
             s.push(step(
@@ -338,7 +342,7 @@ pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
         s.push(step("child", "fresh /proc; minimal /dev (null, zero, full, random, urandom, tty, devpts newinstance); /sys read-only", "symlinked /proc or /sys destinations are refused (CVE-2023-27561)"));
         s.push(step(
             "child",
-            "pivot_root(\".\", \".\"), make the old root rslave, umount2(MNT_DETACH), chdir(\"/\")",
+            "pivot_root(\".\", \".\"), make the old root private, umount2(MNT_DETACH), chdir(\"/\")",
             "never chroot alone: a privileged process escapes a chroot",
         ));
         if !p.filesystem.masked.is_empty() || !p.filesystem.readonly.is_empty() {

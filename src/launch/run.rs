@@ -4,12 +4,13 @@
 
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use policy_lang::ir::{Enforcement, IdMap, Level, NetMode, NsKind, NsMode, Policy};
 
 use super::cgroup::{self, Cgroup};
+use super::child;
 use super::error::{At, Hint, StepError};
 use super::sys;
 use super::trace::mark;
@@ -30,6 +31,8 @@ pub struct Launch {
     pub uid: u32,
     pub gid: u32,
     pub warnings: Vec<String>,
+    /// Whether the payload gets a terminal.
+    pub tty: super::stdio::Tty,
 }
 
 /// The host's machine type.
@@ -186,10 +189,11 @@ pub fn prepare(
         uid,
         gid,
         warnings,
+        tty: super::stdio::Tty::Auto,
     })
 }
 
-fn clone_flag(k: NsKind) -> libc::c_int {
+pub(super) fn clone_flag(k: NsKind) -> libc::c_int {
     match k {
         NsKind::Cgroup => libc::CLONE_NEWCGROUP,
         NsKind::Ipc => libc::CLONE_NEWIPC,
@@ -340,7 +344,7 @@ fn write_maps(pid: i32, maps: &Maps, launcher_uid: u32) -> Result<(), StepError>
 }
 
 /// The `ip` tool of the host, for veth set-up.
-fn ip(args: &[&str]) -> Result<(), StepError> {
+pub(super) fn ip(args: &[&str]) -> Result<(), StepError> {
     let out = std::process::Command::new("ip")
         .args(args)
         .output()
@@ -361,7 +365,7 @@ fn veth_host_name(pid: i32) -> String {
 }
 
 /// How long the child polls for the parent's "go" before it blocks (see `await_go`).
-const GO_SPIN: std::time::Duration = std::time::Duration::from_micros(200);
+pub(super) const GO_SPIN: std::time::Duration = std::time::Duration::from_micros(200);
 
 const FORWARDED: &[libc::c_int] = &[
     libc::SIGINT,
@@ -407,6 +411,20 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
     } else {
         None
     };
+
+    // The audit login uid is set to the launcher's user, as seen inside (when it is
+    // unset, a payload could set it to anything).
+    let login_uid = match &maps {
+        None => Some(l.uid),
+        Some(m) => m.uid.iter().find_map(|e| {
+            (l.uid >= e.outside && l.uid - e.outside < e.count)
+                .then(|| e.inside + (l.uid - e.outside))
+        }),
+    };
+
+    // Standard descriptors first: a closed one is opened on /dev/null before any pipe
+    // below can take its number.
+    let (child_stdio, mut relay) = super::stdio::prepare(l.tty).at("set up stdio")?;
 
     // Pre-flight: nothing of the launcher leaks into the payload (CVE-2024-21626).
     sys::cloexec_from(3).at("mark fds CLOEXEC")?;
@@ -484,10 +502,15 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
     };
     let (go_r, go_w) = sys::pipe().at("create the sync pipe")?;
     let (err_r, err_w) = sys::pipe().at("create the error pipe")?;
+    let (notes_r, notes_w) = sys::pipe().at("create the notes pipe")?;
+    // The child and the init check through it that the launcher is still there.
+    let me = sys::pidfd_open(sys::getpid()).at("open the launcher's pidfd")?;
 
     // Signals to forward are blocked from before the clone, and read from a signalfd.
+    // SIGPIPE too: a relay write to a payload that closed its stdin gives EPIPE instead.
     let mut blocked: Vec<libc::c_int> = FORWARDED.to_vec();
     blocked.push(libc::SIGCHLD);
+    blocked.push(libc::SIGPIPE);
     let set = sys::SigSet::of(&blocked);
     set.set_mask().at("block signals")?;
     let sfd = set.signalfd().at("create the signalfd")?;
@@ -512,10 +535,19 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
         sys::Forked::Child => {
             drop(go_w);
             drop(err_r);
+            drop(notes_r);
             drop(sfd);
-            let fds = fd_pair.map(|(_, c)| (c, idmapped.len()));
-            let net = net_pair.map(|(_, c)| c);
-            child::main(l, &ns, go_r, err_w, fds, net)
+            drop(relay);
+            let fds = child::Fds {
+                go: go_r,
+                idmapped: fd_pair.map(|(_, c)| (c, idmapped.len())),
+                net: net_pair.map(|(_, c)| c),
+                stdio: child_stdio,
+                notes: notes_w,
+                launcher: me,
+                login_uid,
+            };
+            child::main(l, &ns, err_w, fds)
         }
         sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
@@ -527,6 +559,10 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
     // The parent keeps a read end of "go" until it writes: a child that failed early has
     // closed its own, and the write must not raise SIGPIPE.
     drop(err_w);
+    drop(notes_w);
+    drop(me);
+    // The payload's ends of the relay pipes and of the terminal's socket.
+    drop(child_stdio);
 
     let veth =
         matches!(p.network.mode, NetMode::Veth { .. }) && ns.get(NsKind::Net) == &NsMode::New;
@@ -580,7 +616,8 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
                 } else {
                     0
                 };
-                sys::mount_setattr(t.as_fd(), true, sys::MOUNT_ATTR_IDMAP | sys::MOUNT_ATTR_NODEV | ro, 0, Some(userns.as_fd()))
+                let nosuid = if b.suid { 0 } else { sys::MOUNT_ATTR_NOSUID };
+                sys::mount_setattr(t.as_fd(), true, sys::MOUNT_ATTR_IDMAP | sys::MOUNT_ATTR_NODEV | nosuid | ro, 0, Some(userns.as_fd()))
                     .at(format!("idmap bind {}", b.source))
                     .hint("idmapped mounts need root on the host and a file system that supports them (ext4, xfs, btrfs, tmpfs, overlayfs)")?;
                 trees.push(t);
@@ -658,13 +695,18 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
     }
 
     mark("the payload is executing");
-    // Supervise.
+    // A terminal: its master, which the payload's process sent before its exec.
+    relay.attach_terminal().at("receive the terminal")?;
+    // Supervise: signals, the wall-time limit, and the relay of the standard descriptors.
     let deadline = p
         .process
         .timeout_ms
         .map(|t| Instant::now() + Duration::from_millis(t));
     let mut timed_out = false;
     let mut interrupts = 0;
+    // Without kakoi's init, a payload that is pid 1 of its namespace ignores signals it
+    // has no handler for: a second interrupt kills it.
+    let bare_pid1 = !p.process.init && ns.get(NsKind::Pid) == &NsMode::New;
     loop {
         let wait_ms = match deadline {
             Some(d) => d
@@ -673,18 +715,25 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
                 .min(i32::MAX as u128) as i32,
             None => -1,
         };
-        let ready = sys::poll_in(&[pidfd.as_fd(), sfd.as_fd()], wait_ms).at("poll")?;
-        if ready[0] {
+        let mut interest = vec![(pidfd.as_fd(), libc::POLLIN), (sfd.as_fd(), libc::POLLIN)];
+        interest.extend(relay.interest());
+        let rev = sys::poll(&interest, wait_ms).at("poll")?;
+        drop(interest);
+        if rev[0] != 0 {
             break;
         }
-        if ready[1] {
+        relay.ready(&rev[2..]);
+        if rev[1] != 0 {
             while let Some(sig) = sys::read_signal(sfd.as_fd()) {
-                if sig == libc::SIGCHLD {
-                    continue;
+                match sig {
+                    libc::SIGCHLD | libc::SIGPIPE => continue,
+                    // The sandbox's terminal takes the caller's size; its kernel tells
+                    // the foreground process group.
+                    libc::SIGWINCH if relay.resize() => continue,
+                    _ => {}
                 }
-                // The payload is often pid 1 of its namespace, which ignores signals it
-                // has no handler for: a second interrupt kills it.
-                let sig = if matches!(sig, libc::SIGINT | libc::SIGTERM | libc::SIGHUP) {
+                let sig = if bare_pid1 && matches!(sig, libc::SIGINT | libc::SIGTERM | libc::SIGHUP)
+                {
                     interrupts += 1;
                     if interrupts > 1 {
                         libc::SIGKILL
@@ -708,7 +757,15 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
     let oom_kills = cg.oom_kills();
     cg.offer_for_reuse(oom_kills == 0, ns.get(NsKind::Pid) == &NsMode::New);
     drop(cg);
+    // What the payload wrote before it ended; the pipes end once every process holding
+    // them is gone (at once with a pid namespace, whose processes die with its init).
+    relay.drain(Duration::from_millis(250));
     cleanup_veth();
+    let mut notes = String::new();
+    let _ = std::fs::File::from(notes_r).read_to_string(&mut notes);
+    for n in notes.lines() {
+        eprintln!("kakoi: note: {n}");
+    }
     mark("cleaned up");
     let code = match exit {
         sys::Exit::Code(c) => c,
@@ -722,7 +779,7 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
 }
 
 /// The `seccomp(2)` flags of the policy's `flags`, as libseccomp would set them.
-fn seccomp_flags(flags: &[policy_lang::ir::SeccompFlag]) -> libc::c_ulong {
+pub(super) fn seccomp_flags(flags: &[policy_lang::ir::SeccompFlag]) -> libc::c_ulong {
     use policy_lang::ir::SeccompFlag;
     flags.iter().fold(0, |f, flag| {
         f | match flag {
@@ -753,410 +810,4 @@ fn rlimit_resource(name: &str) -> Option<libc::c_int> {
         "stack" => libc::RLIMIT_STACK,
         _ => return None,
     } as libc::c_int)
-}
-
-/// The sandboxed child: every step from "go" to `execve`.
-mod child {
-    use super::*;
-
-    /// Run the child's steps; on failure, report over `err` and exit. Never returns.
-    pub fn main(
-        l: &Launch,
-        ns: &policy_lang::ir::Namespaces,
-        go: OwnedFd,
-        err: OwnedFd,
-        fds: Option<(OwnedFd, usize)>,
-        net: Option<OwnedFd>,
-    ) -> ! {
-        let e = match steps(l, ns, go, err.as_raw_fd(), fds, net) {
-            Ok(never) => match never {},
-            Err(e) => e,
-        };
-        let code = e.exit_code();
-        let _ = std::fs::File::from(err).write_all(&e.encode());
-        sys::exit_now(code)
-    }
-
-    fn write_proc(path: &str, text: &str) -> std::io::Result<()> {
-        // The handle must be on a real procfs: a /proc overmount could redirect the
-        // write (CVE-2019-16884).
-        let f = std::fs::OpenOptions::new().write(true).open(path)?;
-        const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-        if sys::fstatfs_type(f.as_fd())? != PROC_SUPER_MAGIC {
-            return Err(std::io::Error::from_raw_os_error(libc::EXDEV));
-        }
-        (&f).write_all(text.as_bytes())
-    }
-
-    fn cap_mask(names: &[String]) -> u64 {
-        names
-            .iter()
-            .filter_map(|n| policy_lang::catalogue::capability(n))
-            .fold(0, |m, c| m | 1u64 << c)
-    }
-
-    fn resolve(argv0: &str, env: &[String]) -> Option<String> {
-        if argv0.contains('/') {
-            return Some(argv0.to_string());
-        }
-        let path = env
-            .iter()
-            .find_map(|e| e.strip_prefix("PATH="))
-            .unwrap_or("/usr/bin:/bin");
-        path.split(':').map(|d| format!("{d}/{argv0}")).find(|c| {
-            std::fs::metadata(c).is_ok_and(|m| {
-                use std::os::unix::fs::PermissionsExt;
-                m.is_file() && m.permissions().mode() & 0o111 != 0
-            })
-        })
-    }
-
-    /// Whether the child can build its sandbox before the parent's "go": nothing it does
-    /// then needs the parent (no user namespace to be mapped, no namespace to join, no
-    /// idmapped binds to receive, no veth to configure). Its own cgroup, time and forked
-    /// namespaces come after "go", once the parent has moved it into its v1 cgroups.
-    pub(super) fn early(p: &Policy, ns: &policy_lang::ir::Namespaces) -> bool {
-        NsKind::ALL
-            .iter()
-            .all(|k| !matches!(ns.get(*k), NsMode::Join(_)))
-            && ns.get(NsKind::User) != &NsMode::New
-            && !p.filesystem.binds.iter().any(|b| b.idmap)
-            && !matches!(p.network.mode, NetMode::Veth { .. })
-    }
-
-    /// Wait for the parent's "go": the signals to reset before execve (see
-    /// [`sys::ignored_signals`]). EOF means the parent died before writing it.
-    /// The parent's "go", with the signals the launcher ignores. It is usually less than
-    /// [`GO_SPIN`] away (the parent's set-up and the child's root take about as long), so
-    /// the child polls for it that long, yielding the CPU to anything else that would run,
-    /// before it blocks: a blocked child is woken by an interprocessor interrupt, which on
-    /// a virtual machine costs about as much as the wait.
-    fn await_go(go: OwnedFd) -> u64 {
-        let until = std::time::Instant::now() + GO_SPIN;
-        while !sys::poll_in(&[go.as_fd()], 0).is_ok_and(|r| r[0])
-            && std::time::Instant::now() < until
-        {
-            std::thread::yield_now();
-        }
-        let mut b = [0u8; 9];
-        if std::fs::File::from(go).read_exact(&mut b).is_err() || b[0] != b'g' {
-            sys::exit_now(125);
-        }
-        u64::from_le_bytes(b[1..].try_into().unwrap_or_default())
-    }
-
-    fn new_session() -> Result<(), StepError> {
-        sys::setsid()
-            .at("setsid")
-            .hint("a new session keeps the payload from typing into the terminal (TIOCSTI)")
-    }
-
-    /// Join the namespaces given by path (user first: it decides what the others may do).
-    /// Returns whether a fork is needed for them to apply (pid, time).
-    fn join_namespaces(ns: &policy_lang::ir::Namespaces) -> Result<bool, StepError> {
-        let mut joins: Vec<(NsKind, &String)> = NsKind::ALL
-            .iter()
-            .filter_map(|k| match ns.get(*k) {
-                NsMode::Join(path) => Some((*k, path)),
-                _ => None,
-            })
-            .collect();
-        joins.sort_by_key(|(k, _)| *k != NsKind::User);
-        let mut must_fork = false;
-        for (k, path) in joins {
-            let f = std::fs::File::open(path).at(format!("open {} namespace {path}", k.name()))?;
-            sys::setns(f.as_fd(), clone_flag(k))
-                .at(format!("join {} namespace {path}", k.name()))
-                .hint("joining a namespace needs CAP_SYS_ADMIN over its owner")?;
-            must_fork |= matches!(k, NsKind::Pid | NsKind::Time);
-        }
-        Ok(must_fork)
-    }
-
-    /// The cgroup namespace (rooted at the cgroups the parent moved us into) and the time
-    /// namespace (offsets written before any process is inside); then fork when a
-    /// namespace applies to children only.
-    fn enter_late_namespaces(
-        p: &Policy,
-        ns: &policy_lang::ir::Namespaces,
-        err: std::os::fd::RawFd,
-        mut must_fork: bool,
-    ) -> Result<(), StepError> {
-        if ns.get(NsKind::Cgroup) == &NsMode::New {
-            sys::unshare(libc::CLONE_NEWCGROUP).at("unshare the cgroup namespace")?;
-        }
-        if ns.get(NsKind::Time) == &NsMode::New {
-            sys::unshare(libc::CLONE_NEWTIME).at("unshare the time namespace")?;
-            let offs: String = p
-                .process
-                .time_offsets
-                .iter()
-                .map(|(c, o)| format!("{c} {o} 0\n"))
-                .collect();
-            if !offs.is_empty() {
-                std::fs::write("/proc/self/timens_offsets", offs).at("write time offsets")?;
-            }
-            must_fork = true;
-        }
-        if must_fork {
-            // Time (and joined pid) namespaces apply to children: this process stays as
-            // their init and passes the exit status through.
-            if let Some(pid) = sys::fork().at("fork into the new namespaces")? {
-                // Only the forked child reports errors; the launcher sees EOF at its exec.
-                sys::close_raw(err);
-                let code = match sys::waitpid(pid) {
-                    Ok(sys::Exit::Code(c)) => c,
-                    Ok(sys::Exit::Signal(s)) => 128 + s,
-                    Err(_) => 125,
-                };
-                sys::exit_now(code);
-            }
-            sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
-                .at("PR_SET_PDEATHSIG")?;
-        }
-        Ok(())
-    }
-
-    /// Join the network namespace the parent made (its loopback is up).
-    fn join_net_aside(sock: OwnedFd) -> Result<(), StepError> {
-        let fds = sys::recv_fds(sock.as_fd(), 1).at("receive the network namespace")?;
-        let Some(net) = fds.first() else {
-            // The parent failed, and reports why.
-            sys::exit_now(125);
-        };
-        sys::setns(net.as_fd(), libc::CLONE_NEWNET).at("join the network namespace")
-    }
-
-    /// Hostname, network and the new root. `net`: the socket the parent passes the
-    /// network namespace over, when it makes it.
-    fn isolate(
-        p: &Policy,
-        ns: &policy_lang::ir::Namespaces,
-        idmapped: Vec<OwnedFd>,
-        net: Option<OwnedFd>,
-    ) -> Result<(), StepError> {
-        if ns.get(NsKind::Uts) == &NsMode::New {
-            if let Some(h) = &p.process.hostname {
-                sys::sethostname(h).at("sethostname")?;
-            }
-        }
-        if let Some(sock) = net {
-            if ns.get(NsKind::Mount) == &NsMode::New {
-                return super::super::mounts::build(p, idmapped, Some(|| join_net_aside(sock)));
-            }
-            join_net_aside(sock)?;
-        } else if ns.get(NsKind::Net) == &NsMode::New {
-            sys::link_up("lo").at("bring lo up")?;
-            if let NetMode::Veth {
-                address, gateway, ..
-            } = &p.network.mode
-            {
-                if let Some(a) = address {
-                    ip(&["addr", "add", a, "dev", "eth0"])?;
-                }
-                ip(&["link", "set", "eth0", "up"])?;
-                if let Some(g) = gateway {
-                    ip(&["route", "add", "default", "via", g])?;
-                }
-            }
-        }
-        if ns.get(NsKind::Mount) == &NsMode::New {
-            super::super::mounts::build(p, idmapped, None::<fn() -> _>)?;
-        }
-        Ok(())
-    }
-
-    fn steps(
-        l: &Launch,
-        ns: &policy_lang::ir::Namespaces,
-        go: OwnedFd,
-        err: std::os::fd::RawFd,
-        fds: Option<(OwnedFd, usize)>,
-        net: Option<OwnedFd>,
-    ) -> Result<std::convert::Infallible, StepError> {
-        let p = &l.policy;
-        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
-            .at("PR_SET_PDEATHSIG")?;
-        mark("child: started");
-        let ignored;
-        if early(p, ns) {
-            // Nothing below needs the parent: build the root while it sets up the cgroups.
-            sys::prctl(libc::PR_SET_DUMPABLE, 0).at("PR_SET_DUMPABLE")?;
-            new_session()?;
-            isolate(p, ns, Vec::new(), net)?;
-            mark("child: root built, waiting for the parent");
-            ignored = await_go(go);
-            enter_late_namespaces(p, ns, err, false)?;
-        } else {
-            ignored = await_go(go);
-            sys::prctl(libc::PR_SET_DUMPABLE, 0).at("PR_SET_DUMPABLE")?;
-            let idmapped = match fds {
-                Some((sock, n)) => {
-                    let v = sys::recv_fds(sock.as_fd(), n).at("receive the idmapped binds")?;
-                    if v.len() != n {
-                        return Err(StepError::new(
-                            "receive the idmapped binds",
-                            format!("got {} of {n}", v.len()),
-                        ));
-                    }
-                    v
-                }
-                None => Vec::new(),
-            };
-            new_session()?;
-            if ns.get(NsKind::User) == &NsMode::New {
-                // Become root of the new user namespace: the clone kept the host's ids,
-                // which the maps may not cover (files created with unmapped ids fail:
-                // EOVERFLOW).
-                sys::setresgid(0)
-                    .at("setresgid 0 in the user namespace")
-                    .hint("the gid map must map 0")?;
-                sys::setresuid(0)
-                    .at("setresuid 0 in the user namespace")
-                    .hint("the uid map must map 0")?;
-            }
-            let must_fork = join_namespaces(ns)?;
-            enter_late_namespaces(p, ns, err, must_fork)?;
-            isolate(p, ns, idmapped, net)?;
-            mark("child: root built");
-        }
-
-        // LSM labels take effect at execve.
-        if l.apparmor {
-            if let Some(a) = &p.apparmor {
-                let text = format!("exec {}", a.profile);
-                write_proc("/proc/thread-self/attr/apparmor/exec", &text)
-                    .or_else(|_| write_proc("/proc/thread-self/attr/exec", &text))
-                    .at("set the AppArmor exec profile")
-                    .hint(format!("load the profile first: apparmor_parser -r apparmor.profile (profile `{}`)", a.profile))?;
-            }
-        }
-        if let Some(label) = &l.selinux {
-            write_proc("/proc/thread-self/attr/keycreate", label)
-                .at("set the SELinux key label")?;
-            write_proc("/proc/thread-self/attr/exec", label)
-                .at("set the SELinux exec label")
-                .hint("load the module first: semodule -i, or secilc with the base policy")?;
-        }
-
-        let cwd = &p.process.cwd;
-        std::env::set_current_dir(cwd).at(format!("chdir {cwd}"))?;
-        let here = std::env::current_dir().at("getcwd")?;
-        if !here.starts_with("/") {
-            return Err(StepError::new(
-                "getcwd",
-                "the working directory is outside the sandbox",
-            ))
-            .hint("CVE-2024-21626");
-        }
-        sys::cloexec_from(3).at("mark fds CLOEXEC")?;
-        let exe = resolve(&l.argv[0], &l.env).ok_or_else(|| StepError {
-            step: "execve".into(),
-            errno: libc::ENOENT,
-            message: format!("`{}` not found in the sandbox's PATH", l.argv[0]),
-            hint: Some("the command is looked up inside the sandbox, after pivot_root".into()),
-        })?;
-
-        mark("child: labels, cwd");
-        let nnp = p.process.no_new_privs;
-        if !nnp {
-            // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: before the drop.
-            if let Some(prog) = &l.seccomp {
-                sys::seccomp_filter(prog, seccomp_flags(&p.seccomp.flags))
-                    .at("install the seccomp filter")?;
-            }
-        }
-
-        // Credentials: bounding set while CAP_SETPCAP is held, keep caps across setuid,
-        // ids, then exactly the policy's sets (inheritable empty unless asked).
-        let c = &p.capabilities;
-        let bounding = cap_mask(&c.bounding);
-        for cap in 0..64u32 {
-            if bounding & (1u64 << cap) == 0 {
-                match sys::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong) {
-                    // Past the kernel's last capability (no /proc read for cap_last_cap).
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
-                    r => r.at(format!("drop capability {cap} from the bounding set"))?,
-                };
-            }
-        }
-        sys::prctl(libc::PR_SET_KEEPCAPS, 1).at("PR_SET_KEEPCAPS")?;
-        let id = &p.identity;
-        let user = id.user.unwrap_or(0);
-        let group = id.group.unwrap_or(0);
-        if let Err(e) = sys::setgroups(&id.groups) {
-            // A user namespace may deny setgroups (its gid map was written without
-            // newgidmap): fine when there are no groups to set.
-            let denied =
-                std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
-            if !denied {
-                return Err(e).at("setgroups");
-            }
-            if !id.groups.is_empty() {
-                return Err(StepError::new(
-                    "setgroups",
-                    "supplementary groups need setgroups, which this user namespace denies",
-                ))
-                .hint("give the user subordinate ids (`subids`) so newgidmap can allow setgroups");
-            }
-        }
-        sys::setresgid(group)
-            .at(format!("setresgid {group}"))
-            .hint("the group must be mapped in the user namespace")?;
-        sys::setresuid(user)
-            .at(format!("setresuid {user}"))
-            .hint("the user must be mapped in the user namespace")?;
-        sys::capset(
-            cap_mask(&c.effective),
-            cap_mask(&c.permitted),
-            cap_mask(&c.inheritable),
-        )
-        .at("capset")?;
-        sys::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-        )
-        .at("clear ambient capabilities")?;
-        for a in &c.ambient {
-            if let Some(n) = policy_lang::catalogue::capability(a) {
-                sys::prctl_ambient_raise(n).at(format!("raise ambient {a}"))?;
-            }
-        }
-        sys::prctl(libc::PR_SET_KEEPCAPS, 0).at("PR_SET_KEEPCAPS")?;
-        if nnp {
-            sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).at("PR_SET_NO_NEW_PRIVS")?;
-        }
-        mark("child: credentials");
-        match crate::apply::landlock::restrict_self(&l.landlock) {
-            Ok(_) => {}
-            Err(e) => {
-                return Err(StepError::new("landlock", e.to_string()))
-                    .hint("`landlock required` fails on kernels without the rights it needs; `landlock optional` degrades");
-            }
-        }
-        mark("child: landlock");
-        sys::reset_signals(ignored);
-        sys::SigSet::of(&[]).set_mask().at("unblock signals")?;
-        let argv: Vec<CString> = l
-            .argv
-            .iter()
-            .map(|a| CString::new(a.as_str()).unwrap_or_default())
-            .collect();
-        let env: Vec<CString> = l
-            .env
-            .iter()
-            .map(|a| CString::new(a.as_str()).unwrap_or_default())
-            .collect();
-        let path = CString::new(exe).unwrap_or_default();
-        if nnp {
-            if let Some(prog) = &l.seccomp {
-                sys::seccomp_filter(prog, seccomp_flags(&p.seccomp.flags))
-                    .at("install the seccomp filter")?;
-            }
-        }
-        let e = sys::execve(&path, &argv, &env);
-        Err(e)
-            .at("execve")
-            .hint("the filter and the access rules must allow executing the command")
-    }
 }

@@ -859,14 +859,16 @@ pub fn close_raw(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
-/// A connected pair of `AF_UNIX` datagram sockets (for passing descriptors).
+/// A connected pair of `AF_UNIX` sequenced-packet sockets (for passing descriptors).
+/// Sequenced packets, not datagrams: a reader whose peer is gone (a SIGKILLed launcher)
+/// gets end-of-file, where a datagram socket would wait forever.
 pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid out-array of two ints.
     check_int(unsafe {
         libc::socketpair(
             libc::AF_UNIX,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
             0,
             fds.as_mut_ptr(),
         )
@@ -945,6 +947,253 @@ pub fn recv_fds(sock: BorrowedFd, max: usize) -> io::Result<Vec<OwnedFd>> {
         }
     }
     Ok(out)
+}
+
+/// A pidfd for `pid` (`pidfd_open`): readable once the process has exited.
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).map(owned)
+}
+
+/// The calling thread's name (`comm`, as `ps` shows it).
+pub fn set_name(name: &CStr) {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of up to 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+}
+
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: no arguments; cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// Close every descriptor in `first..=last`.
+pub fn close_range(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments; the caller owns no Rust value for
+    // these descriptors any more (the init after fork, the payload before exec).
+    check_int(unsafe { libc::close_range(first, last, 0) }).map(drop)
+}
+
+/// `dup2(from, to)`; the new descriptor is not `CLOEXEC`.
+pub fn dup2(from: BorrowedFd, to: RawFd) -> io::Result<()> {
+    // SAFETY: `from` is open; `to` names a slot the caller hands over to the payload.
+    check_int(unsafe { libc::dup2(from.as_raw_fd(), to) }).map(drop)
+}
+
+/// Set or clear `O_NONBLOCK` on a descriptor this process owns the file description of.
+pub fn set_nonblocking(fd: BorrowedFd, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl on an open descriptor with integer arguments.
+    let flags = check_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    let flags = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: as above.
+    check_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) }).map(drop)
+}
+
+/// `read(2)` into `buf`.
+pub fn read(fd: BorrowedFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is writable for its length.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    check(n as libc::c_long).map(|n| n as usize)
+}
+
+/// `write(2)` of `buf`.
+pub fn write(fd: BorrowedFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is readable for its length.
+    let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+    check(n as libc::c_long).map(|n| n as usize)
+}
+
+/// `poll` for each (descriptor, events); returns the `revents` of each.
+pub fn poll(
+    fds: &[(BorrowedFd, libc::c_short)],
+    timeout_ms: i32,
+) -> io::Result<Vec<libc::c_short>> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|(f, ev)| libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: *ev,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `p` is a valid array of `p.len()` pollfd entries.
+    let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+    match check_int(r) {
+        Ok(_) => Ok(p.iter().map(|x| x.revents).collect()),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(vec![0; fds.len()]),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `fd` is a terminal.
+pub fn isatty(fd: RawFd) -> bool {
+    // SAFETY: isatty only inspects the descriptor number.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// The file status of descriptor `fd` (a raw number: stdio may be closed).
+pub fn fstat_raw(fd: RawFd) -> io::Result<libc::stat> {
+    // SAFETY: stat is plain data, filled by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer.
+    check_int(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st)
+}
+
+/// The file system magic of descriptor `fd` (a raw number).
+pub fn fstatfs_raw(fd: RawFd) -> io::Result<i64> {
+    // SAFETY: statfs is plain data, filled by the kernel.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer.
+    check_int(unsafe { libc::fstatfs(fd, &mut st) })?;
+    Ok(st.f_type as i64)
+}
+
+/// Borrow a standard descriptor (0, 1 or 2) this process holds open.
+pub fn stdio(fd: RawFd) -> BorrowedFd<'static> {
+    debug_assert!((0..=2).contains(&fd));
+    // SAFETY: the standard descriptors stay open for the life of the launcher (the launch
+    // checks that each is open, or opens /dev/null on it, before using them).
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// A new pseudo-terminal of the devpts instance mounted at `ptmx`'s directory: the master,
+/// unlocked, and its slave opened from it (`TIOCGPTPEER`, no path lookup).
+pub fn open_pty(ptmx: &CStr) -> io::Result<(OwnedFd, OwnedFd)> {
+    // SAFETY: `ptmx` is NUL-terminated.
+    let m = check_int(unsafe {
+        libc::open(
+            ptmx.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    })?;
+    let master = owned(m as libc::c_long);
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads an int.
+    check_int(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) })?;
+    const TIOCGPTPEER: libc::c_ulong = 0x5441;
+    // SAFETY: TIOCGPTPEER takes open flags and returns a new descriptor.
+    let s = check_int(unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    })?;
+    Ok((master, owned(s as libc::c_long)))
+}
+
+/// Make the terminal `fd` the caller's controlling terminal (the caller leads a session
+/// without one).
+pub fn set_controlling_tty(fd: BorrowedFd) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an int argument (0: do not steal).
+    check_int(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) }).map(drop)
+}
+
+/// The window size of terminal `fd`.
+pub fn window_size(fd: BorrowedFd) -> io::Result<libc::winsize> {
+    // SAFETY: winsize is plain data.
+    let mut w: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes a winsize.
+    check_int(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut w) })?;
+    Ok(w)
+}
+
+pub fn set_window_size(fd: BorrowedFd, w: &libc::winsize) -> io::Result<()> {
+    // SAFETY: TIOCSWINSZ reads a winsize.
+    check_int(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, w) }).map(drop)
+}
+
+/// A terminal's settings.
+#[derive(Clone, Copy)]
+pub struct Termios(libc::termios);
+
+pub fn tcgetattr(fd: BorrowedFd) -> io::Result<Termios> {
+    // SAFETY: termios is plain data, filled by the call.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `t` is a valid out-pointer.
+    check_int(unsafe { libc::tcgetattr(fd.as_raw_fd(), &mut t) })?;
+    Ok(Termios(t))
+}
+
+pub fn tcsetattr(fd: BorrowedFd, t: &Termios) -> io::Result<()> {
+    // SAFETY: `t` is a valid termios.
+    check_int(unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSADRAIN, &t.0) }).map(drop)
+}
+
+impl Termios {
+    /// These settings in raw mode (no echo, no line editing, no signals from keys): the
+    /// sandbox's own terminal does all of that.
+    pub fn raw(&self) -> Termios {
+        let mut t = self.0;
+        // SAFETY: `t` is a valid termios.
+        unsafe { libc::cfmakeraw(&mut t) };
+        Termios(t)
+    }
+}
+
+/// `fchown` of a descriptor.
+pub fn fchown(fd: BorrowedFd, uid: libc::uid_t, gid: libc::gid_t) -> io::Result<()> {
+    // SAFETY: plain syscall on an open descriptor.
+    check_int(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) }).map(drop)
+}
+
+/// How a child of the init changed state.
+pub enum ChildEvent {
+    Exited(libc::pid_t, Exit),
+    /// Stopped for its tracer (this process) by a signal.
+    Traced(libc::pid_t, libc::c_int),
+    /// Stopped by a signal (job control), not traced.
+    Stopped(libc::pid_t, libc::c_int),
+}
+
+/// One child's change of state, without blocking (`None`: nothing to report).
+pub fn wait_any() -> io::Result<Option<ChildEvent>> {
+    // SAFETY: siginfo_t is plain data; zero is valid before the kernel fills it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid out-pointer. __WALL: clone children too; a tracee's
+    // stops are reported to its tracer with WSTOPPED.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WSTOPPED | libc::WNOHANG | libc::__WALL,
+        )
+    };
+    match check_int(r) {
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return Ok(None),
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
+    // SAFETY: after a successful waitid the kernel filled si_pid (zero: nothing ready).
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    Ok(Some(match info.si_code {
+        libc::CLD_EXITED => ChildEvent::Exited(pid, Exit::Code(status)),
+        libc::CLD_KILLED | libc::CLD_DUMPED => ChildEvent::Exited(pid, Exit::Signal(status)),
+        libc::CLD_TRAPPED => ChildEvent::Traced(pid, status),
+        _ => ChildEvent::Stopped(pid, status),
+    }))
+}
+
+/// Detach from a tracee, letting it go on with `sig` (0: none).
+pub fn ptrace_detach(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: PTRACE_DETACH takes integer arguments.
+    check(unsafe {
+        libc::ptrace(
+            libc::PTRACE_DETACH,
+            pid,
+            std::ptr::null_mut::<libc::c_void>(),
+            sig as libc::c_long,
+        )
+    })
+    .map(drop)
 }
 
 #[cfg(test)]

@@ -159,6 +159,29 @@ fn dnf(c: &ConcreteCond, negate: bool) -> Result<Vec<Conj>, String> {
     })
 }
 
+/// `lo..=hi` (`0 < lo <= hi < max`) as the fewest aligned blocks `(value, mask)`: `x` lies
+/// in a block when `x & mask == value`. At most two blocks per bit of `max`.
+fn aligned_blocks(lo: u64, hi: u64, max: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut v = lo;
+    loop {
+        // The largest block aligned at `v` that stays within `hi`.
+        let mut size_bits = v.trailing_zeros().min(63);
+        while size_bits > 0
+            && v.checked_add((1u64 << size_bits) - 1)
+                .is_none_or(|e| e > hi)
+        {
+            size_bits -= 1;
+        }
+        let span = (1u64 << size_bits) - 1;
+        out.push((v, max & !span));
+        match (v + span).checked_add(1) {
+            Some(next) if next <= hi => v = next,
+            _ => return out,
+        }
+    }
+}
+
 /// Rewrite a conjunction so that each argument is compared at most once, as libseccomp
 /// requires: several plain comparisons of one argument become the union of the intervals
 /// they leave open (`x != 38 && x != 40` -> `x <= 37 || x == 39 || x >= 41`); masked
@@ -214,17 +237,28 @@ fn one_cmp_per_arg(conj: &Conj) -> Result<Vec<Conj>, String> {
                         value,
                     })
                 };
-                opts.push(if lo == 0 && hi == max {
-                    None
+                if lo == 0 && hi == max {
+                    opts.push(None);
                 } else if lo == hi {
-                    mk(CmpOpOrd::Eq, lo)
+                    opts.push(mk(CmpOpOrd::Eq, lo));
                 } else if lo == 0 {
-                    mk(CmpOpOrd::Le, hi)
+                    opts.push(mk(CmpOpOrd::Le, hi));
                 } else if hi == max {
-                    mk(CmpOpOrd::Ge, lo)
+                    opts.push(mk(CmpOpOrd::Ge, lo));
                 } else {
-                    return Err(format!("argument {index} must lie in {lo:#x}..={hi:#x}, which takes two comparisons"));
-                });
+                    // A closed interval takes two comparisons; as a union of aligned
+                    // power-of-two blocks it takes one masked equality each.
+                    for (value, mask) in aligned_blocks(lo, hi, max) {
+                        opts.push(Some(ConcreteCmp {
+                            index,
+                            low32,
+                            signed32: g[0].signed32,
+                            mask: Some(mask),
+                            op: CmpOpOrd::Eq,
+                            value,
+                        }));
+                    }
+                }
             }
             opts
         } else if g.iter().all(|c| c.op == CmpOpOrd::Eq && c.mask.is_some()) {
@@ -263,4 +297,40 @@ fn one_cmp_per_arg(conj: &Conj) -> Result<Vec<Conj>, String> {
         acc = next;
     }
     Ok(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::aligned_blocks;
+
+    fn covered(blocks: &[(u64, u64)], x: u64) -> bool {
+        blocks.iter().any(|&(v, m)| x & m == v)
+    }
+
+    #[test]
+    fn aligned_blocks_cover_the_interval_exactly() {
+        assert_eq!(
+            aligned_blocks(17, 37, 0xffff_ffff).len(),
+            6,
+            "17, 18-19, 20-23, 24-31, 32-35, 36-37"
+        );
+        for (lo, hi, max) in [
+            (17u64, 37u64, 0xffff_ffffu64),
+            (1, 0xffff_fffe, 0xffff_ffff),
+            (5, 5, u64::MAX),
+            (3, u64::MAX - 1, u64::MAX),
+            (0x1000, 0x1fff, u64::MAX),
+        ] {
+            let b = aligned_blocks(lo, hi, max);
+            assert!(b.len() <= 128);
+            let probes = [lo - 1, lo, lo + 1, (lo / 2) + (hi / 2), hi - 1, hi, hi + 1];
+            for x in probes {
+                assert_eq!(covered(&b, x), (lo..=hi).contains(&x), "{lo}..={hi}: {x}");
+            }
+        }
+        let b = aligned_blocks(17, 37, 0xffff_ffff);
+        for x in 0..64 {
+            assert_eq!(covered(&b, x), (17..=37).contains(&x), "{x}");
+        }
+    }
 }

@@ -252,7 +252,9 @@ fn the_default_sandbox_seen_from_inside() {
     for n in ["user", "time"] {
         assert_eq!(r["ns"][n], my_ns(n), "{n} namespace is the host's");
     }
-    assert_eq!(r["pid"], 1);
+    // pid 1 is kakoi's init; the payload is its child.
+    assert_eq!(r["pid"], 2);
+    assert_eq!(r["ppid"], 1);
     assert_eq!(r["hostname"], "kakoi");
     assert_eq!(r["interfaces"], serde_json::json!(["lo"]));
     // The cgroup namespace root is the sandbox's own cgroup, on every hierarchy.
@@ -538,6 +540,8 @@ fn exit_statuses_and_failed_steps() {
     assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
 }
 
+/// A tampered bundle is bad input: refused with exit status 2, like an unreadable policy,
+/// before any namespace exists.
 #[test]
 fn bundles_run_and_tampered_ones_are_refused_before_any_namespace() {
     need_root!();
@@ -601,7 +605,7 @@ fn bundles_run_and_tampered_ones_are_refused_before_any_namespace() {
         .args(["--", "/bin/true"])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("policy.json: SHA-256 differs"),
         "{}",
@@ -617,7 +621,7 @@ fn bundles_run_and_tampered_ones_are_refused_before_any_namespace() {
         .args(["--", "/probe/probe"])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("truncated or modified"),
         "{}",
@@ -929,19 +933,20 @@ fn the_payload_dies_with_the_launcher() {
     let p = policy(d.path(), "pdeathsig", "");
     let (mut child, _out, _ready) = spawn_waiting(&p);
     let procs = format!("/sys/fs/cgroup/pids/kakoi-{}/cgroup.procs", child.id());
-    let payload: i32 = std::fs::read_to_string(&procs)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    // The sandbox's init and the payload.
+    let procs_now = std::fs::read_to_string(&procs).unwrap_or_default();
     child.kill().unwrap();
     child.wait().unwrap();
+    let pids: Vec<i32> = procs_now.lines().filter_map(|l| l.parse().ok()).collect();
+    assert!(!pids.is_empty(), "no process in {procs}");
     let gone = (0..200).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(10));
-        std::fs::read_to_string(format!("/proc/{payload}/stat"))
-            .map_or(true, |s| s.contains(") Z "))
+        pids.iter().all(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |s| s.contains(") Z "))
+        })
     });
-    assert!(gone, "payload {payload} outlived its launcher");
+    assert!(gone, "{pids:?} outlived their launcher");
     // The killed launcher could not remove its cgroup; the next launch collects it.
     let o = run_probe(&p, &[]);
     assert!(o.status.success());
@@ -1376,7 +1381,8 @@ const ESCAPES: &[(&str, &str, &str)] = &[
     ("clone-newuser", "EPERM", "EPERM"),
     ("setns", "EPERM", "EPERM"),
     ("chroot-walk", "contained", "chroot EPERM"),
-    ("proc1-root", "contained", "contained"),
+    // pid 1 is kakoi's init, which is not dumpable: its root is out of reach.
+    ("proc1-root", "EACCES", "EACCES"),
     ("ptrace-outside", "ESRCH", "EPERM"),
     ("open_by_handle_at", "EPERM", "EPERM"),
     ("keyctl", "EPERM", "EPERM"),
@@ -1392,7 +1398,7 @@ const ESCAPES: &[(&str, &str, &str)] = &[
     ("io_uring_setup", "EPERM", "EPERM"),
     ("userfaultfd", "EPERM", "EPERM"),
     ("personality", "EPERM", "EPERM"),
-    ("write-proc-sys", "EROFS", "EACCES"),
+    ("write-proc-sys", "EROFS", "EROFS"),
     ("write-sys", "EROFS", "EROFS"),
     ("cgroup-release-agent", "EPERM", "EPERM"),
 ];
@@ -1511,7 +1517,9 @@ fn setuid_and_file_capability_binaries_gain_nothing() {
         format!("euid 65534 capeff {}", cap_mask(&["CAP_SYS_ADMIN"]))
     );
 
-    let bind = format!("    bind \"{}\" -> \"/privs\"\n", bin.display());
+    // `suid`: binds are nosuid by default, which alone would make the kernel ignore the
+    // setuid bit and the file capabilities; this checks what stands behind that.
+    let bind = format!("    bind \"{}\" -> \"/privs\" suid\n", bin.display());
     let default = policy(
         d.path(),
         "privs-default",
@@ -1552,15 +1560,20 @@ fn setuid_and_file_capability_binaries_gain_nothing() {
     );
 }
 
-/// CVE-2019-5736: the payload cannot reach the launcher's executable. In a pid namespace the
-/// launcher is invisible; without one, the ptrace access check on /proc/PPID/exe refuses a
-/// payload that holds fewer capabilities than the launcher.
+/// CVE-2019-5736: the payload cannot reach the launcher's executable. Its parent, kakoi's
+/// init, is not dumpable: the ptrace access check on /proc/PPID/exe refuses a payload
+/// without CAP_SYS_PTRACE over the host; without the init, the launcher is outside the
+/// payload's pid namespace.
 #[test]
 fn the_launchers_executable_is_out_of_reach() {
     need_root!();
     let d = tempdir();
+    // The payload's parent is kakoi's init, a copy of the launcher that is not dumpable.
     let own = policy(d.path(), "exe-pidns", "");
-    expect_actions(&own, &[("parent-exe", "no parent")]);
+    expect_actions(&own, &[("parent-exe", "EACCES")]);
+    // Without the init, the payload is pid 1 and the launcher is outside its namespace.
+    let bare = policy(d.path(), "exe-noinit", "process {\n    init off\n}");
+    expect_actions(&bare, &[("parent-exe", "no parent")]);
     let shared = policy(d.path(), "exe-hostpid", "namespaces {\n    pid off\n}");
     expect_actions(&shared, &[("parent-exe", "EACCES")]);
 }
@@ -1719,39 +1732,66 @@ fn load_with_killed_launchers_leaves_nothing() {
     assert!(killed == 55 && ok == 495);
 }
 
-/// TIOCSTI into the caller's terminal (a pty here): the payload runs in a new session, so
-/// the terminal is not its controlling tty and pushing input fails.
+/// L3: TIOCSTI into the caller's terminal (a pty here, with no session, so the payload
+/// could make it its controlling tty first). Without `-t` the payload's stdin is a relay
+/// pipe (ENOTTY); with `-t` it is the sandbox's own pty. Either way nothing is queued on
+/// the caller's terminal.
 #[test]
 fn tiocsti_cannot_reach_the_callers_terminal() {
     need_root!();
     let d = tempdir();
     let p = policy(d.path(), "tiocsti", "");
-    let (mut master, mut slave) = (0, 0);
-    // SAFETY: out-pointers for the two descriptors; no name, termios or winsize.
-    let r = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(r, 0, "openpty");
-    // SAFETY: `slave` is a descriptor we own, handed to the child as its stdin.
-    let stdin = unsafe { Stdio::from_raw_fd(slave) };
-    let o = kakoi()
-        .args(["run", "--policy"])
-        .arg(&p)
-        .args(["--", "/probe/probe", "escape:tiocsti"])
-        .stdin(stdin)
-        .output()
-        .unwrap();
-    // SAFETY: closing the master we opened.
-    unsafe { libc::close(master) };
-    assert!(o.status.success(), "{}", stderr(&o));
-    let got = action(&report(&o), 0).to_string();
-    assert!(got == "EPERM" || got == "EIO", "TIOCSTI gave {got}");
+    for tty in [None, Some("-t")] {
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: out-pointers for the two descriptors; no name, termios or winsize.
+        let r = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(r, 0, "openpty");
+        // SAFETY: `slave` is a descriptor we own; the child gets a duplicate as its stdin.
+        let stdin = unsafe { Stdio::from_raw_fd(libc::dup(slave)) };
+        let o = kakoi()
+            .args(["run", "--policy"])
+            .arg(&p)
+            .args(tty)
+            .args([
+                "--",
+                "/probe/probe",
+                "escape:tiocsti",
+                "escape:tiocsti-ctty",
+            ])
+            .stdin(stdin)
+            .output()
+            .unwrap();
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int, the bytes waiting to be read on the terminal.
+        let r = unsafe { libc::ioctl(slave, libc::FIONREAD, &mut queued) };
+        assert_eq!(r, 0, "FIONREAD");
+        // SAFETY: closing the two descriptors we opened.
+        unsafe {
+            libc::close(master);
+            libc::close(slave);
+        }
+        assert!(o.status.success(), "{tty:?}: {}", stderr(&o));
+        assert_eq!(
+            queued, 0,
+            "{tty:?}: input was pushed into the caller's terminal"
+        );
+        if tty.is_none() {
+            let r = report(&o);
+            assert_eq!(action(&r, 0), "ENOTTY");
+            assert_eq!(action(&r, 1), "ENOTTY");
+        } else {
+            let out = stdout(&o);
+            assert!(out.contains("\"actions\""), "{tty:?}: {out}");
+        }
+    }
 }
 
 /// The payload's stdout and stderr are its own (inherited, not relayed): 4 MiB of binary
