@@ -213,6 +213,25 @@ pub struct Maps {
     pub gid: Vec<IdMap>,
     /// Write through newuidmap/newgidmap (ranges beyond the caller's own id).
     pub helper: bool,
+    /// The caller's supplementary groups that stay with the sandbox's processes: an
+    /// unprivileged user namespace without a subordinate gid cannot drop them.
+    pub kept_groups: Vec<u32>,
+}
+
+/// The name of the user `uid` in /etc/passwd.
+fn user_name(uid: u32) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+    })
+}
+
+/// Whether `tool` is an executable file in `$PATH`.
+fn in_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
 }
 
 fn subid_range(file: &str, user: &str, uid: u32) -> Option<(u32, u32)> {
@@ -232,6 +251,7 @@ pub fn id_maps(p: &Policy, uid: u32, gid: u32) -> Result<Maps, StepError> {
         uid: id.uid_map.clone(),
         gid: id.gid_map.clone(),
         helper: false,
+        kept_groups: Vec::new(),
     };
     if let Some(user) = &id.subids {
         let (us, uc) = subid_range("/etc/subuid", user, uid)
@@ -294,6 +314,41 @@ pub fn id_maps(p: &Policy, uid: u32, gid: u32) -> Result<Maps, StepError> {
     }
     let own = |m: &[IdMap], me: u32| m.len() == 1 && m[0].count == 1 && m[0].outside == me;
     maps.helper = uid != 0 && !(own(&maps.uid, uid) && own(&maps.gid, gid));
+    if uid != 0 && !maps.helper {
+        // A gid map of one's own gid alone needs setgroups denied (newgidmap does the same
+        // since CVE-2018-7169), and then the caller's supplementary groups cannot be
+        // dropped: they would go on granting access inside (a member of `shadow` reads
+        // /etc/shadow). One subordinate gid in the map lets newgidmap allow setgroups,
+        // so the sandbox starts with the policy's groups only.
+        let extra: Vec<u32> = sys::getgroups()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|g| *g != gid)
+            .collect();
+        if !extra.is_empty() {
+            let sub = user_name(uid)
+                .and_then(|n| subid_range("/etc/subgid", &n, uid))
+                .or_else(|| subid_range("/etc/subgid", &uid.to_string(), uid))
+                .filter(|(_, count)| *count > 0);
+            match sub {
+                Some((start, _)) if in_path("newgidmap") && in_path("newuidmap") => {
+                    let inside = maps
+                        .gid
+                        .iter()
+                        .map(|m| m.inside + m.count)
+                        .max()
+                        .unwrap_or(1);
+                    maps.gid.push(IdMap {
+                        inside,
+                        outside: start,
+                        count: 1,
+                    });
+                    maps.helper = true;
+                }
+                _ => maps.kept_groups = extra,
+            }
+        }
+    }
     Ok(maps)
 }
 
@@ -411,6 +466,12 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
     } else {
         None
     };
+    if let Some(m) = maps.as_ref().filter(|m| !m.kept_groups.is_empty()) {
+        eprintln!(
+            "kakoi: warning: the caller's supplementary groups {:?} stay with the sandbox: without a subordinate gid (/etc/subgid) and newgidmap, a user namespace cannot drop them",
+            m.kept_groups
+        );
+    }
 
     // The audit login uid is set to the launcher's user, as seen inside (when it is
     // unset, a payload could set it to anything).

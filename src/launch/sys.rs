@@ -618,6 +618,17 @@ pub fn setrlimit(pid: libc::pid_t, resource: libc::c_int, soft: u64, hard: u64) 
     .map(drop)
 }
 
+/// The calling process's supplementary groups.
+pub fn getgroups() -> io::Result<Vec<libc::gid_t>> {
+    // SAFETY: a size of 0 asks only for the count; the pointer is not used.
+    let n = check_int(unsafe { libc::getgroups(0, std::ptr::null_mut()) })?;
+    let mut v = vec![0; n as usize];
+    // SAFETY: `v` has room for the `n` groups the kernel may write.
+    let got = check_int(unsafe { libc::getgroups(n, v.as_mut_ptr()) })?;
+    v.truncate(got as usize);
+    Ok(v)
+}
+
 pub fn setgroups(groups: &[libc::gid_t]) -> io::Result<()> {
     // SAFETY: pointer and length describe `groups` for the call.
     check_int(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) }).map(drop)

@@ -1143,6 +1143,62 @@ fn rootless_with_a_single_id_map() {
     assert!(stderr(&o).contains("delegated cgroup"), "{}", stderr(&o));
 }
 
+/// L7 (red team): a rootless launch by a member of a group (here one made for the test,
+/// owning a 0640 file) does not keep that group in the sandbox: one subordinate gid in
+/// the map lets newgidmap allow setgroups, and the sandbox drops the caller's groups.
+#[test]
+fn l7_rootless_sandboxes_drop_the_callers_groups() {
+    need_root!();
+    let (uid, gid) = test_user();
+    let _ = Command::new("groupadd").args(["-f", "kakoi-l7"]).status();
+    let o = Command::new("getent")
+        .args(["group", "kakoi-l7"])
+        .output()
+        .unwrap();
+    let group: u32 = stdout(&o).split(':').nth(2).unwrap().parse().unwrap();
+    let d = tempdir();
+    let secret = d.path().join("secret");
+    std::fs::write(&secret, "group secret\n").unwrap();
+    std::os::unix::fs::chown(&secret, Some(0), Some(group)).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let p = policy(
+        d.path(),
+        "l7",
+        &format!(
+            "filesystem {{\n    bind \"{}\" -> \"/d\"\n}}",
+            d.path().display()
+        ),
+    );
+    let as_member = |script: &str| {
+        Command::new("setpriv")
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg(format!("--groups={group}"))
+            .arg(env!("CARGO_BIN_EXE_kakoi"))
+            .args(["run", "--policy"])
+            .arg(&p)
+            .args(["--", "/bin/sh", "-c", script])
+            .current_dir("/")
+            .output()
+            .unwrap()
+    };
+    // The caller itself can read it: the test would show nothing otherwise.
+    let o = Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg(format!("--groups={group}"))
+        .arg("cat")
+        .arg(&secret)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "group secret\n");
+    let o = as_member("cat /d/secret 2>&1; cat /proc/self/status | grep ^Groups");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("Permission denied"), "{out}");
+    assert!(!out.contains("group secret"), "{out}");
+}
+
 #[test]
 fn rootless_with_subordinate_id_ranges() {
     need_root!();

@@ -16,8 +16,8 @@
 //!   size/speed/cache targets of kakoi's generator, and the live kernel.
 //! - `launch`: `kakoi run` checked from inside by the probe (examples/probe.rs): caps,
 //!   namespaces, mounts, cgroups, limits, id maps (root and rootless), networking, exits.
-//! - `redteam`: one regression test per red-team finding that needs no root (the
-//!   launcher's are in `launch`).
+//! - `redteam`, `redteam_run`: one regression test per red-team finding, without and
+//!   with root (L3 and L5 are in `launch`, next to the probe they use).
 //! - `cli`: exit codes, `--format json`, `--emit`, atomic bundle writes, completions, man.
 
 mod audit;
@@ -30,5 +30,6 @@ mod launch;
 mod live;
 mod profiles;
 mod redteam;
+mod redteam_run;
 mod seccomp;
 mod util;
