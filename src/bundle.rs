@@ -536,9 +536,78 @@ fn load_from(
         })?;
         let insns = crate::bpf::decode(b).map_err(|e| format!("{name}: {e}"))?;
         crate::bpf::validate(&insns).map_err(|e| format!("{name}: {e}"))?;
+        contradiction(&policy.seccomp, host, &insns)
+            .map_err(|e| format!("{name} contradicts policy.json: {e}"))?;
         Some(b.clone())
     } else {
+        if let Some((n, _)) = listed.iter().find(|(n, _)| n.ends_with(".bpf")) {
+            return Err(format!(
+                "policy.json has seccomp off, but the bundle has a filter ({n}): one of them was changed"
+            ));
+        }
         None
     };
     Ok(Loaded { policy, seccomp })
+}
+
+/// What a launch can check of a filter against its `policy.json` in a few runs of the
+/// interpreter (microseconds): a foreign architecture, and each compat ABI the policy
+/// leaves out, get the policy's `bad-arch` action, and a number no kernel assigns gets
+/// its `unknown` (or, from libseccomp, its default) action. An allow-all program, or one
+/// from another policy, fails here even when the manifest's hashes were recomputed.
+pub fn contradiction(s: &ir::Seccomp, host: Host, prog: &[crate::bpf::Insn]) -> Result<(), String> {
+    use policy_lang::catalogue::Arch;
+    let decide = |arch: u32, nr: u32| {
+        let data = crate::bpf::Data {
+            nr,
+            arch,
+            ip: 0,
+            args: [0; 6],
+        };
+        crate::bpf::ret_action(crate::bpf::run(prog, &data).ret)
+    };
+    let foreign = match host {
+        Host::X86_64 => Arch::Aarch64.audit_arch(),
+        Host::Aarch64 => Arch::X86_64.audit_arch(),
+    };
+    let mut cases = vec![("a foreign architecture", foreign, 0)];
+    if host == Host::X86_64 {
+        if !s.arches.contains(&Arch::X86) {
+            cases.push((
+                "the i386 ABI, which the policy leaves out",
+                Arch::X86.audit_arch(),
+                20,
+            ));
+        }
+        if !s.arches.contains(&Arch::X32) {
+            cases.push((
+                "the x32 ABI, which the policy leaves out",
+                Arch::X32.audit_arch(),
+                0x4000_0027,
+            ));
+        }
+    }
+    for (what, arch, nr) in cases {
+        let got = decide(arch, nr);
+        if got != s.bad_arch_action {
+            return Err(format!(
+                "{what} gets {}, the policy says {}",
+                got.to_source(),
+                s.bad_arch_action.to_source()
+            ));
+        }
+    }
+    let native = host.abis()[0];
+    if s.arches.contains(&native) {
+        // Far above every syscall number of the ABI, and no x32 bit.
+        let got = decide(native.audit_arch(), 0x3fff_0000);
+        if got != s.unknown_action && got != s.default_action {
+            return Err(format!(
+                "a syscall number no kernel assigns gets {}, the policy says {}",
+                got.to_source(),
+                s.unknown_action.to_source()
+            ));
+        }
+    }
+    Ok(())
 }

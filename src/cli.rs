@@ -112,6 +112,12 @@ pub enum Command {
         /// they are installed).
         #[arg(long, value_enum, default_value_t = Validate::Auto)]
         validate: Validate,
+        /// Sign the bundle's manifest (which holds every artifact's SHA-256) with this
+        /// minisign secret key (`kakoi keygen`, or `minisign -G`; an encrypted key's
+        /// password comes from $KAKOI_SIGN_PASSWORD or the terminal). The signature is
+        /// `manifest.json.minisig`; `kakoi run --bundle B --verify-key KEY.pub` checks it.
+        #[arg(long, value_name = "KEY", requires = "output")]
+        sign: Option<PathBuf>,
     },
     /// Rewrite policy files in the canonical layout (comments are kept).
     ///
@@ -190,6 +196,10 @@ pub enum Command {
         /// (checked against the manifest before anything is created).
         #[arg(long, value_name = "DIR")]
         bundle: Option<PathBuf>,
+        /// Refuse the bundle unless its manifest is signed by this minisign public key
+        /// (`kakoi compile --sign KEY` writes the signature; KEY.pub is the key).
+        #[arg(long, value_name = "KEY.pub", requires = "bundle")]
+        verify_key: Option<PathBuf>,
         /// Use this directory as the root file system (read-only) instead of the policy's.
         #[arg(long, value_name = "DIR")]
         rootfs: Option<String>,
@@ -316,6 +326,19 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Make a key pair for signed bundles (minisign format, Ed25519): the secret key at
+    /// FILE (mode 0600, not encrypted; `minisign -G` makes an encrypted one) and the
+    /// public key at FILE.pub. Existing files are never overwritten. Example:
+    ///
+    ///   kakoi keygen -o ci.key && kakoi compile web.kakoi --sign ci.key -o web.bundle
+    ///
+    ///   kakoi run --bundle web.bundle --verify-key ci.key.pub -- /srv/app
+    #[command(verbatim_doc_comment)]
+    Keygen {
+        /// The secret key's file.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
     /// List the shipped policies embedded in this binary (name them wherever a policy file
     /// goes: `kakoi compile strict -o out/`).
     Profiles {
@@ -398,7 +421,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             emit,
             backend,
             validate,
-        } => compile(&policy, output, emit, backend, validate, color_err),
+            sign,
+        } => compile(&policy, output, emit, backend, validate, sign, color_err),
         Command::Fmt { files, check } => fmt(&files, check, color_err),
         Command::Stats { policy, format } => stats(&policy, format, color_err),
         Command::Disasm {
@@ -449,6 +473,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Run {
             policy,
             bundle,
+            verify_key,
             rootfs,
             env,
             tty,
@@ -459,6 +484,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         } => run_cmd(
             &policy,
             bundle.as_deref(),
+            verify_key.as_deref(),
             rootfs,
             env,
             match (tty, no_tty) {
@@ -478,6 +504,16 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             arch,
             format,
         } => explain(&input, &syscall, &args, &arch, format, color_err),
+        Command::Keygen { output } => {
+            let public = crate::sign::keygen(&output)
+                .map_err(|e| Failure::usage(format!("{e}\nhint: {}", e.hint())))?;
+            eprintln!(
+                "wrote the secret key {} and the public key {}",
+                output.display(),
+                public.display()
+            );
+            Ok(())
+        }
         Command::Profiles { format } => {
             let mut out = std::io::stdout().lock();
             let list = crate::profiles::SHIPPED.iter().map(|(name, text)| {
@@ -607,6 +643,7 @@ fn compile(
     emit: Option<String>,
     backend: Backend,
     validate: Validate,
+    sign: Option<PathBuf>,
     color: bool,
 ) -> Result<(), Failure> {
     let loaded = load(policy)?;
@@ -665,6 +702,17 @@ fn compile(
         out.write_all(&a.bytes)
             .and_then(|()| out.flush())
             .map_err(|e| Failure::usage(format!("cannot write to stdout: {e}")))?;
+    }
+    let mut arts = arts;
+    if let Some(key) = &sign {
+        let manifest = bundle::emit(&arts, "manifest").expect("every bundle has a manifest");
+        let comment = format!("kakoi bundle of `{}`", p.name);
+        let sig = crate::sign::sign(key, &manifest.bytes, &comment)
+            .map_err(|e| Failure::usage(format!("cannot sign: {e}\nhint: {}", e.hint())))?;
+        arts.push(bundle::Artifact {
+            name: crate::sign::SIGNATURE.into(),
+            bytes: sig,
+        });
     }
     if let Some(dir) = output {
         bundle::write_dir(&dir, &arts).map_err(|e| Failure::usage(e.to_string()))?;
@@ -1053,6 +1101,7 @@ fn plan(policy: &str, format: Format, command: &[String], color: bool) -> Result
 fn run_cmd(
     policy: &str,
     bundle: Option<&Path>,
+    verify_key: Option<&Path>,
     rootfs: Option<String>,
     env: Vec<String>,
     tty: crate::launch::stdio::Tty,
@@ -1068,8 +1117,43 @@ fn run_cmd(
     // 125 is for a launch that failed.
     let (mut p, prog) = match bundle {
         Some(dir) => {
-            let b = crate::bundle::load_dir_for_launch(dir, run::host_arch())
-                .map_err(|m| Failure::usage(format!("invalid bundle `{}`: {m}", dir.display())))?;
+            let invalid =
+                |m: String| Failure::usage(format!("invalid bundle `{}`: {m}", dir.display()));
+            let b = match verify_key {
+                None => {
+                    crate::bundle::load_dir_for_launch(dir, run::host_arch()).map_err(invalid)?
+                }
+                Some(key) => {
+                    // The manifest is read once: the bytes verified are the bytes whose
+                    // hashes the other files are checked against.
+                    let read = |name: &str| {
+                        crate::input::read(&dir.join(name), crate::input::PROFILE_LIMIT)
+                            .map_err(|e| e.to_string())
+                    };
+                    let manifest = read("manifest.json").map_err(invalid)?;
+                    let sig = match read(crate::sign::SIGNATURE) {
+                        Ok(s) => Some(s),
+                        Err(_) if !dir.join(crate::sign::SIGNATURE).exists() => None,
+                        Err(e) => return Err(invalid(e)),
+                    };
+                    crate::sign::verify(key, &manifest, sig.as_deref()).map_err(|e| {
+                        Failure::usage(format!(
+                            "refusing bundle `{}`: {e}\nhint: {}",
+                            dir.display(),
+                            e.hint()
+                        ))
+                    })?;
+                    let cached = |name: &str| {
+                        if name == "manifest.json" {
+                            Ok(manifest.clone())
+                        } else {
+                            read(name)
+                        }
+                    };
+                    crate::bundle::load_with_for_launch(&cached, run::host_arch())
+                        .map_err(invalid)?
+                }
+            };
             (b.policy, b.seccomp)
         }
         None => (load_ok(policy, color)?.0, None),

@@ -15,5 +15,6 @@ pub mod launch;
 pub mod loader;
 pub mod profiles;
 pub mod seccomp;
+pub mod sign;
 
 pub use policy_lang;

@@ -293,3 +293,104 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
+
+/// Recompute a bundle manifest's entry for `name` after its bytes changed, as an attacker
+/// who can write the bundle would.
+fn rehash(bundle: &Path, name: &str) {
+    use sha2::Digest;
+    let bytes = std::fs::read(bundle.join(name)).unwrap();
+    let m = bundle.join("manifest.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+    for a in v["artifacts"].as_array_mut().unwrap() {
+        if a["name"] == name {
+            a["sha256"] = format!("{:x}", sha2::Sha256::digest(&bytes)).into();
+            a["bytes"] = bytes.len().into();
+        }
+    }
+    std::fs::write(&m, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+/// L9: a signed bundle is refused once anything in it changes, even with the manifest's
+/// hashes recomputed; an unsigned one is refused under `--verify-key`; and a filter that
+/// contradicts its own `policy.json` (an allow-all program swapped in) is refused by the
+/// launcher and by `kakoi audit`, signed or not.
+#[test]
+fn l9_signed_bundles_and_contradicting_filters() {
+    let d = tempfile::tempdir().unwrap();
+    let key = d.path().join("ci.key");
+    let o = kakoi().arg("keygen").arg("-o").arg(&key).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let public = d.path().join("ci.key.pub");
+    let b = d.path().join("b");
+    let o = kakoi()
+        .args(["compile", "default", "--sign"])
+        .arg(&key)
+        .arg("-o")
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dry = |bundle: &Path, key: Option<&Path>| {
+        let mut c = kakoi();
+        c.args(["run", "--dry-run", "--bundle"]).arg(bundle);
+        if let Some(k) = key {
+            c.arg("--verify-key").arg(k);
+        }
+        c.arg("--").arg("/bin/true");
+        c.output().unwrap()
+    };
+    let o = dry(&b, Some(&public));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // policy.json gains CAP_SYS_ADMIN; the hashes are recomputed.
+    let pj = b.join("policy.json");
+    let mut p: serde_json::Value = serde_json::from_slice(&std::fs::read(&pj).unwrap()).unwrap();
+    let caps = &mut p["capabilities"];
+    for set in ["bounding", "permitted", "effective"] {
+        if let Some(v) = caps[set].as_array_mut() {
+            v.push("SYS_ADMIN".into());
+        }
+    }
+    std::fs::write(&pj, serde_json::to_vec(&p).unwrap()).unwrap();
+    rehash(&b, "policy.json");
+    let o = dry(&b, Some(&public));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not verify"), "{}", stderr(&o));
+
+    // An unsigned bundle under --verify-key.
+    std::fs::remove_file(b.join("manifest.json.minisig")).unwrap();
+    let o = dry(&b, Some(&public));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not signed"), "{}", stderr(&o));
+
+    // An allow-all filter in a fresh bundle, hashes recomputed: no key needed to refuse it.
+    let c = d.path().join("c");
+    let o = kakoi()
+        .args(["compile", "default", "-o"])
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(
+        c.join("seccomp.x86_64.bpf"),
+        bpf(&[(0x06, 0, 0, 0x7fff_0000)]),
+    )
+    .unwrap();
+    rehash(&c, "seccomp.x86_64.bpf");
+    let o = dry(&c, None);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("contradicts policy.json"),
+        "{}",
+        stderr(&o)
+    );
+    let o = kakoi().arg("audit").arg(&c).output().unwrap();
+    assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("contradicts policy.json")
+            || stdout(&o).contains("contradicts policy.json"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+}

@@ -269,15 +269,24 @@ fn l1_a_non_root_payload_dies_with_its_launcher() {
         .spawn()
         .unwrap();
     let pids = sandbox_pids(child.id());
-    let uids: Vec<String> = pids
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
-        .filter_map(|s| s.lines().find(|l| l.starts_with("Uid:")).map(String::from))
-        .collect();
-    assert!(
-        uids.iter().any(|u| u.contains("1000")),
-        "the payload runs as 1000: {uids:?}"
-    );
+    // Once the payload has changed its credentials (the step that used to clear the
+    // parent-death signal).
+    let as_1000 = || {
+        pids.iter()
+            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+            .any(|s| {
+                s.lines()
+                    .any(|l| l.starts_with("Uid:") && l.contains("1000"))
+            })
+    };
+    let t = Instant::now();
+    while !as_1000() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the payload never ran as 1000"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(
