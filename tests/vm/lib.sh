@@ -17,13 +17,21 @@ equals() {
 }
 # label_at_exec KAKOI_RUN_ARGS...: the LSM label (attr/current) of the payload of
 # `kakoi run KAKOI_RUN_ARGS`, read from outside while it runs; its command must last a
-# couple of seconds. The payload is the launcher's direct child.
+# couple of seconds. The launcher's direct child is the sandbox's init (unlabelled); the
+# payload is the init's child.
 label_at_exec() {
-    kakoi run "$@" >/dev/null 2>&1 &
+    kakoi run "$@" </dev/null >/dev/null 2>&1 &
     launcher=$!
     sleep 1
+    init=
     for p in /proc/[0-9]*; do
         if [ "$(cut -d' ' -f4 "$p/stat" 2>/dev/null)" = "$launcher" ]; then
+            init=${p#/proc/}
+            break
+        fi
+    done
+    for p in /proc/[0-9]*; do
+        if [ -n "$init" ] && [ "$(cut -d' ' -f4 "$p/stat" 2>/dev/null)" = "$init" ]; then
             tr -d '\0' <"$p/attr/current" 2>&1
             break
         fi

@@ -20,7 +20,8 @@ sed 's/s0:c1,c2/s0:c3,c4/' /selinux.kakoi >/b/selinux.kakoi   # same module, oth
 
 # run POLICY CMD...: exit status of the payload; its output goes to the console (a pipe
 # made by the unconfined shell is not the sandbox's to write).
-run() { p=$1; shift; kakoi run --policy "$p" -- "$@" >/dev/console 2>&1; }
+# stdin is not the console: a console on both ends would give the payload a pty (`-t`).
+run() { p=$1; shift; kakoi run --policy "$p" -- "$@" </dev/null >/dev/console 2>&1; }
 
 equals label-at-exec "system_u:system_r:kakoi_selinux.process:s0:c1,c2" \
     "$(label_at_exec --policy /selinux.kakoi -- /bin/sleep 2)"
