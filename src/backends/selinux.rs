@@ -129,7 +129,9 @@ pub fn module(p: &Policy) -> String {
         }
     }
     // File access on host types, by what the access rules grant.
-    let mut grants: std::collections::BTreeMap<&str, (Vec<&str>, Vec<&str>)> = Default::default();
+    // (file, dir, lnk_file) permissions per type.
+    type Perms<'a> = (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>);
+    let mut grants: std::collections::BTreeMap<&str, Perms> = Default::default();
     for r in &p.filesystem.access {
         let t = host_type(&r.path);
         let e = grants.entry(t).or_default();
@@ -168,9 +170,14 @@ pub fn module(p: &Policy) -> String {
             };
             e.0.extend(f);
             e.1.extend(d);
+            // Reading or running a path follows its symlinks (`/proc/self`, `/bin/sh`
+            // on a merged /usr, `/proc/self/fd/0` for ttyname).
+            if matches!(a, Access::Read | Access::Exec) {
+                e.2.extend(["read", "getattr"]);
+            }
         }
     }
-    for (t, (mut f, mut d)) in grants {
+    for (t, (mut f, mut d, mut l)) in grants {
         // The module's own `files` type already has every permission.
         if t == "files" {
             continue;
@@ -188,6 +195,14 @@ pub fn module(p: &Policy) -> String {
             "    (allow process .{t} (dir ({})))\n",
             d.join(" ")
         ));
+        l.sort_unstable();
+        l.dedup();
+        if !l.is_empty() && class == "file" {
+            o.push_str(&format!(
+                "    (allow process .{t} (lnk_file ({})))\n",
+                l.join(" ")
+            ));
+        }
     }
     o.push_str(")\n");
     o
