@@ -12,7 +12,12 @@ Sources (nothing is typed in by hand):
     (../shared/data/docker-default-seccomp.json).
 
 Regenerate with:  make catalogue   (runs scripts/gen-catalogue.sh, which fetches
-Debian's linux-source-6.12 package and calls this script)
+Debian's linux-source package and calls this script)
+
+i386 and x32 on an x86_64 kernel enter the compat entry points the tables name (the
+fifth column of syscall_32.tbl, `compat_sys_*` entries of syscall_64.tbl); their
+COMPAT_SYSCALL_DEFINEs give those ABIs' real argument lists where they differ from
+x86_64's (i386 `mmap` is old_mmap, one pointer).
 """
 import json
 import os
@@ -24,12 +29,24 @@ KSRC = sys.argv[1]
 DOCKER_JSON = sys.argv[2]
 OUT = sys.argv[3]
 
+# The kernel the catalogue describes. The sources may be newer (Debian ships no 6.18
+# source package): syscall numbers only grow, and every table gives a new syscall the
+# next number on every ABI at once, so 6.18's syscalls are those numbered up to LAST.
+# Linux 6.17 added file_getattr/file_setattr (468, 469); 6.18 added none; 6.19's listns
+# is 470. Checked against a running 6.18 kernel's tracefs (events/syscalls/sys_enter_*):
+# tests/suite/catalogue.rs compares the catalogue with the machine's own kernel.
+KERNEL = "6.18"
+LAST = 469
+# x32's own legacy range (512-547) is below 548 and not a new syscall.
+X32_LEGACY = range(512, 548)
+
 ARCHES = ["x86_64", "x86", "x32", "aarch64"]
 # arch/arm64/kernel/Makefile.syscalls: syscall_abis_64 += renameat rlimit memfd_secret
 ARM64_ABIS = {"common", "64", "renameat", "rlimit", "memfd_secret"}
 
 
 def read_tbl(path, abis):
+    """[(name, nr, native entry, compat entry)] of the ABIs `abis`, up to LAST."""
     out = []
     for line in open(path):
         line = line.split("#", 1)[0].strip()
@@ -38,16 +55,24 @@ def read_tbl(path, abis):
         parts = line.split()
         nr, abi, name = int(parts[0]), parts[1], parts[2]
         entry = parts[3] if len(parts) > 3 else None
+        # The fifth column is the compat entry point, `-` for none (a sixth may say
+        # `noreturn`).
+        compat = parts[4] if len(parts) > 4 and parts[4] != "-" else None
+        if nr > LAST and nr not in X32_LEGACY:
+            continue
         if abi in abis:
-            out.append((name, nr, entry))
+            out.append((name, nr, entry, compat))
     return out
 
 
+ARM64_TBL = f"{KSRC}/arch/arm64/tools/syscall_64.tbl"
+if not os.path.exists(ARM64_TBL):
+    ARM64_TBL = f"{KSRC}/scripts/syscall.tbl"
 tables = {
     "x86_64": read_tbl(f"{KSRC}/arch/x86/entry/syscalls/syscall_64.tbl", {"common", "64"}),
     "x32": read_tbl(f"{KSRC}/arch/x86/entry/syscalls/syscall_64.tbl", {"common", "x32"}),
     "x86": read_tbl(f"{KSRC}/arch/x86/entry/syscalls/syscall_32.tbl", {"i386"}),
-    "aarch64": read_tbl(f"{KSRC}/scripts/syscall.tbl", ARM64_ABIS),
+    "aarch64": read_tbl(ARM64_TBL, ARM64_ABIS),
 }
 
 # --- signatures -------------------------------------------------------------------------
@@ -63,6 +88,7 @@ def split_define(argtext):
 
 
 defs = {}  # name -> {prefix: [(type, name)]}
+compat_defs = {}  # COMPAT_SYSCALL_DEFINEs: the entry points of i386 (and x32) on x86_64
 
 
 def scan_defines():
@@ -81,10 +107,15 @@ def scan_defines():
             if "SYSCALL_DEFINE" not in text:
                 continue
             for m in DEFINE_RE.finditer(text):
-                if m.group(0).startswith("COMPAT_"):
-                    continue
                 n, name, args = int(m.group(1)), m.group(2), m.group(3)
                 pairs = split_define(args)
+                if m.group(0).startswith("COMPAT_"):
+                    # An unparsable one (compat_arg_u64_dual…) is recorded as unknown.
+                    where = "x86" if rel.startswith("arch/x86") else "generic"
+                    if where == "x86" or not rel.startswith("arch/"):
+                        compat_defs.setdefault(name, {}).setdefault(
+                            where, pairs if len(pairs) == n else None)
+                    continue
                 if len(pairs) != n:
                     continue
                 if name == "clone" and rel == "kernel":
@@ -149,11 +180,20 @@ PTR_TYPEDEFS = {"cap_user_header_t", "cap_user_data_t", "__sighandler_t"}
 unknown_types = set()
 
 
+COMPAT_SIGNED = {"compat_int_t", "compat_long_t", "compat_off_t", "compat_pid_t",
+                 "compat_ssize_t", "compat_key_t", "compat_timer_t", "compat_clock_t",
+                 "compat_time_t", "old_time32_t", "compat_clockid_t", "compat_loff_t"}
+
+
 def classify(ty):
     t = ty.replace("__user", "").replace("const ", "").replace("volatile ", "")
     t = " ".join(t.split())
-    if "*" in t or t in PTR_TYPEDEFS:
+    if "*" in t or t in PTR_TYPEDEFS or t in ("compat_uptr_t", "compat_caddr_t"):
         return "Ptr"
+    if t.startswith("compat_") or t in ("old_sigset_t32",):
+        # Compat entry points take 32-bit values (an i386 register, or the low half of
+        # an x32 one).
+        return "I32" if t in COMPAT_SIGNED else "U32"
     if t.startswith("enum "):
         return "U32"
     if t in INT32:
@@ -168,14 +208,32 @@ def classify(ty):
     return "U64"
 
 
+def entry_base(entry):
+    e = entry.split("/")[0]
+    for p in ("__x64_sys_", "__ia32_sys_", "__x32_compat_sys_", "sys_", "compat_sys_"):
+        if e.startswith(p):
+            return e[len(p):]
+    return e
+
+
+UNKNOWN = "unknown"  # an entry point whose signature the sources do not give plainly
+
+
+def compat_signature(name, compat):
+    """The signature of a compat entry point (`compat_sys_X`): what i386 and x32 really
+    call on an x86_64 kernel. UNKNOWN when it cannot be read."""
+    if not compat.startswith("compat_sys_"):
+        # A native function serves the compat ABI too (`sys_getsockopt`).
+        return signature(name, compat, ["x86"]) or UNKNOWN
+    d = compat_defs.get(entry_base(compat))
+    if not d:
+        return UNKNOWN
+    sig = d.get("x86", d.get("generic"))
+    return UNKNOWN if sig is None else sig
+
+
 def signature(name, entry, prefer):
-    base = name
-    if entry:
-        e = entry.split("/")[0]
-        for p in ("__x64_sys_", "__ia32_sys_", "__x32_compat_sys_", "sys_", "compat_sys_"):
-            if e.startswith(p):
-                base = e[len(p):]
-                break
+    base = entry_base(entry) if entry else name
     for cand in (base, name):
         d = defs.get(cand)
         if d:
@@ -189,11 +247,20 @@ def signature(name, entry, prefer):
 
 catalogue = {}  # name -> dict
 for arch in ARCHES:
-    for name, nr, entry in tables[arch]:
-        c = catalogue.setdefault(name, {"nr": {}, "sig": None, "sig_aarch64": None})
+    for name, nr, entry, compat in tables[arch]:
+        c = catalogue.setdefault(name, {"nr": {}, "sig": None, "sig_aarch64": None,
+                                        "sig_x86": None, "sig_x32": None})
         c["nr"][arch] = nr
         if arch in ("x86_64", "x86") and c["sig"] is None:
             c["sig"] = signature(name, entry, ["x86"])
+        if arch == "x86":
+            # On an x86_64 kernel i386 enters the compat entry point where there is one
+            # (`sys_old_mmap compat_sys_ia32_mmap`), else the native one with 32-bit
+            # registers.
+            c["sig_x86"] = (compat_signature(name, compat) if compat
+                            else signature(name, entry, ["x86"]))
+        if arch == "x32" and entry and entry.startswith("compat_sys_"):
+            c["sig_x32"] = compat_signature(name, entry)
         if arch == "aarch64":
             s = signature(name, entry, ["arm64"])
             if c["sig"] is None:
@@ -313,20 +380,46 @@ FIXED64 = {"loff_t", "u64", "__u64", "s64", "__s64", "long long", "unsigned long
 
 
 def splits_on_i386(sig):
-    """64-bit types take two registers on i386, shifting later argument positions."""
+    """64-bit types take two registers on i386, shifting later argument positions; an
+    entry point whose signature is unknown cannot be mapped either."""
     if sig is None:
         return False
+    if sig == UNKNOWN:
+        return True
     plain = [" ".join(t.replace("__user", "").replace("const ", "").split()) for t, _ in sig]
     return any(t in FIXED64 for t in plain)
+
+
+def shape(sig):
+    """Where values are: how many arguments, and which are pointers. Two signatures of
+    one shape put the same values at the same positions (the compat one may name them
+    differently, `len` for `size`: x86_64's names are kept)."""
+    return None if sig in (None, UNKNOWN) else [classify(t) == "Ptr" for t, _ in sig]
+
+
+def abi_override(c, key):
+    """The ABI's own signature when its shape differs from x86_64's, else None."""
+    sig = c[key]
+    if sig in (None, UNKNOWN) or shape(sig) == shape(c["sig"]):
+        return None
+    return sig
+
+
+def i386_split(c):
+    if "x86" not in c["nr"]:
+        return False
+    sig = c["sig_x86"] if c["sig_x86"] is not None else c["sig"]
+    return splits_on_i386(sig)
 
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from catalogue_rs import write_rust  # noqa: E402
 
 write_rust(
-    OUT, "6.12",
+    OUT, KERNEL,
     [(name, [catalogue[name]["nr"].get(a) for a in ARCHES], kinds(catalogue[name]["sig"]),
-      kinds(catalogue[name]["sig_aarch64"]), splits_on_i386(catalogue[name]["sig"]))
+      kinds(catalogue[name]["sig_aarch64"]), kinds(abi_override(catalogue[name], "sig_x86")),
+      kinds(abi_override(catalogue[name], "sig_x32")), i386_split(catalogue[name]))
      for name in sorted(catalogue)],
     [(g[1:], group_desc.get(g, ""), groups[g]) for g in sorted(groups)]
     + [("container-default", "Docker's default seccomp allow-list (unconditional part)",
@@ -334,6 +427,12 @@ write_rust(
     [(k, constants[k], constants_arm64.get(k)) for k in sorted(constants)],
     capabilities)
 
+for key, abi in (("sig_x86", "i386"), ("sig_x32", "x32")):
+    differ = sorted(n for n, c in catalogue.items() if abi_override(c, key) is not None)
+    print(f"{abi} signatures unlike x86_64's ({len(differ)}): {' '.join(differ)}",
+          file=sys.stderr)
+opaque = sorted(n for n, c in catalogue.items() if i386_split(c))
+print(f"no argument rules on i386 ({len(opaque)}): {' '.join(opaque)}", file=sys.stderr)
 missing = [n for n, c in catalogue.items() if c["sig"] is None]
 print(f"{len(catalogue)} syscalls, {len(groups) + 1} groups, "
       f"{len(container_default)} in @container-default, {len(constants)} constants, "

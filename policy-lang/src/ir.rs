@@ -97,7 +97,7 @@ pub struct Seccomp {
     /// For syscalls of an architecture the policy does not target (and x32 numbers on
     /// x86_64 unless x32 is targeted).
     pub bad_arch_action: Action,
-    /// For syscall numbers the catalogue does not know on an arch (newer than Linux 6.12,
+    /// For syscall numbers the catalogue does not know on an arch (newer than Linux 6.18,
     /// or gaps in the table). `errno(ENOSYS)` lets libc fall back, as runc does.
     pub unknown_action: Action,
     pub arches: Vec<Arch>,
@@ -232,17 +232,29 @@ impl Cond {
     /// [`Cond::concrete`] with the syscall's signature on `arch` looked up once.
     fn concrete_with(&self, arch: Arch, sig: Option<&[catalogue::Arg]>) -> Option<ConcreteCond> {
         Some(match self {
-            Cond::And(v) => ConcreteCond::And(
-                v.iter()
-                    .map(|c| c.concrete_with(arch, sig))
-                    .collect::<Option<_>>()?,
-            ),
-            Cond::Or(v) => ConcreteCond::Or(
-                v.iter()
-                    .map(|c| c.concrete_with(arch, sig))
-                    .collect::<Option<_>>()?,
-            ),
-            Cond::Not(c) => ConcreteCond::Not(Box::new(c.concrete_with(arch, sig)?)),
+            // An arch test that decides the whole condition on this ABI makes the other
+            // parts moot (`arch == x86_64 && prot == 3` on x86, where `prot` is not a
+            // register): only then may they be left unresolved.
+            Cond::And(v) => {
+                let parts: Vec<Option<ConcreteCond>> =
+                    v.iter().map(|c| c.concrete_with(arch, sig)).collect();
+                if parts.contains(&Some(ConcreteCond::Const(false))) {
+                    return Some(ConcreteCond::Const(false));
+                }
+                ConcreteCond::And(parts.into_iter().collect::<Option<_>>()?)
+            }
+            Cond::Or(v) => {
+                let parts: Vec<Option<ConcreteCond>> =
+                    v.iter().map(|c| c.concrete_with(arch, sig)).collect();
+                if parts.contains(&Some(ConcreteCond::Const(true))) {
+                    return Some(ConcreteCond::Const(true));
+                }
+                ConcreteCond::Or(parts.into_iter().collect::<Option<_>>()?)
+            }
+            Cond::Not(c) => match c.concrete_with(arch, sig)? {
+                ConcreteCond::Const(b) => ConcreteCond::Const(!b),
+                c => ConcreteCond::Not(Box::new(c)),
+            },
             Cond::Arch(a) => ConcreteCond::Const(a.contains(&arch)),
             Cond::Arg(c) => {
                 let args = sig?;
@@ -282,6 +294,36 @@ pub enum ConcreteCond {
 }
 
 impl ConcreteCond {
+    /// The value when only the first argument is known (`None`: it depends on others).
+    pub fn eval_arg0(&self, a0: u64) -> Option<bool> {
+        match self {
+            ConcreteCond::Const(b) => Some(*b),
+            ConcreteCond::And(v) => {
+                let r: Vec<Option<bool>> = v.iter().map(|c| c.eval_arg0(a0)).collect();
+                if r.contains(&Some(false)) {
+                    Some(false)
+                } else if r.iter().all(|x| *x == Some(true)) {
+                    Some(true)
+                } else {
+                    None
+                }
+            }
+            ConcreteCond::Or(v) => {
+                let r: Vec<Option<bool>> = v.iter().map(|c| c.eval_arg0(a0)).collect();
+                if r.contains(&Some(true)) {
+                    Some(true)
+                } else if r.iter().all(|x| *x == Some(false)) {
+                    Some(false)
+                } else {
+                    None
+                }
+            }
+            ConcreteCond::Not(c) => c.eval_arg0(a0).map(|b| !b),
+            ConcreteCond::Cmp(c) if c.index == 0 => Some(c.eval(&[a0, 0, 0, 0, 0, 0])),
+            ConcreteCond::Cmp(_) => None,
+        }
+    }
+
     pub fn eval(&self, args: &[u64; 6]) -> bool {
         match self {
             ConcreteCond::Const(b) => *b,
@@ -311,9 +353,134 @@ pub struct Decision {
     pub rule: Option<usize>,
 }
 
+/// On i386, the socket calls and the SysV IPC calls can also be made through the
+/// multiplexers `socketcall(SYS_X, args)` and `ipc(X, …)`, whose other arguments the filter
+/// cannot see. A rule that decides such a call whatever its arguments also decides that
+/// `call` of the multiplexer, at the rule's own place in the order (libseccomp adds the
+/// same rules): without it `deny socket` would leave `socketcall(SYS_SOCKET, …)` to the
+/// default action. A rule with argument conditions implies nothing (resolution refuses it
+/// where the multiplexer is open: E0312).
+///
+/// The conditions on `call` for each multiplexer that `rule` implies on `arch`.
+pub fn implied_mux(rule: &Rule, arch: Arch) -> Vec<(catalogue::Mux, ConcreteCond)> {
+    if arch != Arch::X86 {
+        return Vec::new();
+    }
+    let mut calls: std::collections::BTreeMap<catalogue::Mux, Vec<u32>> = Default::default();
+    for s in &rule.syscalls {
+        if let Some((mux, call)) = catalogue::multiplexed(s) {
+            calls.entry(mux).or_default().push(call);
+        }
+    }
+    if calls.is_empty() {
+        return Vec::new();
+    }
+    if let Some(c) = &rule.cond {
+        // Decided whatever the arguments only if the condition is constant on x86 (an
+        // arch test); its argument positions are those of the first multiplexed call.
+        let first = rule
+            .syscalls
+            .iter()
+            .find(|s| catalogue::multiplexed(s).is_some());
+        match first.and_then(|s| c.concrete(arch, s)) {
+            Some(ConcreteCond::Const(true)) => {}
+            _ => return Vec::new(),
+        }
+    }
+    calls
+        .into_iter()
+        // A rule that names the multiplexer itself already decides all of it.
+        .filter(|(mux, _)| !rule.syscalls.iter().any(|s| s == mux.name()))
+        .map(|(mux, mut v)| {
+            v.sort_unstable();
+            v.dedup();
+            (mux, mux_cond(mux, &v))
+        })
+        .collect()
+}
+
+/// Whether an i386 program may reach `call` of `mux` with some arguments: `None` when no
+/// rule allows it, otherwise the rule that may (`Some(None)`: the default action). Rules
+/// are in policy order; conditions on the multiplexer's other arguments count as "may".
+pub fn mux_opened_by<'a>(
+    rules: impl IntoIterator<Item = &'a Rule>,
+    default: Action,
+    mux: catalogue::Mux,
+    call: u32,
+) -> Option<Option<usize>> {
+    let opens = |a: Action| matches!(a, Action::Allow | Action::Log);
+    for (i, r) in rules.into_iter().enumerate() {
+        let cond = if r.syscalls.iter().any(|s| s == mux.name()) {
+            match &r.cond {
+                None => None,
+                Some(c) => match c.concrete(Arch::X86, mux.name()) {
+                    None => continue,
+                    Some(c) => Some(c),
+                },
+            }
+        } else {
+            match implied_mux(r, Arch::X86)
+                .into_iter()
+                .find(|(m, _)| *m == mux)
+            {
+                Some((_, c)) => Some(c),
+                None => continue,
+            }
+        };
+        let known = cond
+            .as_ref()
+            .map_or(Some(true), |c| c.eval_arg0(u64::from(call)));
+        match known {
+            Some(false) => {}
+            Some(true) => return opens(r.action).then_some(Some(i)),
+            None if opens(r.action) => return Some(Some(i)),
+            None => {}
+        }
+    }
+    opens(default).then_some(None)
+}
+
+/// `call ∈ calls` for a multiplexer: runs of consecutive values become ranges.
+fn mux_cond(mux: catalogue::Mux, calls: &[u32]) -> ConcreteCond {
+    let cmp = |op: CmpOpOrd, value: u32| {
+        ConcreteCond::Cmp(ConcreteCmp {
+            index: 0,
+            low32: true,
+            signed32: false,
+            mask: mux.call_mask(),
+            op,
+            value: u64::from(value),
+        })
+    };
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &c in calls {
+        match runs.last_mut() {
+            Some((_, hi)) if *hi + 1 == c => *hi = c,
+            _ => runs.push((c, c)),
+        }
+    }
+    let mut alts: Vec<ConcreteCond> = Vec::new();
+    for (lo, hi) in runs {
+        if hi - lo < 2 {
+            alts.extend((lo..=hi).map(|c| cmp(CmpOpOrd::Eq, c)));
+        } else {
+            alts.push(ConcreteCond::And(vec![
+                cmp(CmpOpOrd::Ge, lo),
+                cmp(CmpOpOrd::Le, hi),
+            ]));
+        }
+    }
+    if alts.len() == 1 {
+        alts.pop().unwrap_or(ConcreteCond::Const(false))
+    } else {
+        ConcreteCond::Or(alts)
+    }
+}
+
 impl Seccomp {
     /// The rules that apply on `arch`, in order, with names turned into numbers. Syscalls
-    /// that do not exist on `arch` are left out.
+    /// that do not exist on `arch` are left out. On x86 a rule is followed by the
+    /// multiplexer calls it implies ([`implied_mux`]), with the same rule index.
     pub fn for_arch(&self, arch: Arch) -> Vec<ArchRule> {
         let mut out = Vec::new();
         for (i, r) in self.rules.iter().enumerate() {
@@ -322,7 +489,20 @@ impl Seccomp {
                 .iter()
                 .filter_map(|s| catalogue::syscall(s).and_then(|d| d.nr(arch)))
                 .collect();
+            let implied: Vec<ArchRule> = implied_mux(r, arch)
+                .into_iter()
+                .filter_map(|(mux, cond)| {
+                    let nr = catalogue::syscall(mux.name())?.nr(arch)?;
+                    Some(ArchRule {
+                        action: r.action,
+                        nrs: vec![nr],
+                        cond: Some(cond),
+                        rule: i,
+                    })
+                })
+                .collect();
             if nrs.is_empty() {
+                out.extend(implied);
                 continue;
             }
             // A condition only depends on the syscall through argument positions, which
@@ -349,6 +529,7 @@ impl Seccomp {
                 cond,
                 rule: i,
             });
+            out.extend(implied);
         }
         out
     }
@@ -446,9 +627,17 @@ fn candidates(s: &Seccomp, audit_arch: u32, nr: u32) -> Result<Vec<Candidate>, D
             rule: None,
         });
     };
+    let mux = catalogue::Mux::ALL
+        .into_iter()
+        .find(|m| arch == Arch::X86 && m.name() == def.name);
     let mut out = Vec::new();
     for (i, r) in s.rules.iter().enumerate() {
         if !r.syscalls.iter().any(|s| s == def.name) {
+            if let Some(m) = mux {
+                if let Some((_, c)) = implied_mux(r, arch).into_iter().find(|(x, _)| *x == m) {
+                    out.push((i, r.action, Some(c)));
+                }
+            }
             continue;
         }
         match &r.cond {

@@ -787,9 +787,28 @@ impl Builder {
                             }
                         }
                     }
+                    let compat: Vec<&str> = arches
+                        .iter()
+                        .filter(|a| matches!(a, Arch::X86 | Arch::X32))
+                        .map(|a| a.name())
+                        .collect();
                     if arches.is_empty() {
                         self.err(file, s.span.clone(), "E0202", "no target architecture")
                             .label("list at least one");
+                    } else if !compat.is_empty() && !arches.contains(&Arch::X86_64) {
+                        // i386 and x32 exist only as compat ABIs of an x86_64 kernel,
+                        // and every program there is started by an x86_64 `execve`.
+                        self.err(
+                            file,
+                            s.span.clone(),
+                            "E0211",
+                            format!("`{}` without `x86_64`", compat.join("` and `")),
+                        )
+                        .label("i386 and x32 run on an x86_64 kernel, whose own ABI this leaves out")
+                        .help = Some(format!(
+                            "add `x86_64` (`arches [x86_64, {}]`): without it the filter would give every x86_64 call, the launcher's `execve` among them, the bad-arch action",
+                            compat.join(", ")
+                        ));
                     } else {
                         arches.sort();
                         self.arches = Some(arches);
@@ -1265,6 +1284,16 @@ impl Builder {
                 .help = Some("write a separate rule without a condition for this syscall".into());
                 return None;
             };
+            // An argument of one ABI's own signature (i386 `pread64`'s `poslo`) is named
+            // too; E0314 checks that the rule means something on every targeted ABI.
+            let sig = std::iter::once(sig)
+                .chain(
+                    [Arch::Aarch64, Arch::X86, Arch::X32]
+                        .into_iter()
+                        .filter_map(|a| def.args(a)),
+                )
+                .find(|g| g.iter().any(|a| a.name == arg))
+                .unwrap_or(sig);
             let Some(i) = sig.iter().position(|a| a.name == arg) else {
                 let d = self
                     .err(
@@ -2609,6 +2638,7 @@ impl Builder {
         let root = self.root;
         self.check_rules(&rules, &arches, default_action, root);
         self.check_size(&rules);
+        self.check_abis(&rules, &arches);
         self.check_socketcall(&rules, &arches, default_action);
         self.check_caps();
 
@@ -2812,60 +2842,111 @@ impl Builder {
         }
     }
 
-    /// On i386, socket calls can go through `socketcall`, where seccomp cannot see the
-    /// arguments: an argument rule on them is only enforced if `socketcall` is not allowed
-    /// unconditionally.
-    fn check_socketcall(&mut self, rules: &[(Rule, Span)], arches: &[Arch], default: Action) {
-        const MUX: &[&str] = &[
-            "socket",
-            "socketpair",
-            "bind",
-            "connect",
-            "listen",
-            "accept",
-            "accept4",
-            "getsockname",
-            "getpeername",
-            "send",
-            "sendto",
-            "recv",
-            "recvfrom",
-            "shutdown",
-            "setsockopt",
-            "getsockopt",
-            "sendmsg",
-            "recvmsg",
-            "recvmmsg",
-            "sendmmsg",
-        ];
-        if !arches.contains(&Arch::X86) {
-            return;
+    /// An argument rule must mean something on every targeted ABI where its syscalls
+    /// exist: i386 `mmap` and `select` take one pointer to their arguments, a 64-bit
+    /// argument takes two registers on i386, `clone`'s last two arguments swap places
+    /// (E0314). Arch tests in the condition (`arch != x86 && …`) limit where it applies.
+    fn check_abis(&mut self, rules: &[(Rule, Span)], arches: &[Arch]) {
+        for (r, span) in rules {
+            let Some(c) = &r.cond else { continue };
+            for &arch in arches {
+                let Some(s) = r.syscalls.iter().find(|s| {
+                    catalogue::syscall(s).is_some_and(|d| d.nr(arch).is_some())
+                        && c.concrete(arch, s).is_none()
+                }) else {
+                    continue;
+                };
+                let def = catalogue::syscall(s).expect("names were checked");
+                let why = match def.args(arch) {
+                    None if arch == Arch::X86 && def.splits_on_i386() => format!(
+                        "on x86 `{s}` passes a 64-bit argument in two registers, so its arguments are not where this rule looks"
+                    ),
+                    None => format!("no argument signature of `{s}` is known on {}", arch.name()),
+                    Some(args) => {
+                        let list: Vec<String> = args
+                            .iter()
+                            .map(|a| {
+                                if a.kind == catalogue::ArgKind::Ptr {
+                                    format!("`{}` (a pointer)", a.name)
+                                } else {
+                                    format!("`{}`", a.name)
+                                }
+                            })
+                            .collect();
+                        format!("on {} `{s}` takes {}", arch.name(), if list.is_empty() { "no arguments".into() } else { list.join(", ") })
+                    }
+                };
+                let mut help = format!(
+                    "limit the rule to the other ABIs (`if arch != {} && …`), write one for {} alone, or drop `{}` from `arches`",
+                    arch.name(),
+                    arch.name(),
+                    arch.name()
+                );
+                if s == "mmap" && arch == Arch::X86 {
+                    help.push_str(
+                        "; i386 programs map memory with `mmap2`, whose arguments are registers",
+                    );
+                }
+                self.diags.push(
+                    Diagnostic::error(
+                        "E0314",
+                        format!("this argument rule cannot be checked on {}", arch.name()),
+                        span.clone(),
+                    )
+                    .with_label(why)
+                    .with_help(help),
+                );
+            }
         }
-        let first_sc = rules
-            .iter()
-            .find(|(r, _)| r.syscalls.iter().any(|s| s == "socketcall"));
-        let sc_open = match first_sc {
-            Some((r, _)) => r.cond.is_none() && r.action == Action::Allow,
-            None => default == Action::Allow,
-        };
-        if !sc_open {
+    }
+
+    /// On i386, socket and SysV IPC calls can also go through `socketcall` and `ipc`,
+    /// where seccomp cannot see their arguments: a rule on their arguments is enforced
+    /// only if the multiplexer's matching call is not allowed (E0312). Rules that decide
+    /// the call whatever its arguments cover the multiplexer too ([`ir::implied_mux`]).
+    fn check_socketcall(&mut self, rules: &[(Rule, Span)], arches: &[Arch], default: Action) {
+        if !arches.contains(&Arch::X86) {
             return;
         }
         for (r, span) in rules {
             let Some(c) = &r.cond else { continue };
-            if r.action != Action::Allow || !r.syscalls.iter().any(|s| MUX.contains(&s.as_str())) {
+            let Some((name, mux, call)) = r
+                .syscalls
+                .iter()
+                .find_map(|s| catalogue::multiplexed(s).map(|(m, n)| (s, m, n)))
+            else {
+                continue;
+            };
+            // A condition that is constant on x86 does not look at the arguments there.
+            if matches!(c.concrete(Arch::X86, name), Some(ConcreteCond::Const(_))) {
                 continue;
             }
-            // A condition that is false on x86 does not allow anything there.
-            let on_x86 = r.syscalls.iter().find_map(|s| c.concrete(Arch::X86, s));
-            if matches!(on_x86, Some(ConcreteCond::Const(false))) {
+            let Some(opened) =
+                crate::ir::mux_opened_by(rules.iter().map(|(r, _)| r), default, mux, call)
+            else {
                 continue;
-            }
-            let mut d = Diagnostic::error("E0312", "argument rule can be bypassed through `socketcall` on x86", span.clone())
-                .with_label("i386 programs can make this call through `socketcall`, whose arguments seccomp cannot see")
-                .with_help("before allowing `socketcall`, add `allow socketcall if call != SYS_SOCKET` (or deny `socketcall`), or drop `x86` from `arches`");
-            if let Some((_, s)) = first_sc {
-                d = d.with_secondary(s.clone(), "`socketcall` is allowed here");
+            };
+            let m = mux.name();
+            let how = match mux {
+                catalogue::Mux::Socketcall => format!("SYS_{}", name.to_ascii_uppercase()),
+                catalogue::Mux::Ipc => call.to_string(),
+            };
+            // The kernel reads only the low 16 bits of `ipc`'s call.
+            let test = match mux {
+                catalogue::Mux::Socketcall => format!("call == {how}"),
+                catalogue::Mux::Ipc => format!("call & 0xffff == {how}"),
+            };
+            let mut d = Diagnostic::error("E0312", format!("argument rule can be bypassed through `{m}` on x86"), span.clone())
+                .with_label(format!("i386 programs can make `{name}` through `{m}({how}, …)`, whose arguments seccomp cannot see"))
+                .with_help(format!("deny that call of the multiplexer in a rule checked first (`deny {m} if {test}`), so i386 programs make `{name}` directly, or drop `x86` from `arches`"));
+            match opened {
+                Some(i) => {
+                    d = d.with_secondary(
+                        rules[i].1.clone(),
+                        format!("`{m}({how}, …)` is allowed here"),
+                    )
+                }
+                None => d.label.push_str(" (the default action allows it)"),
             }
             self.diags.push(d);
         }

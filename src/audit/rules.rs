@@ -407,7 +407,7 @@ fn seccomp_rules(s: &Subject, out: &mut Vec<Finding>) {
                 "SCMP010",
                 "i386 `socket` is filtered but `socketcall` is allowed with any arguments".into(),
                 v.locate("socketcall"),
-                "seccomp {\n    allow socketcall if call != SYS_SOCKET\n}",
+                "seccomp {\n    deny socketcall if call == SYS_SOCKET\n}",
             ));
         }
     }

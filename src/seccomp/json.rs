@@ -197,8 +197,15 @@ pub fn import(name: &str, text: &str, target: &Target) -> Result<Imported, Error
             }
         }
     }
-    if arches.is_empty() {
-        // No list: libseccomp's default is the native ABI only.
+    // libseccomp's filter always holds the native ABI (runc adds the listed ones to it),
+    // so the rules apply to native calls whatever the list says.
+    if !arches.contains(&native) {
+        if !arches.is_empty() {
+            notes.push(format!(
+                "the native ABI {} is not listed; runc's libseccomp filter holds it anyway, and so does this import",
+                native.name()
+            ));
+        }
         arches.push(native);
     }
     arches.sort();

@@ -18,10 +18,13 @@
 //!   namespaces, mounts, cgroups, limits, id maps (root and rootless), networking, exits.
 //! - `redteam`, `redteam_run`: one regression test per red-team finding, without and
 //!   with root (L3 and L5 are in `launch`, next to the probe they use).
+//! - `catalogue`: the syscall catalogue against the running kernel (tracefs) and the
+//!   compat ABIs' own argument lists.
 //! - `cli`: exit codes, `--format json`, `--emit`, atomic bundle writes, completions, man.
 
 mod audit;
 mod backends;
+mod catalogue;
 mod cli;
 mod diagnostics;
 mod docker;

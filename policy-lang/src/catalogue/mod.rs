@@ -110,6 +110,8 @@ pub struct SyscallDef {
     nr: [Option<u32>; 4],
     args: Option<&'static [Arg]>,
     args_aarch64: Option<&'static [Arg]>,
+    args_i386: Option<&'static [Arg]>,
+    args_x32: Option<&'static [Arg]>,
     i386_split: bool,
 }
 
@@ -194,7 +196,10 @@ pub(crate) struct RawSyscall {
     name: Name<32>,
     nr: [Option<u32>; 4],
     args: RawArgs,
+    /// Each ABI's own signature where it differs from x86_64's (NO_ARGS: the same).
     args_aarch64: RawArgs,
+    args_i386: RawArgs,
+    args_x32: RawArgs,
     i386_split: bool,
 }
 
@@ -205,11 +210,18 @@ pub(crate) struct RawGroup {
     members: &'static str,
 }
 
-/// Every signature's arguments, in table order (x86_64's then aarch64's, per syscall).
+/// Every signature's arguments, in table order (x86_64's, aarch64's, i386's, x32's, per
+/// syscall).
 static ARGS: LazyLock<Vec<Arg>> = LazyLock::new(|| {
     generated::SYSCALLS
         .iter()
-        .flat_map(|s| s.args.decode().chain(s.args_aarch64.decode()))
+        .flat_map(|s| {
+            s.args
+                .decode()
+                .chain(s.args_aarch64.decode())
+                .chain(s.args_i386.decode())
+                .chain(s.args_x32.decode())
+        })
         .collect()
 });
 
@@ -229,6 +241,8 @@ static SYSCALLS: LazyLock<Vec<SyscallDef>> = LazyLock::new(|| {
             nr: r.nr,
             args: take(&r.args),
             args_aarch64: take(&r.args_aarch64),
+            args_i386: take(&r.args_i386),
+            args_x32: take(&r.args_x32),
             i386_split: r.i386_split,
         })
         .collect()
@@ -273,12 +287,17 @@ impl SyscallDef {
         self.nr[arch.index()].map(|n| n | arch.nr_offset())
     }
 
-    /// Argument signature on `arch`, if the kernel sources gave one.
+    /// Argument signature on `arch`, if the kernel sources gave one that argument rules
+    /// can use. On i386 and x32 it is the compat entry point's (i386 `mmap` and `select`
+    /// take one pointer to their arguments); none on i386 when a 64-bit argument takes
+    /// two registers there or the entry point's signature is unknown.
     pub fn args(&self, arch: Arch) -> Option<&'static [Arg]> {
-        if arch == Arch::Aarch64 {
-            self.args_aarch64.or(self.args)
-        } else {
-            self.args
+        match arch {
+            Arch::X86_64 => self.args,
+            Arch::Aarch64 => self.args_aarch64.or(self.args),
+            Arch::X86 if self.i386_split => None,
+            Arch::X86 => self.args_i386.or(self.args),
+            Arch::X32 => self.args_x32.or(self.args),
         }
     }
 
@@ -314,6 +333,77 @@ pub fn syscall(name: &str) -> Option<&'static SyscallDef> {
 /// Name of syscall `nr` on `arch` (x32 numbers with their x32 bit).
 pub fn syscall_by_nr(arch: Arch, nr: u32) -> Option<&'static SyscallDef> {
     SYSCALLS.iter().find(|d| d.nr(arch) == Some(nr))
+}
+
+/// An i386 multiplexer: one syscall number that reaches several calls, chosen by its
+/// first argument (`call`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mux {
+    /// `socketcall(call, args)`: `call` is `SYS_SOCKET`… (`include/uapi/linux/net.h`),
+    /// compared whole (the kernel refuses any other value).
+    Socketcall,
+    /// `ipc(call, first, second, third, ptr, fifth)`: the low 16 bits of `call` are
+    /// `SEMOP`… (`include/uapi/linux/ipc.h`); the kernel ignores the high 16 (an old
+    /// interface version), so a filter must too.
+    Ipc,
+}
+
+impl Mux {
+    pub const ALL: [Mux; 2] = [Mux::Socketcall, Mux::Ipc];
+
+    /// The multiplexer's own syscall name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mux::Socketcall => "socketcall",
+            Mux::Ipc => "ipc",
+        }
+    }
+
+    /// The bits of `call` the kernel looks at.
+    pub fn call_mask(self) -> Option<u64> {
+        match self {
+            Mux::Socketcall => None,
+            Mux::Ipc => Some(0xffff),
+        }
+    }
+}
+
+/// The calls of `ipc(2)`, from `include/uapi/linux/ipc.h` (unchanged since Linux 1.x).
+const IPC_CALLS: &[(&str, u32)] = &[
+    ("semop", 1),
+    ("semget", 2),
+    ("semctl", 3),
+    ("semtimedop", 4),
+    ("msgsnd", 11),
+    ("msgrcv", 12),
+    ("msgget", 13),
+    ("msgctl", 14),
+    ("shmat", 21),
+    ("shmdt", 22),
+    ("shmget", 23),
+    ("shmctl", 24),
+];
+
+/// Whether `name` can also be called through an i386 multiplexer, and with which `call`
+/// value. The socket calls are the `SYS_*` constants of `linux/net.h` (`SYS_RECVMMSG`
+/// is the time32 `recvmmsg`, as on the direct i386 entry).
+pub fn multiplexed(name: &str) -> Option<(Mux, u32)> {
+    if let Some((_, n)) = IPC_CALLS.iter().find(|(c, _)| *c == name) {
+        return Some((Mux::Ipc, *n));
+    }
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        return None;
+    }
+    let sys = format!("SYS_{}", name.to_ascii_uppercase());
+    // SYS_SOCKET..SYS_SENDMMSG are 1..=20; the other SYS_ names are not socket calls.
+    match constant(&sys, Arch::X86) {
+        Some(n @ 1..=20) => Some((Mux::Socketcall, n as u32)),
+        _ => None,
+    }
 }
 
 /// Highest syscall number of `arch` (x32 bit included).
