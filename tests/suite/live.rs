@@ -395,3 +395,51 @@ fn live_kernel_applies_rules_to_i386_multiplexed_calls() {
     assert!(free.iter().all(|(_, e)| *e != libc::EACCES), "{free:?}");
     assert!(free[4].0 >= 0 && free[0] == (-1, libc::EFAULT), "{free:?}");
 }
+
+/// i386's old `mmap` through `int 0x80`: a rule on its `prot` would read edx, not the
+/// struct the kernel reads, so it is refused (E0314); the policy denies old_mmap on x86
+/// and checks W^X on `mmap2`, and the kernel does as it says.
+#[test]
+fn live_kernel_i386_old_mmap_is_decided_by_the_whole_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.kakoi");
+    std::fs::write(
+        &bad,
+        "seccomp {\n    arches [x86_64, x86]\n    allow mmap if prot == 3\n}\n",
+    )
+    .unwrap();
+    let refused = cli::load(bad.to_str().unwrap()).unwrap();
+    assert!(refused.policy.is_none());
+    assert!(refused.diagnostics.iter().any(|d| d.code == "E0314"));
+    const RW: u32 = 3;
+    const RWX: u32 = 7;
+    const ANON: u32 = 0x22; // MAP_PRIVATE | MAP_ANONYMOUS
+    let ps = || {
+        vec![
+            probe_i386("mmap", [0, 0, 0, 0, 0]),
+            probe_i386("mmap2", [0, 4096, RWX, ANON, u32::MAX]),
+            probe_i386("mmap2", [0, 4096, RW, ANON, u32::MAX]),
+        ]
+    };
+    let p = cli::load("fixtures/seccomp/i386-mmap.kakoi")
+        .unwrap()
+        .policy
+        .unwrap();
+    let s = &p.seccomp;
+    let denied: Vec<bool> = ps()
+        .iter()
+        .map(|pr| s.decide(Arch::X86.audit_arch(), pr.nr, &pr.args).action != Action::Allow)
+        .collect();
+    assert_eq!(denied, [true, true, false]);
+    for backend in [Backend::Kakoi, Backend::Libseccomp] {
+        let prog = seccomp::compile_checked(s, Host::X86_64, backend).unwrap();
+        let bad = disagreements_on(s, &prog.bpf, ps());
+        assert!(bad.is_empty(), "{backend:?}:\n{}", bad.join("\n"));
+    }
+    // Unfiltered: old_mmap fails on the NULL block (EFAULT), the RWX mapping succeeds.
+    let ChildEnd::Results(free) = in_child(None, &ps()) else {
+        panic!("the unfiltered child was killed")
+    };
+    assert_eq!(free[0], (-1, libc::EFAULT), "{free:?}");
+    assert!(free[1].0 != -1, "{free:?}");
+}
