@@ -118,7 +118,7 @@ impl Ctx<'_> {
             "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => Action::KillThread,
             "SCMP_ACT_KILL_PROCESS" => Action::KillProcess,
             "SCMP_ACT_TRAP" => Action::Trap,
-            "SCMP_ACT_TRACE" => Action::Trace(errno.unwrap_or(0)),
+            "SCMP_ACT_TRACE" => Action::Trace(errno.unwrap_or(1)), // runc: EPERM without errnoRet
             "SCMP_ACT_LOG" => Action::Log,
             "SCMP_ACT_NOTIFY" => Action::Notify,
             other => return Err(self.err(ptr, format!("unknown action `{other}`"))),
@@ -328,13 +328,31 @@ pub fn import(name: &str, text: &str, target: &Target) -> Result<Imported, Error
                     "SCMP_CMP_EQ" => (CmpOp::Eq, None, value),
                     "SCMP_CMP_GE" => (CmpOp::Ge, None, value),
                     "SCMP_CMP_GT" => (CmpOp::Gt, None, value),
-                    "SCMP_CMP_MASKED_EQ" => (CmpOp::Eq, Some(ConstExpr::Num(value)), two),
+                    // libseccomp compares `(arg & mask) == (datum & mask)`: bits of the
+                    // datum outside the mask take no part.
+                    "SCMP_CMP_MASKED_EQ" => {
+                        if two & !value != 0 {
+                            notes.push(format!(
+                                "{aptr}: valueTwo {two:#x} has bits outside the mask {value:#x}; libseccomp ignores them, and so does this import ({:#x})",
+                                two & value
+                            ));
+                        }
+                        (CmpOp::Eq, Some(ConstExpr::Num(value)), two & value)
+                    }
                     other => {
                         return Err(
                             cx.err(format!("{aptr}/op"), format!("unknown operator `{other}`"))
                         )
                     }
                 };
+                if arg.kind.is_32bit() && v >> 32 != 0 && v < 0xffff_ffff_8000_0000 {
+                    notes.push(format!(
+                        "{aptr}: `{}` of `{}` is a 32-bit argument: kakoi compares its low word with {:#x}, as the kernel reads it; libseccomp compares all 64 bits with {v:#x}",
+                        arg.name,
+                        d.name,
+                        v & 0xffff_ffff
+                    ));
+                }
                 cmps.push((
                     index,
                     Cond::Arg(ArgCmp {
@@ -360,6 +378,16 @@ pub fn import(name: &str, text: &str, target: &Target) -> Result<Imported, Error
                 origin: origin.clone(),
             });
         }
+    }
+    // libseccomp refuses an entry whose action is the default one (runc skips it), so it
+    // cannot shadow a later entry as a first-match reading would have it.
+    let before = rules.len();
+    rules.retain(|r| r.action != default_action);
+    if rules.len() < before {
+        notes.push(format!(
+            "{} entries have the default action; runc and libseccomp leave them out, and so does this import",
+            before - rules.len()
+        ));
     }
     // A union, read in first-match order: where entries of different actions name the
     // same syscall and one is conditional, the file's meaning depends on libseccomp's

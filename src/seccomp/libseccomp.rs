@@ -287,6 +287,18 @@ pub fn compile_docker_json(
         ScmpFilterContext::new(action(&doc["defaultAction"], &doc["defaultErrnoRet"])?),
     )?;
     let native = target.host.abis()[0];
+    // An OCI config lists ABIs in `architectures` (moby turns `archMap` into it).
+    for a in doc["architectures"].as_array().into_iter().flatten() {
+        let a = match a.as_str().unwrap_or("") {
+            "SCMP_ARCH_X86" if native == Arch::X86_64 => ScmpArch::X86,
+            "SCMP_ARCH_X32" if native == Arch::X86_64 => ScmpArch::X32,
+            _ => continue,
+        };
+        // Listed twice (or in archMap too): libseccomp says EEXIST, runc goes on.
+        if !lib(|| "an arch".into(), ctx.is_arch_present(a))? {
+            lib(|| "an arch".into(), ctx.add_arch(a))?;
+        }
+    }
     if let Some(map) = doc["archMap"].as_array() {
         for m in map {
             if m["architecture"].as_str()
@@ -352,9 +364,26 @@ pub fn compile_docker_json(
                 ScmpArgCompare::new(c["index"].as_u64().unwrap_or(0) as u32, op, datum)
             })
             .collect();
+        // runc: when one argument is compared more than once, every comparison becomes
+        // a rule of its own (any of them matches); otherwise one rule with all of them.
+        let mut seen = std::collections::BTreeSet::new();
+        let repeated = e["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| !seen.insert(c["index"].as_u64().unwrap_or(0)));
+        let sets: Vec<Vec<ScmpArgCompare>> = if repeated {
+            cmps.iter().map(|c| vec![*c]).collect()
+        } else {
+            vec![cmps]
+        };
         for n in list(&e["names"]) {
             if let Ok(sys) = ScmpSyscall::from_name(&n) {
-                let _ = ctx.add_rule_conditional(act, sys, &cmps);
+                // Refusals (the default action, an unsupported comparison) are skipped,
+                // as runc logs and skips them.
+                for set in &sets {
+                    let _ = ctx.add_rule_conditional(act, sys, set);
+                }
             }
         }
     }

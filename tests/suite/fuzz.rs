@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use kakoi::fuzzing;
 
+use crate::util::Rng;
+
 fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = crate::util::root().join("fuzz/seeds").join(target);
     let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
@@ -18,21 +20,6 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     v.sort();
     assert!(!v.is_empty(), "no seeds in {}", dir.display());
     v
-}
-
-/// xorshift64*: deterministic, so a failure names a reproducible input.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 /// One to four libFuzzer-like edits: flip a bit, set an interesting byte, insert or delete

@@ -8,6 +8,8 @@
 //!   Landlock live.
 //! - `diagnostics`: every fixture in `fixtures/invalid/` is checked and its rendered
 //!   diagnostics are snapshot-tested; `fixtures/valid/` must check clean.
+//! - `differential`: 400 random Docker/OCI JSON profiles per run, kakoi's reading against
+//!   the program runc would load through libseccomp, on x86_64, x86 and x32.
 //! - `docker`: Docker's real profile imported and compared with runc's compilation; OCI
 //!   export round trips.
 //! - `profiles`: every shipped policy checks clean, compiles deterministically, and its
@@ -27,6 +29,7 @@ mod backends;
 mod catalogue;
 mod cli;
 mod diagnostics;
+mod differential;
 mod docker;
 mod fuzz;
 mod launch;
