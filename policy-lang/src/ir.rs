@@ -298,22 +298,14 @@ impl ConcreteCond {
     pub fn eval_arg0(&self, a0: u64) -> Option<bool> {
         match self {
             ConcreteCond::Const(b) => Some(*b),
-            ConcreteCond::And(v) => {
+            // `And` is decided by one false part, `Or` by one true part.
+            ConcreteCond::And(v) | ConcreteCond::Or(v) => {
+                let decisive = matches!(self, ConcreteCond::Or(_));
                 let r: Vec<Option<bool>> = v.iter().map(|c| c.eval_arg0(a0)).collect();
-                if r.contains(&Some(false)) {
-                    Some(false)
-                } else if r.iter().all(|x| *x == Some(true)) {
-                    Some(true)
-                } else {
-                    None
-                }
-            }
-            ConcreteCond::Or(v) => {
-                let r: Vec<Option<bool>> = v.iter().map(|c| c.eval_arg0(a0)).collect();
-                if r.contains(&Some(true)) {
-                    Some(true)
-                } else if r.iter().all(|x| *x == Some(false)) {
-                    Some(false)
+                if r.contains(&Some(decisive)) {
+                    Some(decisive)
+                } else if r.iter().all(|x| *x == Some(!decisive)) {
+                    Some(!decisive)
                 } else {
                     None
                 }

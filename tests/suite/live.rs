@@ -337,6 +337,30 @@ fn live_kernel_kills_foreign_abi_entries() {
     );
 }
 
+/// Which i386 probes the policy denies.
+fn denied_on_i386(s: &Seccomp, ps: &[Probe]) -> Vec<bool> {
+    ps.iter()
+        .map(|p| s.decide(Arch::X86.audit_arch(), p.nr, &p.args).action != Action::Allow)
+        .collect()
+}
+
+/// Both backends' programs, loaded into the live kernel, do what the policy says.
+fn both_backends_agree_live(s: &Seccomp, ps: &dyn Fn() -> Vec<Probe>) {
+    for backend in [Backend::Kakoi, Backend::Libseccomp] {
+        let prog = seccomp::compile_checked(s, Host::X86_64, backend).unwrap();
+        let bad = disagreements_on(s, &prog.bpf, ps());
+        assert!(bad.is_empty(), "{backend:?}:\n{}", bad.join("\n"));
+    }
+}
+
+/// What the probes do without a filter.
+fn unfiltered(ps: &[Probe]) -> Observed {
+    let ChildEnd::Results(free) = in_child(None, ps) else {
+        panic!("the unfiltered child was killed")
+    };
+    free
+}
+
 /// i386's multiplexers, through `int 0x80`: rules on socket and SysV IPC calls decide the
 /// same calls made through `socketcall` and `ipc` (with `ipc`'s version bits), and the
 /// direct i386 entries, as the policy says, with both backends. Unfiltered, the probes
@@ -375,23 +399,15 @@ fn live_kernel_applies_rules_to_i386_multiplexed_calls() {
         .unwrap();
     let s = &p.seccomp;
     // The policy's own meaning, spelled out: what the kernel must then do.
-    let decide = |pr: &Probe| s.decide(Arch::X86.audit_arch(), pr.nr, &pr.args).action;
-    let want: Vec<bool> = ps().iter().map(|pr| decide(pr) != Action::Allow).collect();
     assert_eq!(
-        want,
+        denied_on_i386(s, &ps()),
         [true, false, true, false, true, true, false, true, true, true, true, false, true, false],
         "denied probes"
     );
-    for backend in [Backend::Kakoi, Backend::Libseccomp] {
-        let prog = seccomp::compile_checked(s, Host::X86_64, backend).unwrap();
-        let bad = disagreements_on(s, &prog.bpf, ps());
-        assert!(bad.is_empty(), "{backend:?}:\n{}", bad.join("\n"));
-    }
+    both_backends_agree_live(s, &ps);
     // Unfiltered, the kernel runs every one of them (the direct socket succeeds, the rest
     // fail on their arguments): EACCES above came from the filters.
-    let ChildEnd::Results(free) = in_child(None, &ps()) else {
-        panic!("the unfiltered child was killed")
-    };
+    let free = unfiltered(&ps());
     assert!(free.iter().all(|(_, e)| *e != libc::EACCES), "{free:?}");
     assert!(free[4].0 >= 0 && free[0] == (-1, libc::EFAULT), "{free:?}");
 }
@@ -426,20 +442,10 @@ fn live_kernel_i386_old_mmap_is_decided_by_the_whole_call() {
         .policy
         .unwrap();
     let s = &p.seccomp;
-    let denied: Vec<bool> = ps()
-        .iter()
-        .map(|pr| s.decide(Arch::X86.audit_arch(), pr.nr, &pr.args).action != Action::Allow)
-        .collect();
-    assert_eq!(denied, [true, true, false]);
-    for backend in [Backend::Kakoi, Backend::Libseccomp] {
-        let prog = seccomp::compile_checked(s, Host::X86_64, backend).unwrap();
-        let bad = disagreements_on(s, &prog.bpf, ps());
-        assert!(bad.is_empty(), "{backend:?}:\n{}", bad.join("\n"));
-    }
+    assert_eq!(denied_on_i386(s, &ps()), [true, true, false]);
+    both_backends_agree_live(s, &ps);
     // Unfiltered: old_mmap fails on the NULL block (EFAULT), the RWX mapping succeeds.
-    let ChildEnd::Results(free) = in_child(None, &ps()) else {
-        panic!("the unfiltered child was killed")
-    };
+    let free = unfiltered(&ps());
     assert_eq!(free[0], (-1, libc::EFAULT), "{free:?}");
     assert!(free[1].0 != -1, "{free:?}");
 }
