@@ -2,7 +2,7 @@
 # Install the system packages kakoi needs to build and test, non-interactively.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
-pkgs=(libseccomp-dev pkg-config apparmor secilc setools uidmap iproute2 passwd
+pkgs=(libseccomp-dev pkg-config apparmor secilc setools uidmap iproute2 passwd runc
   qemu-system-x86 busybox-static cpio bc)  # the last four: the QEMU enforcement checks
 missing=()
 for p in "${pkgs[@]}"; do

@@ -931,7 +931,8 @@ fn subject(
             load::policy(&p, input, None).map_err(Failure::usage)
         }
         InputFormat::Bundle => {
-            let b = crate::bundle::load_dir(Path::new(input), crate::launch::run::host_arch())
+            let host = crate::launch::run::host_arch();
+            let (b, tampered) = crate::bundle::load_dir_for_audit(Path::new(input), host)
                 .map_err(|m| Failure::usage(format!("invalid bundle `{input}`: {m}")))?;
             let prog = match &b.seccomp {
                 Some(bytes) => {
@@ -939,7 +940,15 @@ fn subject(
                 }
                 None => None,
             };
-            load::policy(&b.policy, input, prog).map_err(Failure::usage)
+            let mut s = load::policy(&b.policy, input, prog).map_err(Failure::usage)?;
+            s.tampered = tampered.map(|why| {
+                let file = Path::new(input).join(format!("seccomp.{}.bpf", host.name()));
+                (
+                    why,
+                    crate::audit::Location::file(&file.display().to_string()),
+                )
+            });
+            Ok(s)
         }
         InputFormat::SeccompJson => load::seccomp_json(input, &read()?).map_err(Failure::usage),
         InputFormat::Bpf => {

@@ -268,6 +268,8 @@ pub struct Subject {
     pub selinux: Option<(Option<String>, Location)>,
     /// Resource limits, for inputs that describe them (policies, OCI configs, processes).
     pub limits: Option<LimitsView>,
+    /// A bundle whose filter contradicts its own policy.json: what and where.
+    pub tampered: Option<(String, Location)>,
     /// Notes on what could not be read exactly.
     pub notes: Vec<String>,
 }
@@ -289,6 +291,7 @@ impl Subject {
             apparmor: None,
             selinux: None,
             limits: None,
+            tampered: None,
             notes: Vec::new(),
         }
     }

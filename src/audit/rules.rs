@@ -72,6 +72,7 @@ pub const RULES: &[Rule] = &[
     Rule { id: "SCMP010", severity: Severity::Medium, weight: 700, layer: Layer::Seccomp, title: "a socket family rule that i386 socketcall bypasses", rationale: "On i386, socket() can be reached through socketcall(), whose arguments are in memory, out of the filter's sight." },
     Rule { id: "SCMP011", severity: Severity::Info, weight: 0, layer: Layer::Seccomp, title: "clone3 or a newer syscall denied with EPERM instead of ENOSYS", rationale: "libc falls back to an older call on ENOSYS; EPERM makes programs fail (or lose features) instead." },
     Rule { id: "SCMP012", severity: Severity::Medium, weight: 500, layer: Layer::Seccomp, title: "the filter is too complex to follow exactly", rationale: "The program has more paths than the auditor follows (nested argument branches multiply them); the syscalls it could not follow to the end are reported as conditional, and a filter nobody can follow is one nobody can review. A crafted one can also stall tools that analyse it." },
+    Rule { id: "SCMP013", severity: Severity::Critical, weight: 2500, layer: Layer::Seccomp, title: "a bundle's filter contradicts its own policy.json", rationale: "The filter was replaced or the policy edited after compilation (a changed manifest hides it from the hashes); `kakoi run` refuses such a bundle, other consumers may not." },
     Rule { id: "CAP001", severity: Severity::Critical, weight: 2500, layer: Layer::Caps, title: "every capability (privileged)", rationale: "A process with every capability is root on the host in all but name." },
     Rule { id: "CAP002", severity: Severity::High, weight: 1500, layer: Layer::Caps, title: "an effectively-root capability", rationale: "SYS_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_PTRACE, DAC_READ_SEARCH, NET_ADMIN, BPF, PERFMON, SYS_BOOT, MAC_ADMIN, MAC_OVERRIDE, SETFCAP and SYSLOG each lead to full privilege or a sandbox escape." },
     Rule { id: "CAP003", severity: Severity::Medium, weight: 700, layer: Layer::Caps, title: "capabilities beyond Docker's default set, or NET_RAW", rationale: "Every capability widens what root in the sandbox can do; NET_RAW allows packet spoofing on the sandbox's network." },
@@ -81,6 +82,7 @@ pub const RULES: &[Rule] = &[
     Rule { id: "OCI003", severity: Severity::High, weight: 1500, layer: Layer::Oci, title: "/proc or /sys writable or unmasked", rationale: "/proc/sys, /proc/sysrq-trigger, /proc/kcore and /sys reach the host kernel directly." },
     Rule { id: "OCI004", severity: Severity::High, weight: 1500, layer: Layer::Oci, title: "sensitive host mount or shared propagation", rationale: "Mounting the host's /, /proc, /sys, /dev, /etc or a container-engine socket is an escape; shared propagation leaks mounts both ways." },
     Rule { id: "OCI005", severity: Severity::Medium, weight: 700, layer: Layer::Oci, title: "writable rootfs, or uid 0 without a user namespace", rationale: "Root in the sandbox is root on the host unless a user namespace maps it away; a writable root lets a compromise persist." },
+    Rule { id: "OCI006", severity: Severity::High, weight: 1000, layer: Layer::Oci, title: "the filter denies calls the runtime makes after loading it (no_new_privs off)", rationale: "Without no_new_privs, runc and crun load the filter before setgroups, setresgid, setresuid and capset, so a filter that denies them stops the container from starting." },
     Rule { id: "AA001", severity: Severity::High, weight: 1000, layer: Layer::AppArmor, title: "AppArmor unconfined, in complain mode, or no profile", rationale: "Without an enforced profile the LSM layer adds nothing when the other layers fail." },
     Rule { id: "AA002", severity: Severity::Medium, weight: 500, layer: Layer::AppArmor, title: "bare capability/mount/ptrace rules, unconfined exec, or no /proc and /sys write denials", rationale: "Bare rules allow everything of their class; `ux` leaves confinement at exec." },
     Rule { id: "SEL001", severity: Severity::High, weight: 1000, layer: Layer::SeLinux, title: "SELinux label disabled, spc_t/unconfined_t, or outside the container domain", rationale: "spc_t and unconfined_t are not confined; a missing label runs with the runtime's own." },
@@ -122,6 +124,17 @@ fn finding(
 
 /// Whether a rule's layer is described by the input (rules of absent layers do not apply).
 pub fn applies(r: &Rule, s: &Subject) -> bool {
+    // Rules about one kind of input only: a bundle's integrity, and the order in which
+    // OCI runtimes load a filter when an OCI config turns no_new_privs off.
+    match r.id {
+        "SCMP013" => return s.format == InputFormat::Bundle,
+        "OCI006" => {
+            return s.format == InputFormat::Oci
+                && matches!(s.no_new_privs, Some((false, _)))
+                && s.seccomp().is_some()
+        }
+        _ => {}
+    }
     match r.layer {
         Layer::Seccomp => s.seccomp.is_some(),
         Layer::Caps => s.caps.is_some(),
@@ -525,7 +538,43 @@ fn caps_rules(s: &Subject, out: &mut Vec<Finding>) {
     }
 }
 
+fn tamper_rules(s: &Subject, out: &mut Vec<Finding>) {
+    if let Some((why, loc)) = &s.tampered {
+        out.push(finding(
+            "SCMP013",
+            why.clone(),
+            loc.clone(),
+            "# recompile the bundle from its policy: kakoi compile POLICY -o DIR (and sign it: --sign KEY)",
+        ));
+    }
+}
+
 fn oci_rules(s: &Subject, out: &mut Vec<Finding>) {
+    // OCI006: runc/crun with noNewPrivileges false install the filter while still
+    // privileged (installing one then needs no NNP) and only then change credentials.
+    if let (InputFormat::Oci, Some((false, loc)), Some(v)) =
+        (s.format, &s.no_new_privs, s.seccomp())
+    {
+        let native = Arch::X86_64;
+        let denied: Vec<&str> = ["setgroups", "setresgid", "setresuid", "capset"]
+            .into_iter()
+            .filter(|n| v.class(native, n).is_some_and(|c| !c.allows()))
+            .collect();
+        if !denied.is_empty() {
+            out.push(finding(
+                "OCI006",
+                format!(
+                    "no_new_privs is off and the filter denies {}, which runc and crun call after loading it: the container will not start",
+                    denied.join(", ")
+                ),
+                loc.clone(),
+                format!(
+                    "process {{\n    no-new-privs on\n}}\n# or allow them: seccomp {{ allow [{}] }}",
+                    denied.join(", ")
+                ),
+            ));
+        }
+    }
     if let Some((false, loc)) = &s.no_new_privs {
         out.push(finding(
             "OCI001",
@@ -802,6 +851,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
         InputFormat::Oci | InputFormat::Policy | InputFormat::Bundle | InputFormat::Process
     ) {
         oci_rules(s, &mut out);
+        tamper_rules(s, &mut out);
     }
     lsm_rules(s, &mut out);
     resource_rules(s, &mut out);

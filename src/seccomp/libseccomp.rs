@@ -240,6 +240,27 @@ pub fn compile_layout(s: &Seccomp, host: Host, layout: Layout) -> Result<Program
     })
 }
 
+/// The system libseccomp's version, `major.minor.micro`.
+pub fn version() -> String {
+    libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The syscall names the system libseccomp cannot resolve. runc, crun and Podman hand
+/// every name of an OCI profile to libseccomp and leave out, without a word, the ones it
+/// does not know: those syscalls get the profile's default action under them.
+pub fn unknown_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = names
+        .into_iter()
+        .filter(|n| ScmpSyscall::from_name(n).is_err())
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The raw BPF of a libseccomp filter.
 pub(crate) fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>, Error> {
     let mut file = tempfile::tempfile().map_err(Error::Export)?;

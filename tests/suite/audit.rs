@@ -668,3 +668,111 @@ fn apparmor_includes_of_devices_and_fifos_are_skipped() {
         "{r}"
     );
 }
+
+/// OCI006, checked with the real runtime: `strict`'s OCI seccomp JSON denies setgroups,
+/// which runc calls after loading the profile when `noNewPrivileges` is false. The audit
+/// says so for that config and not for the one with no_new_privs; runc starts the latter
+/// and fails the former at setgroups.
+#[test]
+fn oci006_a_filter_that_stops_runc_without_no_new_privs() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("strict");
+    let o = kakoi()
+        .args(["compile", "strict", "-o"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("OCI006"), "{}", stderr(&o));
+    let seccomp: Value =
+        serde_json::from_slice(&std::fs::read(b.join("seccomp.x86_64.json")).unwrap()).unwrap();
+    // A runc bundle: the host's /usr, read-only, as the whole file system.
+    let bundle = dir.path().join("bundle");
+    let rootfs = bundle.join("rootfs");
+    for d in ["usr", "proc", "dev", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    for (l, t) in [
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+        ("sbin", "usr/sbin"),
+    ] {
+        std::os::unix::fs::symlink(t, rootfs.join(l)).unwrap();
+    }
+    let config = |nnp: bool| {
+        json!({
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["/bin/true"],
+                "env": ["PATH=/usr/bin:/bin"], "cwd": "/", "noNewPrivileges": nnp,
+                "capabilities": {"bounding": ["CAP_SETUID", "CAP_SETGID"], "effective": ["CAP_SETUID", "CAP_SETGID"], "permitted": ["CAP_SETUID", "CAP_SETGID"]},
+            },
+            "root": {"path": "rootfs", "readonly": true},
+            "hostname": "kk",
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+                {"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro"]},
+            ],
+            "linux": {
+                "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}],
+                "seccomp": seccomp,
+                "maskedPaths": ["/proc/kcore"],
+                "readonlyPaths": ["/proc/sys"],
+            },
+        })
+    };
+    for nnp in [true, false] {
+        let path = bundle.join("config.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&config(nnp)).unwrap()).unwrap();
+        let (v, _) = audit_json(&[path.to_str().unwrap()]);
+        let found = ids(&v["reports"][0]);
+        assert_eq!(
+            found.contains(&"OCI006".to_string()),
+            !nnp,
+            "nnp {nnp}: {found:?}"
+        );
+        // The real runtime, as root (CI runs as root and installs runc).
+        let root = nix_root();
+        if !root || !runc_installed() {
+            continue;
+        }
+        let id = format!("kakoi-oci006-{}-{nnp}", std::process::id());
+        let o = std::process::Command::new("runc")
+            .args(["run", "--bundle"])
+            .arg(&bundle)
+            .arg(&id)
+            .output()
+            .unwrap();
+        let _ = std::process::Command::new("runc")
+            .args(["delete", "-f", &id])
+            .output();
+        if nnp {
+            assert!(o.status.success(), "runc: {}", stderr(&o));
+        } else {
+            assert!(!o.status.success());
+            assert!(stderr(&o).contains("setgroups"), "runc: {}", stderr(&o));
+        }
+    }
+}
+
+fn nix_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(
+        root || std::env::var("CI").is_err(),
+        "tests run as root under CI"
+    );
+    root
+}
+
+fn runc_installed() -> bool {
+    let found = std::path::Path::new("/usr/sbin/runc").exists()
+        || std::path::Path::new("/usr/bin/runc").exists();
+    assert!(
+        found || std::env::var("CI").is_err(),
+        "runc must be installed under CI"
+    );
+    found
+}

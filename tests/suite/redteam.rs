@@ -384,13 +384,34 @@ fn l9_signed_bundles_and_contradicting_filters() {
         "{}",
         stderr(&o)
     );
-    let o = kakoi().arg("audit").arg(&c).output().unwrap();
-    assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+    // The auditor reports it as a critical finding (SCMP013), at the filter's file, and
+    // fails a `--fail-on critical` gate.
+    let o = kakoi()
+        .args(["audit", "--format", "json", "--fail-on", "critical"])
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let f = v["reports"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "SCMP013")
+        .unwrap_or_else(|| panic!("{}", stdout(&o)));
+    assert_eq!(f["severity"], "critical");
     assert!(
-        stderr(&o).contains("contradicts policy.json")
-            || stdout(&o).contains("contradicts policy.json"),
-        "{}{}",
-        stdout(&o),
-        stderr(&o)
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("contradicts policy.json"),
+        "{f}"
+    );
+    assert!(
+        f["location"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("seccomp.x86_64.bpf"),
+        "{f}"
     );
 }
