@@ -185,11 +185,13 @@ impl<'a> Cursor<'a> {
                 let op = *self.pick(&["==", "!=", "<", "<=", ">", ">="]);
                 format!("{name} {op} {:#x}", self.value(kind))
             }
-            1 => format!(
-                "{name} & {:#x} == {:#x}",
-                self.value(kind),
-                self.value(kind)
-            ),
+            1 => {
+                // Mostly a value inside the mask (others are E0315).
+                let mask = self.value(kind);
+                let v = self.value(kind);
+                let v = if self.byte() % 8 == 0 { v } else { v & mask };
+                format!("{name} & {mask:#x} == {v:#x}")
+            }
             2 => {
                 let n = 1 + self.below(4);
                 let vs: Vec<String> = (0..n).map(|_| format!("{:#x}", self.value(kind))).collect();
@@ -222,9 +224,13 @@ pub fn generate_policy(data: &[u8]) -> String {
         .into_iter()
         .filter(|_| c.byte() % 3 != 0)
         .collect();
-    if arches.is_empty() {
-        arches.push("x86_64");
+    // i386 and x32 go with x86_64 (E0211).
+    if arches.is_empty()
+        || (arches.iter().any(|a| *a == "x86" || *a == "x32") && !arches.contains(&"x86_64"))
+    {
+        arches.insert(0, "x86_64");
     }
+    let targets: Vec<Arch> = arches.iter().filter_map(|a| Arch::from_name(a)).collect();
     let mut o = format!(
         "kakoi 1\nseccomp {{\n    default {}\n    arches [{}]\n",
         c.action(),
@@ -232,11 +238,18 @@ pub fn generate_policy(data: &[u8]) -> String {
     );
     for _ in 0..1 + c.below(24) {
         let d = *c.pick(&syscalls);
+        // Arguments that are registers on every targeted ABI the syscall has (E0314).
+        let located = |name: &str| {
+            targets.iter().filter(|a| d.nr(**a).is_some()).all(|a| {
+                d.args(*a)
+                    .is_some_and(|g| g.iter().any(|x| x.name == name && x.kind != ArgKind::Ptr))
+            })
+        };
         let args: Vec<(&str, ArgKind)> = d
             .signature()
             .unwrap_or(&[])
             .iter()
-            .filter(|a| a.kind != ArgKind::Ptr)
+            .filter(|a| a.kind != ArgKind::Ptr && located(a.name))
             .map(|a| (a.name, a.kind))
             .collect();
         let action = c.action();

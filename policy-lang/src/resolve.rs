@@ -1253,6 +1253,31 @@ impl Builder {
             .help = Some("use a value below 0x100000000".into());
             return None;
         }
+        if let (Some(m), CmpOp::Eq | CmpOp::Ne) = (&mask, op) {
+            let (m, v) = (m.eval(Arch::X86_64), value.eval(Arch::X86_64));
+            let width = if kind.is_32bit() {
+                0xffff_ffff
+            } else {
+                u64::MAX
+            };
+            let outside = v & width & !m;
+            if outside != 0 {
+                let never = if op == CmpOp::Eq { "never" } else { "always" };
+                self.err(
+                    file,
+                    span.clone(),
+                    "E0315",
+                    format!("this comparison is {never} true: `{v:#x}` has bits outside the mask `{m:#x}`"),
+                )
+                .label(format!("`{arg} & {m:#x}` cannot have the bits {outside:#x}"))
+                .help = Some(format!(
+                    "compare with a value inside the mask (`{:#x}`), or widen the mask to `{:#x}`",
+                    v & m,
+                    m | v
+                ));
+                return None;
+            }
+        }
         Some(Cond::Arg(ArgCmp {
             arg,
             mask,
