@@ -267,11 +267,33 @@ pub fn import(name: &str, text: &str, target: &Target) -> Result<Imported, Error
         if str_list(&exc["arches"]).contains(&host_arch) {
             continue;
         }
-        let args = entry
+        let mut args = entry
             .get("args")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        // `(arg & 0) == x` holds for every argument: libseccomp treats it as no comparison.
+        // runc makes comparisons of an argument compared twice alternatives (one that always
+        // holds makes the entry unconditional) and the others all required (one that always
+        // holds can be left out).
+        let always = |a: &Value| {
+            a.get("op").and_then(Value::as_str) == Some("SCMP_CMP_MASKED_EQ")
+                && a.get("value").and_then(Value::as_u64) == Some(0)
+        };
+        if args.iter().any(always) {
+            let mut seen = BTreeSet::new();
+            let repeated = args
+                .iter()
+                .any(|a| !seen.insert(a.get("index").and_then(Value::as_u64)));
+            notes.push(format!(
+                "{ptr}: a comparison with mask 0 always holds; left out"
+            ));
+            if repeated {
+                args.clear();
+            } else {
+                args.retain(|a| !always(a));
+            }
+        }
         let mut names: Vec<&str> = str_list(entry.get("names").unwrap_or(&Value::Null));
         if let Some(n) = entry.get("name").and_then(Value::as_str) {
             names.push(n);
@@ -379,6 +401,18 @@ pub fn import(name: &str, text: &str, target: &Target) -> Result<Imported, Error
             });
         }
     }
+    // runc hands the profile to libseccomp, which refuses some combinations of entries
+    // (a rule conflicting with one already added): the container does not start.
+    if let Err(e) = crate::seccomp::libseccomp::compile_docker_json(
+        text,
+        target,
+        crate::seccomp::libseccomp::Layout::Priority,
+    ) {
+        notes.push(format!(
+            "runc refuses this profile with libseccomp {} ({e}): a container would not start with it",
+            crate::seccomp::libseccomp::version()
+        ));
+    }
     // libseccomp refuses an entry whose action is the default one (runc skips it), so it
     // cannot shadow a later entry as a first-match reading would have it.
     let before = rules.len();
@@ -389,24 +423,34 @@ pub fn import(name: &str, text: &str, target: &Target) -> Result<Imported, Error
             before - rules.len()
         ));
     }
-    // A union, read in first-match order: where entries of different actions name the
-    // same syscall and one is conditional, the file's meaning depends on libseccomp's
-    // internal precedence. Say so.
-    let mut seen: std::collections::BTreeMap<&str, Vec<(Action, bool)>> = Default::default();
-    for r in &rules {
+    // libseccomp keeps, for a syscall that has an unconditional entry, only that entry:
+    // one added after conditional ones replaces them, conditional ones added after it are
+    // redundant. So it decides the syscall whatever the file's order.
+    let unconditional: BTreeSet<String> = rules
+        .iter()
+        .filter(|r| r.cond.is_none())
+        .flat_map(|r| r.syscalls.iter().cloned())
+        .collect();
+    let before = rules.len();
+    rules.retain(|r| r.cond.is_none() || !r.syscalls.iter().any(|s| unconditional.contains(s)));
+    if rules.len() < before {
+        notes.push(format!(
+            "{} conditional entries name a syscall that an unconditional entry decides; libseccomp keeps only the unconditional one, and so does this import",
+            before - rules.len()
+        ));
+    }
+    // Conditional entries of different actions for one syscall: where their conditions
+    // overlap, libseccomp decides by its own precedence (neither the first nor the last
+    // entry); kakoi takes file order. Say so.
+    let mut seen: std::collections::BTreeMap<&str, BTreeSet<Action>> = Default::default();
+    for r in rules.iter().filter(|r| r.cond.is_some()) {
         for s in &r.syscalls {
-            seen.entry(s.as_str())
-                .or_default()
-                .push((r.action, r.cond.is_some()));
+            seen.entry(s.as_str()).or_default().insert(r.action);
         }
     }
-    for (s, v) in seen {
-        let actions: BTreeSet<Action> = v.iter().map(|(a, _)| *a).collect();
-        if actions.len() > 1
-            && v.iter().filter(|(_, c)| !c).count() > 0
-            && v.iter().any(|(_, c)| *c)
-        {
-            notes.push(format!("`{s}` has entries of different actions that may overlap; kakoi takes them in file order"));
+    for (s, actions) in seen {
+        if actions.len() > 1 {
+            notes.push(format!("`{s}` has conditional entries of different actions; where they overlap, libseccomp's precedence decides under runc and file order under kakoi"));
         }
     }
     Ok(Imported {

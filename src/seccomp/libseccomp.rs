@@ -303,10 +303,8 @@ pub fn compile_docker_json(
             other => return Err(bad(&format!("unknown action `{other}`"))),
         })
     };
-    let mut ctx = lib(
-        || "a new filter".into(),
-        ScmpFilterContext::new(action(&doc["defaultAction"], &doc["defaultErrnoRet"])?),
-    )?;
+    let default = action(&doc["defaultAction"], &doc["defaultErrnoRet"])?;
+    let mut ctx = lib(|| "a new filter".into(), ScmpFilterContext::new(default))?;
     let native = target.host.abis()[0];
     // An OCI config lists ABIs in `architectures` (moby turns `archMap` into it).
     for a in doc["architectures"].as_array().into_iter().flatten() {
@@ -366,6 +364,10 @@ pub fn compile_docker_json(
             continue;
         }
         let act = action(&e["action"], &e["errnoRet"])?;
+        // runc skips an entry with the default action (libseccomp would refuse it).
+        if act == default {
+            continue;
+        }
         let cmps: Vec<ScmpArgCompare> = e["args"]
             .as_array()
             .into_iter()
@@ -399,11 +401,14 @@ pub fn compile_docker_json(
             vec![cmps]
         };
         for n in list(&e["names"]) {
+            // runc skips a name libseccomp does not know, and refuses the profile when
+            // libseccomp refuses a rule (the container does not start).
             if let Ok(sys) = ScmpSyscall::from_name(&n) {
-                // Refusals (the default action, an unsupported comparison) are skipped,
-                // as runc logs and skips them.
                 for set in &sets {
-                    let _ = ctx.add_rule_conditional(act, sys, set);
+                    lib(
+                        || format!("the rule for `{n}` (runc would not start the container)"),
+                        ctx.add_rule_conditional(act, sys, set),
+                    )?;
                 }
             }
         }
