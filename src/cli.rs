@@ -1059,7 +1059,21 @@ fn import_cmd(
             crate::audit::live::process(pid).map_err(Failure::usage)?,
             format!("pid {pid}"),
         ),
-        (None, Some(input)) => (subject(input, fmt, color)?, input.to_string()),
+        (None, Some(input)) => {
+            let mut s = subject(input, fmt, color)?;
+            if matches!(
+                s.format,
+                crate::audit::InputFormat::SeccompJson | crate::audit::InputFormat::Oci
+            ) {
+                let bytes = crate::input::read(Path::new(input), crate::input::PROFILE_LIMIT)
+                    .map_err(|e| Failure::usage(e.to_string()))?;
+                let text = String::from_utf8_lossy(&bytes);
+                let target = crate::seccomp::json::Target::docker_default();
+                s.notes
+                    .extend(crate::seccomp::json::runc_refusal(&text, &target));
+            }
+            (s, input.to_string())
+        }
         (None, None) => unreachable!("clap requires INPUT or --pid"),
     };
     let input = input.as_str();

@@ -185,3 +185,17 @@ fn oci_export_round_trips() {
         }
     }
 }
+
+/// A profile libseccomp refuses part of (a conditional and an unconditional `socket` rule
+/// on an x86_64 + i386 filter): runc does not start the container, and `kakoi import`
+/// says so in a note.
+#[test]
+fn import_notes_a_profile_runc_refuses() {
+    let o = crate::util::kakoi()
+        .args(["import", "fixtures/audit/runc-refuses.json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::util::stderr(&o));
+    let text = crate::util::stdout(&o);
+    assert!(text.contains("# note: runc refuses this profile"), "{text}");
+}
