@@ -192,7 +192,7 @@ fn oci_export_round_trips() {
 #[test]
 fn import_notes_a_profile_runc_refuses() {
     let o = crate::util::kakoi()
-        .args(["import", "fixtures/audit/runc-refuses.json"])
+        .args(["import", "fixtures/seccomp/runc-refuses.json"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", crate::util::stderr(&o));
