@@ -432,7 +432,8 @@ pub fn mux_opened_by<'a>(
     opens(default).then_some(None)
 }
 
-/// `call ∈ calls` for a multiplexer: runs of consecutive values become ranges.
+/// `call ∈ calls` for a multiplexer: runs of consecutive values become ranges (of an
+/// unmasked call).
 fn mux_cond(mux: catalogue::Mux, calls: &[u32]) -> ConcreteCond {
     let cmp = |op: CmpOpOrd, value: u32| {
         ConcreteCond::Cmp(ConcreteCmp {
@@ -453,7 +454,9 @@ fn mux_cond(mux: catalogue::Mux, calls: &[u32]) -> ConcreteCond {
     }
     let mut alts: Vec<ConcreteCond> = Vec::new();
     for (lo, hi) in runs {
-        if hi - lo < 2 {
+        // A masked call (`ipc`) is matched by masked equality only: no backend has a
+        // masked range (libseccomp has only masked equality).
+        if hi - lo < 2 || mux.call_mask().is_some() {
             alts.extend((lo..=hi).map(|c| cmp(CmpOpOrd::Eq, c)));
         } else {
             alts.push(ConcreteCond::And(vec![

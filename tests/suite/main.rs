@@ -16,6 +16,8 @@
 //!   seccomp programs equal the policy's own meaning.
 //! - `seccomp`: both backends against the policy on a corpus and random policies, the
 //!   size/speed/cache targets of kakoi's generator, and the live kernel.
+//! - `libseccomp`: libseccomp's regression cases the language can express
+//!   (`fixtures/libseccomp`), with their expected verdicts.
 //! - `launch`: `kakoi run` checked from inside by the probe (examples/probe.rs): caps,
 //!   namespaces, mounts, cgroups, limits, id maps (root and rootless), networking, exits.
 //! - `redteam`, `redteam_run`: one regression test per red-team finding, without and
@@ -33,6 +35,7 @@ mod differential;
 mod docker;
 mod fuzz;
 mod launch;
+mod libseccomp;
 mod live;
 mod profiles;
 mod redteam;
