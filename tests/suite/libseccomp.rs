@@ -18,7 +18,13 @@ fn parse_action(s: &str) -> Action {
         "kill-process" => Action::KillProcess,
         "trap" => Action::Trap,
         "log" => Action::Log,
-        other => panic!("unknown action `{other}`"),
+        other => match other
+            .strip_prefix("errno(")
+            .and_then(|e| e.strip_suffix(')'))
+        {
+            Some(e) => Action::Errno(e.parse().unwrap()),
+            None => panic!("unknown action `{other}`"),
+        },
     }
 }
 
