@@ -158,7 +158,27 @@ pub fn build(
                         .flatten()
                         .flat_map(|e| e["names"].as_array().into_iter().flatten())
                         .filter_map(|n| n.as_str());
-                    let dropped = seccomp::libseccomp::unknown_names(names);
+                    let names: Vec<&str> = names.collect();
+                    let mut dropped = seccomp::libseccomp::unknown_names(names.iter().copied());
+                    // Known to libseccomp, but not on one of the filter's ABIs.
+                    for &abi in host
+                        .abis()
+                        .iter()
+                        .filter(|a| policy.seccomp.arches.contains(a))
+                    {
+                        for n in &names {
+                            let in_kernel = policy_lang::catalogue::syscall(n)
+                                .is_some_and(|d| d.nr(abi).is_some());
+                            if in_kernel
+                                && !dropped.iter().any(|d| d == n)
+                                && !seccomp::libseccomp::known_on(n, abi)
+                            {
+                                dropped.push(format!("{n} on {}", abi.name()));
+                            }
+                        }
+                    }
+                    dropped.sort();
+                    dropped.dedup();
                     if !dropped.is_empty() {
                         notes.push(format!(
                             "seccomp.{}.json: runc, crun and Podman built on libseccomp {} leave out {} (unknown to it) without a word: those syscalls get the default action there, unlike under `kakoi run`",

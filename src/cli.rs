@@ -1069,8 +1069,22 @@ fn import_cmd(
                     .map_err(|e| Failure::usage(e.to_string()))?;
                 let text = String::from_utf8_lossy(&bytes);
                 let target = crate::seccomp::json::Target::docker_default();
-                s.notes
-                    .extend(crate::seccomp::json::runc_refusal(&text, &target));
+                match crate::seccomp::json::runc_refusal(&text, &target) {
+                    Some(n) => s.notes.push(n),
+                    // The reading the policy is written from must decide as runc's
+                    // program does, but for kakoi's named differences.
+                    None => {
+                        if let Some(rules) = s.seccomp().and_then(|v| v.rules.as_ref()) {
+                            let a = crate::seccomp::runc::compare(&text, &target, rules)
+                                .map_err(|e| {
+                                    Failure::usage(format!(
+                                        "cannot import `{input}`: kakoi's reading differs from runc's program at {e} (a kakoi bug: please report it with the profile)"
+                                    ))
+                                })?;
+                            s.notes.push(a.note());
+                        }
+                    }
+                }
             }
             (s, input.to_string())
         }

@@ -17,7 +17,7 @@ use std::io::{Read, Seek};
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
-use policy_lang::catalogue::Arch;
+use policy_lang::catalogue::{self, Arch};
 use policy_lang::ir::{Action, CmpOpOrd, ConcreteCmp, Origin, Seccomp, SeccompFlag};
 
 use super::{union, Host, Program};
@@ -173,10 +173,20 @@ fn arch_filter(
             continue;
         };
         let cmps: Vec<ScmpArgCompare> = r.cmps.iter().map(|c| arg_compare(c, arch)).collect();
-        lib(
-            || format!("the rule at {origin} for `{}`", r.name),
-            ctx.add_rule_conditional_exact(scmp_action(r.action), sys, &cmps),
-        )?;
+        let added = ctx.add_rule_conditional_exact(scmp_action(r.action), sys, &cmps);
+        // libseccomp adds `socketcall(SYS_X)` (and `ipc(X)`) itself for each of i386's
+        // direct socket and IPC calls, with the call's action: a policy that decides the
+        // two differently (a rule whose condition always holds on the direct call, a
+        // later unconditional one for the multiplexer) collides with it.
+        let multiplexed =
+            r.name == "socketcall" || r.name == "ipc" || catalogue::multiplexed(r.name).is_some();
+        if arch == Arch::X86 && multiplexed && added.is_err() {
+            return Err(inexpressible(format!(
+                "libseccomp ties i386's direct `{}` to its multiplexer's call, which this policy decides differently",
+                r.name
+            )));
+        }
+        lib(|| format!("the rule at {origin} for `{}`", r.name), added)?;
     }
     Ok(ctx)
 }
@@ -261,6 +271,12 @@ pub fn unknown_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String
     out
 }
 
+/// Whether the system libseccomp knows `name` as a syscall of `arch` (it drops a rule's
+/// syscall on an ABI of the filter where it does not: map_shadow_stack on x32 in 2.5).
+pub fn known_on(name: &str, arch: Arch) -> bool {
+    ScmpSyscall::from_name_by_arch(name, scmp_arch(arch)).is_ok_and(|s| s.as_raw_syscall() >= 0)
+}
+
 /// The raw BPF of a libseccomp filter.
 pub(crate) fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>, Error> {
     let mut file = tempfile::tempfile().map_err(Error::Export)?;
@@ -269,6 +285,36 @@ pub(crate) fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>, Error> {
     file.rewind().map_err(Error::Export)?;
     file.read_to_end(&mut bpf).map_err(Error::Export)?;
     Ok(bpf)
+}
+
+/// Whether moby keeps a profile entry for `target`: every capability `includes` names is
+/// held and none `excludes` names, the kernel is at least `minKernel`, and the host's
+/// architecture (Go's GOARCH) is included and not excluded.
+pub(crate) fn entry_applies(e: &serde_json::Value, target: &super::json::Target) -> bool {
+    let host_arch = match target.host {
+        Host::X86_64 => "amd64",
+        Host::Aarch64 => "arm64",
+    };
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let has_cap = |c: &String| target.caps.contains(c.trim_start_matches("CAP_"));
+    let (inc, exc) = (&e["includes"], &e["excludes"]);
+    let min_ok = inc["minKernel"].as_str().is_none_or(|k| {
+        let mut it = k.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0)) <= target.kernel
+    });
+    list(&inc["caps"]).iter().all(has_cap)
+        && !list(&exc["caps"]).iter().any(has_cap)
+        && (list(&inc["arches"]).is_empty() || list(&inc["arches"]).iter().any(|a| a == host_arch))
+        && !list(&exc["arches"]).iter().any(|a| a == host_arch)
+        && min_ok
 }
 
 /// What runc loads for a Docker/OCI profile: the JSON handed straight to libseccomp,
@@ -334,33 +380,8 @@ pub fn compile_docker_json(
             }
         }
     }
-    let host_arch = match target.host {
-        Host::X86_64 => "amd64",
-        Host::Aarch64 => "arm64",
-    };
-    let list = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let has_cap = |c: &String| target.caps.contains(c.trim_start_matches("CAP_"));
     for e in doc["syscalls"].as_array().into_iter().flatten() {
-        let (inc, exc) = (&e["includes"], &e["excludes"]);
-        let min_ok = inc["minKernel"].as_str().is_none_or(|k| {
-            let mut it = k.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
-            (it.next().unwrap_or(0), it.next().unwrap_or(0)) <= target.kernel
-        });
-        if !list(&inc["caps"]).iter().all(has_cap)
-            || list(&exc["caps"]).iter().any(has_cap)
-            || (!list(&inc["arches"]).is_empty()
-                && !list(&inc["arches"]).iter().any(|a| a == host_arch))
-            || list(&exc["arches"]).iter().any(|a| a == host_arch)
-            || !min_ok
-        {
+        if !entry_applies(e, target) {
             continue;
         }
         let act = action(&e["action"], &e["errnoRet"])?;
@@ -400,10 +421,15 @@ pub fn compile_docker_json(
         } else {
             vec![cmps]
         };
-        for n in list(&e["names"]) {
+        let names = e["names"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str());
+        for n in names {
             // runc skips a name libseccomp does not know, and refuses the profile when
             // libseccomp refuses a rule (the container does not start).
-            if let Ok(sys) = ScmpSyscall::from_name(&n) {
+            if let Ok(sys) = ScmpSyscall::from_name(n) {
                 for set in &sets {
                     lib(
                         || format!("the rule for `{n}` (runc would not start the container)"),

@@ -10,6 +10,7 @@
 pub mod codegen;
 pub mod json;
 pub mod libseccomp;
+pub mod runc;
 pub mod stats;
 pub mod union;
 pub mod verify;

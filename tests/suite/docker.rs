@@ -199,3 +199,56 @@ fn import_notes_a_profile_runc_refuses() {
     let text = crate::util::stdout(&o);
     assert!(text.contains("# note: runc refuses this profile"), "{text}");
 }
+
+/// `kakoi compile` says which syscalls a libseccomp-based runtime leaves out of the
+/// bundle's OCI JSON (libseccomp 2.5 does not know Linux 6.8+'s listmount, statmount,
+/// mseal, uretprobe…; on x32 not map_shadow_stack), and `kakoi import` says a profile
+/// decides as runc's program does.
+#[test]
+fn exports_name_what_runc_drops_and_imports_are_checked_against_runc() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x32.kakoi");
+    std::fs::write(
+        &p,
+        "extends \"default\"\nseccomp {\n    arches [x86_64, x32]\n}\n",
+    )
+    .unwrap();
+    let o = crate::util::kakoi()
+        .arg("compile")
+        .arg(&p)
+        .arg("-o")
+        .arg(dir.path().join("b"))
+        .output()
+        .unwrap();
+    let err = crate::util::stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("leave out"))
+        .unwrap_or_else(|| panic!("{err}"));
+    for n in [
+        "listmount",
+        "statmount",
+        "mseal",
+        "uretprobe",
+        "map_shadow_stack on x32",
+    ] {
+        assert!(line.contains(n), "{n}: {line}");
+    }
+    let manifest = std::fs::read_to_string(dir.path().join("b/manifest.json")).unwrap();
+    assert!(manifest.contains("leave out"), "{manifest}");
+    let Some(docker) = crate::util::shared_data("docker-default-seccomp.json") else {
+        return;
+    };
+    let o = crate::util::kakoi()
+        .args(["import", "--arches", "x86_64,x32"])
+        .arg(docker)
+        .output()
+        .unwrap();
+    let text = crate::util::stdout(&o);
+    assert!(o.status.success(), "{}", crate::util::stderr(&o));
+    assert!(
+        text.contains("# note: decides as runc's program does ("),
+        "{text}"
+    );
+}
