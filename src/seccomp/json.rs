@@ -458,6 +458,9 @@ pub fn import(name: &str, text: &str, target: &Target) -> Result<Imported, Error
             notes.push(format!("`{s}` has conditional entries of different actions; where they overlap, libseccomp's precedence decides under runc and file order under kakoi"));
         }
     }
+    notes.push(
+        "calls of an architecture the profile leaves out get kill-process (the whole sandbox ends), where libseccomp's default kills the calling thread only".into(),
+    );
     Ok(Imported {
         seccomp: Seccomp {
             enabled: true,
