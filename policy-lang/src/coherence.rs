@@ -197,6 +197,83 @@ pub(crate) fn check(p: &Policy, sections: &BTreeMap<&'static str, Span>) -> Vec<
         }
     }
 
+    // Access rules that leave ordinary programs unable to work.
+    let rules = &p.filesystem.access;
+    let under = |path: &str, base: &str| {
+        let base = base.trim_end_matches('/');
+        path == base || base.is_empty() || path.starts_with(&format!("{base}/"))
+    };
+    let grants = |path: &str, acc: Option<Access>| {
+        rules
+            .iter()
+            .any(|r| under(path, &r.path) && acc.is_none_or(|a| r.access.contains(&a)))
+    };
+    let unreadable: Vec<&str> = rules
+        .iter()
+        .filter(|r| {
+            r.access
+                .iter()
+                .any(|a| matches!(a, Access::Write | Access::Make))
+        })
+        .map(|r| r.path.as_str())
+        // Device nodes are written without being read (`> /dev/null`); /dev/shm is a directory.
+        .filter(|path| !under(path, "/dev") || under(path, "/dev/shm"))
+        .filter(|path| !grants(path, Some(Access::Read)))
+        .collect();
+    if !unreadable.is_empty() {
+        out.extend(warn(
+            "W0507",
+            format!("writable but not readable: {}", unreadable.join(", ")),
+            at("filesystem"),
+            "files made here cannot be read back (or a directory listed)",
+            vec![],
+            "add these paths to `read` as well: programs read back what they write (editors, compilers, databases, `ls .`)",
+        ));
+    }
+    let devices: Vec<&str> = ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/shm"]
+        .into_iter()
+        .filter(|d| !grants(d, None))
+        .collect();
+    if !rules.is_empty() && !devices.is_empty() {
+        out.extend(warn(
+            "W0508",
+            format!("the access rules give nothing on {}", devices.join(", ")),
+            at("filesystem"),
+            "ordinary programs open these (shells redirect to /dev/null, libraries read /dev/urandom, POSIX semaphores live in /dev/shm)",
+            vec![],
+            "add `read` (and `write` for /dev/null and /dev/shm) on them; they are the sandbox's own device nodes and tmpfs",
+        ));
+    }
+    let own_proc = rules.iter().find(|r| {
+        ["/proc/self", "/proc/thread-self"]
+            .iter()
+            .any(|s| under(&r.path, s))
+    });
+    if let Some(r) = own_proc {
+        if !grants("/proc", Some(Access::Read)) {
+            out.extend(warn(
+                "W0509",
+                format!("`{}` is granted, but it names only the process that loads the rules", r.path),
+                at("filesystem"),
+                "Landlock resolves the path once: a child's /proc/self is another directory",
+                vec![],
+                "grant `read` on \"/proc\" (the sandbox's own, in its pid namespace), or drop the rule",
+            ));
+        }
+    }
+    if !p.process.time_offsets.is_empty()
+        && p.namespaces.get(crate::ir::NsKind::Time) != &crate::ir::NsMode::New
+    {
+        out.extend(warn(
+            "W0510",
+            "`time-offset` is set, but the sandbox has no time namespace of its own".into(),
+            at("process"),
+            "the offsets are not applied",
+            vec![(at("namespaces"), "the time namespace is not `on` here")],
+            "add `time on` to `namespaces`, or remove the offsets",
+        ));
+    }
+
     // Writable for Landlock, denied by an extra AppArmor rule.
     if let Some(a) = &p.apparmor {
         for r in &p.filesystem.access {

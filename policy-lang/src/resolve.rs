@@ -208,6 +208,13 @@ impl Builder {
         }
     }
 
+    /// A later `bind` or `tmpfs` on a target replaces an earlier one there (an inherited
+    /// mount would otherwise be hidden by it, and still need its source).
+    fn unmount(&mut self, target: &str) {
+        self.binds.retain(|b| b.target != target);
+        self.tmpfs.retain(|t| t.target != target);
+    }
+
     fn err(
         &mut self,
         file: FileId,
@@ -1813,6 +1820,7 @@ impl Builder {
                     .label("files made here keep their set-user-ID bit and file capabilities for every host user")
                     .help = Some("drop `suid` (binds are `nosuid` by default), or bind read-only".into());
                 }
+                self.unmount(&dst);
                 self.binds.push(Bind {
                     source: src,
                     target: dst,
@@ -1855,6 +1863,7 @@ impl Builder {
                         }
                     }
                 }
+                self.unmount(&t.target);
                 self.tmpfs.push(t);
             }
             "overlay" => self.overlay(&a),

@@ -387,13 +387,26 @@ fn steps(
     if ns.get(NsKind::User) == &NsMode::New {
         // Become root of the new user namespace: the clone kept the host's ids,
         // which the maps may not cover (files created with unmapped ids fail:
-        // EOVERFLOW).
-        sys::setresgid(0)
-            .at("setresgid 0 in the user namespace")
-            .hint("the gid map must map 0")?;
-        sys::setresuid(0)
-            .at("setresuid 0 in the user namespace")
-            .hint("the uid map must map 0")?;
+        // EOVERFLOW). An unprivileged caller's map of one id maps it as the policy's
+        // user (see `own_ids_inside`); 0 is then unmapped, so no id change clears the
+        // capabilities the namespace's creator holds in it.
+        let (u, g) = match (l.uid, &p.identity) {
+            (0, _) => (0, 0),
+            (_, id) => {
+                let own = super::run::own_ids_inside(p);
+                let single = |m: &[policy_lang::ir::IdMap]| m.is_empty() && id.subids.is_none();
+                (
+                    if single(&id.uid_map) { own.0 } else { 0 },
+                    if single(&id.gid_map) { own.1 } else { 0 },
+                )
+            }
+        };
+        sys::setresgid(g)
+            .at(format!("setresgid {g} in the user namespace"))
+            .hint(format!("the gid map must map {g}"))?;
+        sys::setresuid(u)
+            .at(format!("setresuid {u} in the user namespace"))
+            .hint(format!("the uid map must map {u}"))?;
         die_with(&Parent::Launcher(&launcher))?;
     }
     set_login_uid(login_uid);

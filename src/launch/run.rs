@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use policy_lang::ir::{Enforcement, IdMap, Level, NetMode, NsKind, NsMode, Policy};
+use policy_lang::ir::{Enforcement, IdMap, Level, NetMode, NsKind, NsMode, Policy, Rootfs};
 
 use super::cgroup::{self, Cgroup};
 use super::child;
@@ -166,12 +166,7 @@ pub fn prepare(
         env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     }
     if !has(&env, "HOME") {
-        let home = if policy.identity.user.unwrap_or(0) == 0 {
-            "/root"
-        } else {
-            "/"
-        };
-        env.push(format!("HOME={home}"));
+        env.push(format!("HOME={}", default_home(&policy)));
     }
     if !has(&env, "TERM") {
         if let Ok(t) = std::env::var("TERM") {
@@ -191,6 +186,21 @@ pub fn prepare(
         warnings,
         tty: super::stdio::Tty::Auto,
     })
+}
+
+/// `HOME` when the policy sets none: a directory that exists and the payload may write.
+/// Under `rootfs host` the host's home directories are not in the sandbox, so it is the
+/// sandbox's own `/tmp` tmpfs when there is one; otherwise `/root` for uid 0 (as Docker
+/// sets it; the image has it) and `/` for other users.
+fn default_home(policy: &Policy) -> &'static str {
+    let tmp = policy.filesystem.tmpfs.iter().any(|t| t.target == "/tmp");
+    if tmp && matches!(policy.filesystem.rootfs, Rootfs::Host) {
+        "/tmp"
+    } else if policy.identity.user.unwrap_or(0) == 0 {
+        "/root"
+    } else {
+        "/"
+    }
 }
 
 pub(super) fn clone_flag(k: NsKind) -> libc::c_int {
@@ -244,6 +254,14 @@ fn subid_range(file: &str, user: &str, uid: u32) -> Option<(u32, u32)> {
     })
 }
 
+/// The ids an unprivileged caller is inside a user namespace whose map the policy does
+/// not give (a map of one id: the caller as these): the policy's user and group, root
+/// when it names none. The launcher takes them on entering the namespace.
+pub fn own_ids_inside(p: &Policy) -> (u32, u32) {
+    let id = &p.identity;
+    (id.user.unwrap_or(0), id.group.or(id.user).unwrap_or(0))
+}
+
 /// The uid and gid maps of the sandbox's user namespace.
 pub fn id_maps(p: &Policy, uid: u32, gid: u32) -> Result<Maps, StepError> {
     let id = &p.identity;
@@ -290,8 +308,9 @@ pub fn id_maps(p: &Policy, uid: u32, gid: u32) -> Result<Maps, StepError> {
         ];
     }
     // Root keeps the host's ids (the user namespace then only confines capabilities);
-    // anyone else is root inside, mapped to themselves.
-    let default_map = |own: u32| {
+    // anyone else is mapped to themselves as the policy's user and group (root when it
+    // names none), as `unshare --map-user` does: `user 65534` runs without subids.
+    let default_map = |own: u32, inside: u32| {
         vec![if uid == 0 {
             IdMap {
                 inside: 0,
@@ -300,17 +319,18 @@ pub fn id_maps(p: &Policy, uid: u32, gid: u32) -> Result<Maps, StepError> {
             }
         } else {
             IdMap {
-                inside: 0,
+                inside,
                 outside: own,
                 count: 1,
             }
         }]
     };
+    let (inside_uid, inside_gid) = own_ids_inside(p);
     if maps.uid.is_empty() {
-        maps.uid = default_map(uid);
+        maps.uid = default_map(uid, inside_uid);
     }
     if maps.gid.is_empty() {
-        maps.gid = default_map(gid);
+        maps.gid = default_map(gid, inside_gid);
     }
     let own = |m: &[IdMap], me: u32| m.len() == 1 && m[0].count == 1 && m[0].outside == me;
     maps.helper = uid != 0 && !(own(&maps.uid, uid) && own(&maps.gid, gid));

@@ -24,6 +24,8 @@
 //!   with root (L3 and L5 are in `launch`, next to the probe they use).
 //! - `catalogue`: the syscall catalogue against the running kernel (tracefs) and the
 //!   compat ABIs' own argument lists.
+//! - `workloads`: the shipped policies running real programs (shell, tar, git, gcc,
+//!   sqlite3, python threads and multiprocessing) as root and rootless; one SIGTERM.
 //! - `cli`: exit codes, `--format json`, `--emit`, atomic bundle writes, completions, man.
 
 mod audit;
@@ -42,3 +44,4 @@ mod redteam;
 mod redteam_run;
 mod seccomp;
 mod util;
+mod workloads;
