@@ -387,20 +387,8 @@ fn steps(
     if ns.get(NsKind::User) == &NsMode::New {
         // Become root of the new user namespace: the clone kept the host's ids,
         // which the maps may not cover (files created with unmapped ids fail:
-        // EOVERFLOW). An unprivileged caller's map of one id maps it as the policy's
-        // user (see `own_ids_inside`); 0 is then unmapped, so no id change clears the
-        // capabilities the namespace's creator holds in it.
-        let (u, g) = match (l.uid, &p.identity) {
-            (0, _) => (0, 0),
-            (_, id) => {
-                let own = super::run::own_ids_inside(p);
-                let single = |m: &[policy_lang::ir::IdMap]| m.is_empty() && id.subids.is_none();
-                (
-                    if single(&id.uid_map) { own.0 } else { 0 },
-                    if single(&id.gid_map) { own.1 } else { 0 },
-                )
-            }
-        };
+        // EOVERFLOW). See `entry_ids` for an unprivileged caller's map of one id.
+        let (u, g) = super::run::entry_ids(p, l.uid);
         sys::setresgid(g)
             .at(format!("setresgid {g} in the user namespace"))
             .hint(format!("the gid map must map {g}"))?;

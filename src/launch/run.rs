@@ -254,12 +254,25 @@ fn subid_range(file: &str, user: &str, uid: u32) -> Option<(u32, u32)> {
     })
 }
 
-/// The ids an unprivileged caller is inside a user namespace whose map the policy does
-/// not give (a map of one id: the caller as these): the policy's user and group, root
-/// when it names none. The launcher takes them on entering the namespace.
-pub fn own_ids_inside(p: &Policy) -> (u32, u32) {
+/// The uid and gid the launcher takes on entering the sandbox's user namespace, launched
+/// by `caller`: 0, unless an unprivileged caller's map is the default one of a single id,
+/// which maps the caller as the policy's user and group (root when it names none). 0 is
+/// then unmapped, so the change of ids clears none of the namespace creator's capabilities.
+pub fn entry_ids(p: &Policy, caller: u32) -> (u32, u32) {
     let id = &p.identity;
-    (id.user.unwrap_or(0), id.group.or(id.user).unwrap_or(0))
+    let single = |m: &[IdMap]| caller != 0 && m.is_empty() && id.subids.is_none();
+    (
+        if single(&id.uid_map) {
+            id.user.unwrap_or(0)
+        } else {
+            0
+        },
+        if single(&id.gid_map) {
+            id.group.or(id.user).unwrap_or(0)
+        } else {
+            0
+        },
+    )
 }
 
 /// The uid and gid maps of the sandbox's user namespace.
@@ -325,7 +338,7 @@ pub fn id_maps(p: &Policy, uid: u32, gid: u32) -> Result<Maps, StepError> {
             }
         }]
     };
-    let (inside_uid, inside_gid) = own_ids_inside(p);
+    let (inside_uid, inside_gid) = entry_ids(p, uid);
     if maps.uid.is_empty() {
         maps.uid = default_map(uid, inside_uid);
     }

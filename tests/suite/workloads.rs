@@ -13,8 +13,9 @@ use crate::launch::{tempdir, test_user};
 use crate::need_root;
 use crate::util::{kakoi, stderr, stdout};
 
-/// A program the workload needs, from its Debian package (`.ci/run` installs them).
-fn need(program: &str) {
+/// Whether Debian's `/usr/bin/PROGRAM` is installed (`.ci/run` installs it; a missing one
+/// fails under CI and skips the test, saying so, elsewhere).
+fn have(program: &str) -> bool {
     let found = Path::new("/usr/bin").join(program).exists();
     assert!(
         found || std::env::var("CI").is_err(),
@@ -23,6 +24,7 @@ fn need(program: &str) {
     if !found {
         eprintln!("skipped: /usr/bin/{program} is not installed");
     }
+    found
 }
 
 /// `kakoi run -p POLICY -- sh -c SCRIPT`, as `user` (uid, gid) or as root.
@@ -85,12 +87,7 @@ fn strict_runs_a_shell_job_in_tmp() {
 #[test]
 fn git_gcc_and_sqlite_run_under_default_and_strict() {
     need_root!();
-    let missing: Vec<_> = ["git", "gcc", "sqlite3"]
-        .into_iter()
-        .filter(|p| !Path::new("/usr/bin").join(p).exists())
-        .collect();
-    if let Some(p) = missing.first() {
-        need(p);
+    if !["git", "gcc", "sqlite3"].iter().all(|p| have(p)) {
         return;
     }
     for (policy, ran) in [("default", "exit 42"), ("strict", "exit 126")] {
@@ -151,8 +148,7 @@ if __name__ == "__main__":
 #[test]
 fn python_batch_runs_a_job_with_threads_and_every_start_method() {
     need_root!();
-    if !Path::new("/usr/bin/python3").exists() {
-        need("python3");
+    if !have("python3") {
         return;
     }
     let d = tempdir();
