@@ -214,6 +214,10 @@ pub enum Command {
         /// through pipes (the caller's terminal never reaches the command).
         #[arg(long = "no-tty", short = 'T')]
         no_tty: bool,
+        /// Make the sandbox's cgroups below this cgroup (a path such as `/batch`, the same
+        /// in every hierarchy; made if missing) instead of below kakoi's own cgroup.
+        #[arg(long, value_name = "PATH", env = "KAKOI_CGROUP_PARENT")]
+        cgroup_parent: Option<String>,
         /// Print the launch plan instead of launching.
         #[arg(long)]
         dry_run: bool,
@@ -338,6 +342,25 @@ pub enum Command {
         /// The secret key's file.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
+    },
+    /// Remove the cgroups kakoi left behind: those of launchers that were killed before
+    /// they could clean up (told from a live launcher by its pid and start time), and
+    /// the idle cgroups of the v1 pool (launches keep some for reuse; each launch already
+    /// removes those idle longer than 10 minutes next to its own). Searches every cgroup
+    /// hierarchy kakoi uses, wherever launches made them. Exit status: 0, or 1 when one
+    /// could not be removed. Examples:
+    ///
+    ///   kakoi gc --dry-run
+    ///
+    ///   kakoi gc --format json
+    #[command(verbatim_doc_comment)]
+    Gc {
+        /// List what would be removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Output format (JSON: removed, failed, live).
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
     },
     /// List the shipped policies embedded in this binary (name them wherever a policy file
     /// goes: `kakoi compile strict -o out/`).
@@ -478,6 +501,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             env,
             tty,
             no_tty,
+            cgroup_parent,
             dry_run,
             format,
             command,
@@ -492,6 +516,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 (_, true) => crate::launch::stdio::Tty::Never,
                 _ => crate::launch::stdio::Tty::Auto,
             },
+            cgroup_parent,
             dry_run,
             format,
             command,
@@ -504,6 +529,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             arch,
             format,
         } => explain(&input, &syscall, &args, &arch, format, color_err),
+        Command::Gc { dry_run, format } => gc(dry_run, format),
         Command::Keygen { output } => {
             let public = crate::sign::keygen(&output)
                 .map_err(|e| Failure::usage(format!("{e}\nhint: {}", e.hint())))?;
@@ -1142,6 +1168,7 @@ fn run_cmd(
     rootfs: Option<String>,
     env: Vec<String>,
     tty: crate::launch::stdio::Tty,
+    cgroup_parent: Option<String>,
     dry_run: bool,
     format: Format,
     command: Vec<String>,
@@ -1209,8 +1236,19 @@ fn run_cmd(
             });
         }
     }
+    if let Some(parent) = &cgroup_parent {
+        // A bad path is a usage error, before anything is read or made.
+        crate::launch::cgroup::Layout::default()
+            .under(parent)
+            .map_err(Failure::usage)?;
+    }
     if dry_run {
-        return print_plan(&p, format, &command);
+        let layout = crate::launch::cgroup::host_layout();
+        let layout = match &cgroup_parent {
+            Some(parent) => layout.under(parent).map_err(Failure::usage)?,
+            None => layout,
+        };
+        return print_plan_on(&p, format, &command, layout);
     }
     crate::launch::trace::mark("policy loaded");
     let report = |e: &crate::launch::error::StepError| {
@@ -1233,6 +1271,7 @@ fn run_cmd(
     let launch = match run::prepare(p, command, env, prog) {
         Ok(mut l) => {
             l.tty = tty;
+            l.cgroup_parent = cgroup_parent;
             l
         }
         Err(e) => {
@@ -1281,9 +1320,59 @@ fn run_cmd(
     }
 }
 
-fn print_plan(p: &Policy, format: Format, command: &[String]) -> Result<(), Failure> {
-    use std::os::unix::fs::MetadataExt;
+fn gc(dry_run: bool, format: Format) -> Result<(), Failure> {
     let layout = crate::launch::cgroup::host_layout();
+    let c = crate::launch::cgroup::gc(&layout, dry_run);
+    if format == Format::Json {
+        let failed: Vec<_> = c
+            .failed
+            .iter()
+            .map(|(p, e)| serde_json::json!({"path": p, "error": e}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"dry_run": dry_run, "removed": c.removed, "failed": failed, "live": c.live})
+        );
+    } else {
+        for p in &c.removed {
+            println!(
+                "{} {}",
+                if dry_run { "would remove" } else { "removed" },
+                p.display()
+            );
+        }
+        for (p, e) in &c.failed {
+            eprintln!("kakoi: cannot remove {}: {e}", p.display());
+        }
+        eprintln!(
+            "{} {} cgroup{}; left alone: {} of launches still running",
+            if dry_run { "would remove" } else { "removed" },
+            c.removed.len(),
+            if c.removed.len() == 1 { "" } else { "s" },
+            c.live
+        );
+    }
+    if c.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: exit::POLICY,
+            message: None,
+        })
+    }
+}
+
+fn print_plan(p: &Policy, format: Format, command: &[String]) -> Result<(), Failure> {
+    print_plan_on(p, format, command, crate::launch::cgroup::host_layout())
+}
+
+fn print_plan_on(
+    p: &Policy,
+    format: Format,
+    command: &[String],
+    layout: crate::launch::cgroup::Layout,
+) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt;
     let me = std::fs::metadata("/proc/self")
         .map_err(|e| Failure::usage(format!("cannot read /proc/self: {e}")))?;
     let host = crate::launch::plan::LaunchHost {

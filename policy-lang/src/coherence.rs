@@ -41,6 +41,57 @@ fn allowed_anyhow(p: &Policy, name: &str) -> bool {
     s.default_action == Action::Allow
 }
 
+/// Directories that merged-`/usr` systems (Debian 12, Fedora, Arch, Ubuntu) make symlinks
+/// into `/usr`: Landlock follows the link, so a rule on either name covers both.
+const MERGED_USR: &[&str] = &["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+
+/// `path` and its other name on a merged-`/usr` system.
+fn merged_usr_aliases(path: &str) -> Vec<String> {
+    let mut out = vec![path.to_string()];
+    let top = |p: &str| {
+        MERGED_USR
+            .iter()
+            .any(|d| p == *d || p.strip_prefix(d).is_some_and(|r| r.starts_with('/')))
+    };
+    if top(path) {
+        out.push(format!("/usr{path}"));
+    } else if let Some(rest) = path.strip_prefix("/usr").filter(|r| top(r)) {
+        out.push(rest.to_string());
+    }
+    out
+}
+
+/// What every program needs from seccomp to start (`(calls, what)`: one of the calls
+/// must be allowed), on the ABIs a program of this host runs in. Measured: each of these
+/// denied alone makes `/bin/true` (glibc, dynamic) or a static glibc binary fail before
+/// `main` (ld.so "cannot apply additional memory protection", "cannot set %fs base
+/// address", "cannot open shared object file", …).
+fn start_calls(arch: catalogue::Arch) -> Vec<(&'static [&'static str], &'static str)> {
+    use catalogue::Arch;
+    let mut v: Vec<(&'static [&'static str], &'static str)> = vec![
+        (&["execve", "execveat"], "every program"),
+        (&["mprotect"], "every program"),
+        (&["exit_group", "exit"], "every program"),
+    ];
+    match arch {
+        Arch::X86_64 | Arch::X32 => {
+            v.push((&["arch_prctl"], "every program"));
+            v.push((&["openat", "open"], "dynamically linked programs"));
+        }
+        Arch::Aarch64 => v.push((&["openat"], "dynamically linked programs")),
+        // i386 programs are checked as the compat ABI they are by the host's rules.
+        _ => return Vec::new(),
+    }
+    v.extend([
+        (&["mmap"][..], "dynamically linked programs"),
+        (&["read"][..], "dynamically linked programs"),
+        (&["pread64"][..], "dynamically linked programs"),
+        (&["close"][..], "dynamically linked programs"),
+        (&["newfstatat"][..], "dynamically linked programs"),
+    ]);
+    v
+}
+
 pub(crate) fn check(p: &Policy, sections: &BTreeMap<&'static str, Span>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let at = |name: &str| sections.get(name).cloned();
@@ -175,14 +226,69 @@ pub(crate) fn check(p: &Policy, sections: &BTreeMap<&'static str, Span>) -> Vec<
         ));
     }
 
+    // Seccomp rules no program can start under.
+    if p.seccomp.enabled {
+        let mut missing: Vec<(String, &str)> = Vec::new();
+        for a in &p.seccomp.arches {
+            for (calls, what) in start_calls(*a) {
+                if !calls.iter().any(|c| allowed_anyhow(p, c)) {
+                    let name = format!("`{}`", calls[0]);
+                    if !missing.iter().any(|(n, _)| *n == name) {
+                        missing.push((name, what));
+                    }
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let mut by_what: Vec<String> = Vec::new();
+            for what in ["every program", "dynamically linked programs"] {
+                let names: Vec<&str> = missing
+                    .iter()
+                    .filter(|(_, w)| *w == what)
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                if !names.is_empty() {
+                    by_what.push(format!("{} ({what})", names.join(", ")));
+                }
+            }
+            out.extend(warn(
+                "W0511",
+                format!(
+                    "the seccomp rules cannot start a program: they deny {}",
+                    by_what.join("; ")
+                ),
+                // A policy without a `seccomp` section denies everything (the default).
+                at("seccomp")
+                    .or_else(|| at("policy"))
+                    .or_else(|| sections.values().next().cloned()),
+                "the C library's start-up code makes these calls before `main`, and stops when one fails",
+                vec![],
+                "allow the `@default` set (systemd's: what every program calls), or these calls; `kakoi explain POLICY CALL` shows the rule that denies one",
+            ));
+        }
+        let spawn = ["clone", "clone3", "fork", "vfork"];
+        if missing.is_empty() && !spawn.iter().any(|c| allowed_anyhow(p, c)) {
+            out.extend(warn(
+                "W0512",
+                "the seccomp rules let no process or thread be created: `clone`, `clone3`, `fork` and `vfork` are denied".into(),
+                at("seccomp"),
+                "shells, `system()`, `posix_spawn`, thread pools and Python's multiprocessing fail",
+                vec![],
+                "allow `clone` (with `if flags & CLONE_NEWUSER == 0` to keep namespaces out) and `clone3` (errno(ENOSYS) makes libc fall back to clone), or ignore this for a job that is one single-threaded process",
+            ));
+        }
+    }
+
     // The program cannot run under the access rules.
     if let Some(prog) = p.process.argv.first() {
         let rules = &p.filesystem.access;
         let covered = |acc: Access| {
-            rules.iter().any(|r| {
-                r.access.contains(&acc)
-                    && (prog == &r.path
-                        || prog.starts_with(&format!("{}/", r.path.trim_end_matches('/'))))
+            merged_usr_aliases(prog).iter().any(|prog| {
+                rules.iter().any(|r| {
+                    r.access.contains(&acc)
+                        && (prog == &r.path
+                            || prog.starts_with(&format!("{}/", r.path.trim_end_matches('/'))))
+                })
             })
         };
         if !rules.is_empty() && prog.starts_with('/') && !covered(Access::Exec) {

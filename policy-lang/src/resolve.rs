@@ -357,7 +357,8 @@ impl Builder {
 
     fn top_stmt(&mut self, file: FileId, stmt: &Stmt) {
         let kw = stmt.keyword.name.as_str();
-        if let Some(name) = SECTIONS.iter().find(|s| **s == kw) {
+        // `policy` too: warnings about a section the file leaves out point at the name.
+        if let Some(name) = SECTIONS.iter().chain(&["policy"]).find(|s| **s == kw) {
             self.sections
                 .insert(name, Span::new(file, stmt.keyword.span.clone()));
         }
@@ -2738,7 +2739,13 @@ impl Builder {
                 a
             }),
         };
-        let mut warnings = crate::coherence::check(&policy, &self.sections);
+        // Across layers only when each layer is whole: a rule dropped for an error would
+        // make them report what the user did not write (a misspelt `read` as denied).
+        let mut warnings = if self.diags.iter().any(|d| d.is_error()) {
+            Vec::new()
+        } else {
+            crate::coherence::check(&policy, &self.sections)
+        };
         if let Some(root) = self.root {
             // Report what the user can change: the root file's sections come first.
             warnings.sort_by_key(|d| d.span.as_ref().map(|s| s.file != root));

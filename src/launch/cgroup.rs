@@ -16,65 +16,168 @@ pub enum Hierarchy {
     V2 { mount: String },
 }
 
-/// Where each controller kakoi uses lives.
+/// Where each controller kakoi uses lives, and where in each hierarchy the sandbox's
+/// cgroups are made.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Layout {
     pub controllers: BTreeMap<String, Hierarchy>,
     /// The cgroup2 mount, if any (used for v2 controllers and `cgroup.kill`).
     pub unified: Option<String>,
+    /// The directory each hierarchy (by mount point) makes the sandbox's cgroups in: the
+    /// launcher's own cgroup there, so a limited caller's limits hold for the sandbox too
+    /// (v1 and v2 limits are hierarchical), or a configured parent ([`Layout::under`]).
+    /// A hierarchy missing here has no place: the launcher's cgroup is not inside what is
+    /// mounted (another cgroup namespace's mount), and nothing is made in it.
+    pub parents: BTreeMap<String, std::path::PathBuf>,
 }
 
 /// The controllers kakoi sets limits with.
 pub const CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "io"];
 
-/// Read the layout from mountinfo text; `v2_controllers` is the content of the unified
-/// root's `cgroup.controllers` (empty when there is none or it offers none).
-pub fn detect(mountinfo: &str, v2_controllers: &str) -> Layout {
-    let mut layout = Layout::default();
-    let offered: Vec<&str> = v2_controllers.split_whitespace().collect();
+/// One cgroup mount of mountinfo.
+struct Mount<'a> {
+    point: &'a str,
+    /// The directory of the hierarchy the mount shows (`/` unless a sub-tree is mounted).
+    root: &'a str,
+    v2: bool,
+    /// v1: the mount's options (they name its controllers).
+    options: Vec<&'a str>,
+}
+
+fn cgroup_mounts(mountinfo: &str) -> Vec<Mount<'_>> {
+    let mut out = Vec::new();
     for line in mountinfo.lines() {
         // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS ... - FSTYPE SOURCE SUPEROPTS"
         let Some((left, right)) = line.split_once(" - ") else {
             continue;
         };
-        let mountpoint = left.split_whitespace().nth(4).unwrap_or("").to_string();
+        let mut l = left.split_whitespace();
+        let root = l.nth(3).unwrap_or("/");
+        let point = l.next().unwrap_or("");
         let mut r = right.split_whitespace();
         let fstype = r.next().unwrap_or("");
         let superopts = r.nth(1).unwrap_or("");
-        match fstype {
-            "cgroup2" => {
-                layout.unified = Some(mountpoint.clone());
-                for c in CONTROLLERS {
-                    if offered.contains(c) {
-                        layout.controllers.insert(
-                            c.to_string(),
-                            Hierarchy::V2 {
-                                mount: mountpoint.clone(),
-                            },
-                        );
-                    }
+        if fstype == "cgroup2" || fstype == "cgroup" {
+            out.push(Mount {
+                point,
+                root,
+                v2: fstype == "cgroup2",
+                options: superopts.split(',').collect(),
+            });
+        }
+    }
+    out
+}
+
+/// Read the layout from mountinfo text; `v2_controllers` is the content of the unified
+/// root's `cgroup.controllers` (empty when there is none or it offers none) and
+/// `own_cgroups` the launcher's `/proc/self/cgroup` (a hierarchy it names no cgroup of
+/// counts as its root).
+pub fn detect(mountinfo: &str, v2_controllers: &str, own_cgroups: &str) -> Layout {
+    let mut layout = Layout::default();
+    let offered: Vec<&str> = v2_controllers.split_whitespace().collect();
+    for m in cgroup_mounts(mountinfo) {
+        let mountpoint = m.point.to_string();
+        if m.v2 {
+            layout.unified = Some(mountpoint.clone());
+            for c in CONTROLLERS {
+                if offered.contains(c) {
+                    layout.controllers.insert(
+                        c.to_string(),
+                        Hierarchy::V2 {
+                            mount: mountpoint.clone(),
+                        },
+                    );
                 }
             }
-            "cgroup" => {
-                for opt in superopts.split(',') {
-                    // v1 calls the io controller blkio.
-                    let name = if opt == "blkio" { "io" } else { opt };
-                    if CONTROLLERS.contains(&name) && !layout.controllers.contains_key(name) {
-                        layout.controllers.insert(
-                            name.to_string(),
-                            Hierarchy::V1 {
-                                mount: mountpoint.clone(),
-                            },
-                        );
-                    }
+        } else {
+            for opt in &m.options {
+                // v1 calls the io controller blkio.
+                let name = if *opt == "blkio" { "io" } else { opt };
+                if CONTROLLERS.contains(&name) && !layout.controllers.contains_key(name) {
+                    layout.controllers.insert(
+                        name.to_string(),
+                        Hierarchy::V1 {
+                            mount: mountpoint.clone(),
+                        },
+                    );
                 }
             }
-            _ => {}
+        }
+        // The launcher's cgroup in this hierarchy: the `/proc/self/cgroup` line of v2
+        // (`0::PATH`) or the one whose controllers this mount carries.
+        let own = own_cgroups
+            .lines()
+            .find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+                let hit = if m.v2 {
+                    ctrls.is_empty()
+                } else {
+                    !ctrls.is_empty() && ctrls.split(',').all(|c| m.options.contains(&c))
+                };
+                hit.then_some(path)
+            })
+            .unwrap_or("/");
+        if let Some(dir) = place(m.point, m.root, own) {
+            layout.parents.insert(mountpoint, dir);
         }
     }
     // A v2 controller wins over a v1 mount of the same name only if v2 offers it, which
     // the kernel allows only when no v1 hierarchy holds it; keep v1 otherwise.
     layout
+}
+
+/// The directory of cgroup `path` (of the hierarchy) under a mount of the hierarchy's
+/// `root`, if the mount shows it.
+fn place(point: &str, root: &str, path: &str) -> Option<std::path::PathBuf> {
+    let rel = if root == "/" {
+        path
+    } else {
+        path.strip_prefix(root)
+            .filter(|r| r.is_empty() || r.starts_with('/'))?
+    };
+    let rel = rel.trim_start_matches('/');
+    if rel.split('/').any(|c| c == "..") {
+        return None;
+    }
+    let mut dir = std::path::PathBuf::from(point);
+    if !rel.is_empty() {
+        dir.push(rel);
+    }
+    Some(dir)
+}
+
+impl Layout {
+    /// Make the sandbox's cgroups below `parent` (a cgroup path such as `/batch/kakoi`,
+    /// the same in every hierarchy, as runc's `cgroupsPath`) instead of the launcher's own
+    /// cgroup. Missing directories are made at launch.
+    pub fn under(mut self, parent: &str) -> Result<Layout, String> {
+        if !parent.starts_with('/') || parent.split('/').any(|c| c == ".." || c == ".") {
+            return Err(format!(
+                "cgroup parent `{parent}` must be an absolute cgroup path without `.` or `..` (e.g. `/kakoi`)"
+            ));
+        }
+        let mounts: Vec<String> = self
+            .controllers
+            .values()
+            .map(|h| match h {
+                Hierarchy::V1 { mount } | Hierarchy::V2 { mount } => mount.clone(),
+            })
+            .chain(self.unified.clone())
+            .collect();
+        self.parents.clear();
+        for m in mounts {
+            let dir = std::path::Path::new(&m).join(parent.trim_start_matches('/'));
+            self.parents.insert(m, dir);
+        }
+        Ok(self)
+    }
+
+    /// Where the sandbox's cgroups go in the hierarchy mounted at `mount`.
+    pub fn parent(&self, mount: &str) -> Option<&std::path::Path> {
+        self.parents.get(mount).map(|p| p.as_path())
+    }
 }
 
 /// Whether /sys/fs/cgroup is a tmpfs holding v1 hierarchies (and on a hybrid host the
@@ -87,12 +190,13 @@ pub fn v1_or_hybrid_host() -> bool {
 /// The layout of this host, read from `/proc/self/mountinfo` and the unified root.
 pub fn host_layout() -> Layout {
     let mountinfo = read_proc("/proc/self/mountinfo");
-    let layout = detect(&mountinfo, "");
+    let own = read_proc("/proc/self/cgroup");
+    let layout = detect(&mountinfo, "", &own);
     match &layout.unified {
         Some(u) => {
             let offered =
                 std::fs::read_to_string(format!("{u}/cgroup.controllers")).unwrap_or_default();
-            detect(&mountinfo, &offered)
+            detect(&mountinfo, &offered, &own)
         }
         None => layout,
     }
@@ -187,6 +291,16 @@ pub struct Error {
     pub source: std::io::Error,
 }
 
+/// The launcher's cgroup in the hierarchy at `mount` is not in what is mounted there.
+fn unplaced(mount: &str) -> Error {
+    Error {
+        what: format!(
+            "the launcher's own cgroup is outside the hierarchy mounted at {mount} (another cgroup namespace's mount?): kakoi makes the sandbox's cgroups only below it; give one with --cgroup-parent"
+        ),
+        source: std::io::Error::from_raw_os_error(libc::ENOENT),
+    }
+}
+
 fn err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let what = what.into();
     move |source| Error { what, source }
@@ -231,52 +345,183 @@ pub const POOL_SLOTS: usize = 8;
 /// files it was first to read); one that holds more than this is removed, not kept.
 const POOL_MAX_CHARGE: u64 = 4 << 20;
 
-/// The name of this launch's cgroups.
+/// Idle cgroups older than this are removed by the next launch in the same parent (and by
+/// `kakoi gc`): a pool serves launches that follow each other, not a policy run once a day.
+pub const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// At most this many idle cgroups are kept in one parent directory, all pools together;
+/// the oldest beyond it are removed by the next launch.
+pub const POOL_MAX_IDLE: usize = 32;
+
+/// The name of this launch's cgroups: `kakoi-<launcher pid>-<its start time>`. The start
+/// time (clock ticks after boot, `/proc/PID/stat`) tells a dead launcher's cgroup from a
+/// live one's even when its pid was given to another process.
 pub fn name() -> String {
-    format!("kakoi-{}", std::process::id())
+    let pid = std::process::id();
+    format!("kakoi-{pid}-{}", start_time(pid).unwrap_or(0))
 }
 
-/// The caller's own v2 cgroup (`0::/path` in /proc/self/cgroup).
-fn own_v2_path() -> String {
-    std::fs::read_to_string("/proc/self/cgroup")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
-        .unwrap_or_else(|| "/".into())
+/// A process's start time in clock ticks after boot (field 22 of `/proc/PID/stat`).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = super::sys::read_small(std::path::Path::new(&format!("/proc/{pid}/stat"))).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields after the last ')'.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
 }
 
-/// Create a cgroup directory. One that exists already has this launcher's name, so it
-/// was left by a killed launcher that had the same pid: removed (if empty) and made again.
+/// What a directory named by kakoi is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A launch's cgroup whose launcher still runs.
+    Live,
+    /// A launch's cgroup whose launcher is gone (killed before it could clean up).
+    Stale,
+    /// An idle cgroup of the pool.
+    Pooled,
+}
+
+/// What the cgroup directory named `name` is, or `None` if kakoi did not name it.
+pub fn kind(name: &str) -> Option<Kind> {
+    let rest = name.strip_prefix("kakoi-")?;
+    if rest.starts_with("pool-") {
+        return Some(Kind::Pooled);
+    }
+    let (pid, start) = match rest.split_once('-') {
+        Some((p, s)) => (p.parse::<u32>().ok()?, Some(s.parse::<u64>().ok()?)),
+        // Named by kakoi before 0.2: the pid alone.
+        None => (rest.parse::<u32>().ok()?, None),
+    };
+    let alive = match start {
+        Some(s) => start_time(pid) == Some(s),
+        None => std::path::Path::new(&format!("/proc/{pid}")).exists(),
+    };
+    Some(if alive { Kind::Live } else { Kind::Stale })
+}
+
+/// Create a cgroup directory (and a configured parent that is missing).
 fn make_dir(dir: &std::path::Path) -> std::io::Result<()> {
     match std::fs::create_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Left by a killed launcher with the same pid and start time (after a reboot).
             std::fs::remove_dir(dir).map_err(|_| e)?;
+            std::fs::create_dir(dir)
+        }
+        // A configured parent that does not exist yet.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir.parent().ok_or(e)?)?;
             std::fs::create_dir(dir)
         }
         r => r,
     }
 }
 
-/// Remove cgroups left by launchers that were killed before they could clean up (their
-/// payloads died with them: PDEATHSIG), so SIGKILLed launches do not accumulate.
+/// Remove a cgroup and the cgroups below it (deepest first); fails on one that holds tasks.
+fn remove_tree(dir: &std::path::Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)?.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tree(&e.path())?;
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
+/// How long ago a directory was last returned to its pool (its mtime, set by [`put_back`]).
+fn idle_for(meta: &std::fs::Metadata) -> std::time::Duration {
+    meta.modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .unwrap_or_default()
+}
+
+/// In one parent directory: remove the cgroups of launchers that were killed before they
+/// could clean up (their payloads died with them: PDEATHSIG), so SIGKILLed launches do not
+/// accumulate, and idle pooled cgroups beyond [`POOL_IDLE`] and [`POOL_MAX_IDLE`].
 fn collect_stale(parent: &std::path::Path) {
     let Ok(rd) = std::fs::read_dir(parent) else {
         return;
     };
+    let mut pooled = Vec::new();
     for e in rd.flatten() {
         let n = e.file_name();
-        let Some(pid) = n.to_str().and_then(|n| n.strip_prefix("kakoi-")) else {
-            continue;
-        };
-        let Ok(pid) = pid.parse::<u32>() else {
-            continue;
-        };
-        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        match n.to_str().and_then(kind) {
+            Some(Kind::Stale) => {
+                let _ = remove_tree(&e.path());
+            }
+            Some(Kind::Pooled) => {
+                let idle = e.metadata().map(|m| idle_for(&m)).unwrap_or_default();
+                pooled.push((idle, e.path()));
+            }
+            _ => {}
+        }
+    }
+    // Longest idle first.
+    pooled.sort_by_key(|p| std::cmp::Reverse(p.0));
+    let excess = pooled.len().saturating_sub(POOL_MAX_IDLE);
+    for (i, (idle, dir)) in pooled.iter().enumerate() {
+        if i < excess || *idle > POOL_IDLE {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// What `kakoi gc` found: each directory removed (or, with `dry_run`, to remove), and
+/// each that could not be, with why.
+#[derive(Debug, Default, Serialize)]
+pub struct Collected {
+    pub removed: Vec<std::path::PathBuf>,
+    pub failed: Vec<(std::path::PathBuf, String)>,
+    /// Cgroups of launches still running, left alone.
+    pub live: usize,
+}
+
+/// Remove, in every hierarchy of `layout`, every cgroup of a launcher that is gone and
+/// every idle pooled cgroup, wherever in the tree they are. `dry_run` only lists them.
+pub fn gc(layout: &Layout, dry_run: bool) -> Collected {
+    let mut mounts: Vec<&String> = layout
+        .controllers
+        .values()
+        .map(|h| match h {
+            Hierarchy::V1 { mount } | Hierarchy::V2 { mount } => mount,
+        })
+        .chain(layout.unified.as_ref())
+        .collect();
+    mounts.sort();
+    mounts.dedup();
+    let mut out = Collected::default();
+    for m in mounts {
+        walk(std::path::Path::new(m), 0, dry_run, &mut out);
+    }
+    out
+}
+
+fn walk(dir: &std::path::Path, depth: usize, dry_run: bool, out: &mut Collected) {
+    // Deeper trees than this are not made by any service manager.
+    if depth > 32 {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let procs = std::fs::read_to_string(e.path().join("cgroup.procs")).unwrap_or_default();
-        if procs.trim().is_empty() {
-            let _ = std::fs::remove_dir(e.path());
+        let path = e.path();
+        match e.file_name().to_str().and_then(kind) {
+            Some(Kind::Stale | Kind::Pooled) if dry_run => out.removed.push(path),
+            Some(Kind::Stale | Kind::Pooled) => match remove_tree(&path) {
+                Ok(()) => out.removed.push(path),
+                Err(err) => out.failed.push((path, err.to_string())),
+            },
+            Some(Kind::Live) => out.live += 1,
+            None => walk(&path, depth + 1, dry_run, out),
         }
     }
 }
@@ -305,7 +550,12 @@ impl Cgroup {
             )
         });
         if let Some(u) = layout.unified.as_ref().filter(|_| leaf || v2_limit) {
-            let base = std::path::Path::new(u).join(own_v2_path().trim_start_matches('/'));
+            let Some(base) = layout.parent(u) else {
+                if v2_limit {
+                    cg.fail(strict, unplaced(u))?;
+                }
+                return Ok(cg);
+            };
             let dir = base.join(&cg.name);
             match make_dir(&dir) {
                 Ok(()) => cg.v2 = Some(dir),
@@ -318,11 +568,11 @@ impl Cgroup {
             }
         }
         for l in limits {
-            if let (Some(Hierarchy::V2 { .. }), Some(dir)) =
+            if let (Some(Hierarchy::V2 { mount }), Some(dir)) =
                 (layout.controllers.get(l.controller), cg.v2.clone())
             {
                 let r = cg
-                    .enable_v2_controller(&dir, l.controller)
+                    .enable_v2_controller(std::path::Path::new(mount), &dir, l.controller)
                     .and_then(|()| write_all(&dir, &l.v2));
                 if let Err(e) = r {
                     cg.fail(strict, e)?;
@@ -367,9 +617,12 @@ impl Cgroup {
             }
         }
         for (mount, files) in hierarchies {
-            let mount = std::path::Path::new(mount);
-            let dir = mount.join(&self.name);
-            let pool = mount.join(format!("kakoi-pool-{}", pool_key(&files)));
+            let Some(parent) = layout.parent(mount) else {
+                self.fail(strict, unplaced(mount))?;
+                continue;
+            };
+            let dir = parent.join(&self.name);
+            let pool = parent.join(format!("kakoi-pool-{}", pool_key(&files)));
             let memory = files.iter().any(|(f, _)| f.starts_with("memory."));
             // An idle cgroup whose limits were changed while it waited (by an administrator,
             // or a payload that reached its own files) is made anew: its limits are checked,
@@ -432,18 +685,36 @@ impl Cgroup {
         }
     }
 
-    /// Enable a controller for the leaf in every ancestor's `cgroup.subtree_control`.
-    fn enable_v2_controller(&self, leaf: &std::path::Path, ctrl: &str) -> Result<(), Error> {
-        let Some(parent) = leaf.parent() else {
-            return Ok(());
+    /// Enable a controller for the leaf in every ancestor's `cgroup.subtree_control`, from
+    /// the hierarchy's `mount` down (a configured parent may be several levels deep). The
+    /// leaf's parent is read first: when it has the controller, so do its ancestors.
+    fn enable_v2_controller(
+        &self,
+        mount: &std::path::Path,
+        leaf: &std::path::Path,
+        ctrl: &str,
+    ) -> Result<(), Error> {
+        let enabled = |dir: &std::path::Path| {
+            std::fs::read_to_string(dir.join("cgroup.subtree_control"))
+                .is_ok_and(|cur| cur.split_whitespace().any(|c| c == ctrl))
         };
-        let f = parent.join("cgroup.subtree_control");
-        let cur = std::fs::read_to_string(&f).unwrap_or_default();
-        if cur.split_whitespace().any(|c| c == ctrl) {
+        let mut chain: Vec<&std::path::Path> = leaf
+            .ancestors()
+            .skip(1)
+            .take_while(|a| a.starts_with(mount))
+            .collect();
+        if chain.first().is_none_or(|p| enabled(p)) {
             return Ok(());
         }
-        write_file(&f, &format!("+{ctrl}"))
-            .map_err(err(format!("write +{ctrl} to {}", f.display())))
+        chain.reverse();
+        for dir in chain {
+            if !enabled(dir) {
+                let f = dir.join("cgroup.subtree_control");
+                write_file(&f, &format!("+{ctrl}"))
+                    .map_err(err(format!("write +{ctrl} to {}", f.display())))?;
+            }
+        }
+        Ok(())
     }
 
     /// Remove the cgroups of launchers that were SIGKILLed, next to this launch's own.
@@ -592,9 +863,17 @@ fn claim(pool: &std::path::Path, dir: &std::path::Path) -> bool {
     false
 }
 
-/// Put `dir` into the first free slot of `pool`; false if all are taken.
+/// Put `dir` into the first free slot of `pool`; false if all are taken. The slot's mtime
+/// records when it went idle (a rename keeps a kernfs directory's times).
 fn put_back(dir: &std::path::Path, pool: &std::path::Path) -> bool {
-    (0..POOL_SLOTS).any(|k| std::fs::rename(dir, slot(pool, k)).is_ok())
+    (0..POOL_SLOTS).any(|k| {
+        let s = slot(pool, k);
+        std::fs::rename(dir, &s).is_ok() && {
+            let _ =
+                std::fs::File::open(&s).and_then(|f| f.set_modified(std::time::SystemTime::now()));
+            true
+        }
+    })
 }
 
 fn slot(pool: &std::path::Path, k: usize) -> std::path::PathBuf {
@@ -670,7 +949,7 @@ mod tests {
 
     #[test]
     fn hybrid_keeps_limits_on_v1() {
-        let l = detect(HYBRID, "");
+        let l = detect(HYBRID, "", "");
         assert_eq!(
             l.controllers["memory"],
             Hierarchy::V1 {
@@ -688,7 +967,7 @@ mod tests {
 
     #[test]
     fn pure_v2_uses_the_unified_root() {
-        let l = detect(PURE_V2, "cpuset cpu io memory hugetlb pids rdma misc");
+        let l = detect(PURE_V2, "cpuset cpu io memory hugetlb pids rdma misc", "");
         for c in CONTROLLERS {
             assert_eq!(
                 l.controllers[*c],
@@ -701,6 +980,95 @@ mod tests {
 
     #[test]
     fn v2_without_controllers_offers_nothing() {
-        assert!(detect(PURE_V2, "").controllers.is_empty());
+        assert!(detect(PURE_V2, "", "").controllers.is_empty());
+    }
+
+    #[test]
+    fn cgroups_are_made_below_the_launchers_own() {
+        let own =
+            "12:pids:/\n4:memory:/process_api/abc\n1:cpu,cpuacct:/batch\n0::/user.slice/u.scope\n";
+        let mi = format!(
+            "{HYBRID}33 31 0:30 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
+        );
+        let l = detect(&mi, "", own);
+        // A `cpu` mount alone is not the `cpu,cpuacct` hierarchy: no line names it, so
+        // its root is the launcher's (as the kernel says for a hierarchy it is not in).
+        for (mount, dir) in [
+            ("memory", "memory/process_api/abc"),
+            ("pids", "pids"),
+            ("unified", "unified/user.slice/u.scope"),
+            ("cpu,cpuacct", "cpu,cpuacct/batch"),
+            ("cpu", "cpu"),
+        ] {
+            let got = l.parent(&format!("/sys/fs/cgroup/{mount}"));
+            assert_eq!(
+                got,
+                Some(std::path::Path::new(&format!("/sys/fs/cgroup/{dir}"))),
+                "{mount}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_mounted_sub_tree_places_relative_to_its_root() {
+        let mi = "41 31 0:38 /docker/c1 /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        let l = detect(mi, "memory", "0::/docker/c1/app\n");
+        assert_eq!(
+            l.parent("/sys/fs/cgroup").unwrap(),
+            std::path::Path::new("/sys/fs/cgroup/app")
+        );
+        // A cgroup outside the mounted sub-tree (or above a cgroup namespace's root) has
+        // no place: nothing is made above the launcher.
+        let l = detect(mi, "memory", "0::/docker/c2\n");
+        assert_eq!(l.parent("/sys/fs/cgroup"), None);
+        let l = detect(PURE_V2, "memory", "0::/../sibling\n");
+        assert_eq!(l.parent("/sys/fs/cgroup"), None);
+        assert!(matches!(
+            unplaced("/sys/fs/cgroup").source.raw_os_error(),
+            Some(libc::ENOENT)
+        ));
+    }
+
+    #[test]
+    fn a_configured_parent_is_the_same_path_in_every_hierarchy() {
+        let l = detect(HYBRID, "", "4:memory:/process_api/abc\n")
+            .under("/batch/kakoi")
+            .unwrap();
+        for m in [
+            "/sys/fs/cgroup/memory",
+            "/sys/fs/cgroup/pids",
+            "/sys/fs/cgroup/unified",
+        ] {
+            assert_eq!(
+                l.parent(m).unwrap(),
+                std::path::Path::new(m).join("batch/kakoi")
+            );
+        }
+        for bad in ["batch", "/a/../b", "/./a"] {
+            let e = detect(HYBRID, "", "").under(bad).unwrap_err();
+            assert!(e.contains("absolute cgroup path"), "{e}");
+        }
+    }
+
+    #[test]
+    fn names_tell_live_launchers_from_dead_ones() {
+        let me = std::process::id();
+        let mine = name();
+        assert!(mine.starts_with(&format!("kakoi-{me}-")), "{mine}");
+        assert_eq!(kind(&mine), Some(Kind::Live));
+        // The same pid with another start time: a launcher that died, its pid reused.
+        let start = start_time(me).unwrap();
+        assert_eq!(
+            kind(&format!("kakoi-{me}-{}", start + 1)),
+            Some(Kind::Stale)
+        );
+        // A pid no process has (above the kernel's pid_max limit).
+        assert_eq!(kind("kakoi-4194305-12"), Some(Kind::Stale));
+        assert_eq!(kind("kakoi-4194305"), Some(Kind::Stale));
+        assert_eq!(kind(&format!("kakoi-{me}")), Some(Kind::Live));
+        assert_eq!(kind("kakoi-pool-0123abcd-3"), Some(Kind::Pooled));
+        for other in ["kakoi-app", "kakoi-1-x", "docker-1", "kakoi-"] {
+            assert_eq!(kind(other), None, "{other}");
+        }
     }
 }

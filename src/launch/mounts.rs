@@ -82,7 +82,10 @@ fn open_sources(p: &Policy) -> Result<Sources, StepError> {
         Rootfs::Host => None,
     };
     let mut host_dirs = Vec::new();
-    if matches!(fs.rootfs, Rootfs::Host) {
+    // An overlay on / is the whole root (an image's layers): the host's /usr over it would
+    // run the host's programs with the image's /etc.
+    let overlay_root = fs.overlays.iter().any(|o| o.target == "/");
+    if matches!(fs.rootfs, Rootfs::Host) && !overlay_root {
         for d in HOST_DIRS {
             let path = format!("/{d}");
             match std::fs::read_link(&path) {

@@ -44,6 +44,14 @@ fn step(by: &'static str, what: impl Into<String>, why: &'static str) -> Step {
     }
 }
 
+/// Where the sandbox's cgroup goes in the hierarchy at `mount`.
+fn leaf(layout: &Layout, mount: &str) -> String {
+    match layout.parent(mount) {
+        Some(p) => format!("{}/kakoi-<pid>-<start>", p.display()),
+        None => "nowhere: the launcher's cgroup is outside this mount".into(),
+    }
+}
+
 /// The v1 file for a v2-style limit (`memory.max=…` -> `memory.limit_in_bytes=…`).
 fn v1_file(limit: &str) -> String {
     let (k, v) = limit.split_once('=').unwrap_or((limit, ""));
@@ -110,11 +118,13 @@ pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
         for (ctrl, l) in &limits {
             match host.cgroups.controllers.get(*ctrl) {
                 Some(Hierarchy::V2 { mount }) => {
-                    parts.push(format!("{l} (v2, {mount}/kakoi-<id>)"))
+                    parts.push(format!("{l} (v2, {})", leaf(&host.cgroups, mount)))
                 }
-                Some(Hierarchy::V1 { mount }) => {
-                    parts.push(format!("{} (v1, {mount}/kakoi-<id>)", v1_file(l)))
-                }
+                Some(Hierarchy::V1 { mount }) => parts.push(format!(
+                    "{} (v1, {})",
+                    v1_file(l),
+                    leaf(&host.cgroups, mount)
+                )),
                 None => {
                     let fatal = r.cgroup == Some(Enforcement::Required);
                     warnings.push(format!(
@@ -292,9 +302,14 @@ pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
 
     // mounts
     if new.contains(&"mount") {
+        let overlay_root = p.filesystem.overlays.iter().any(|o| o.target == "/");
         let root = match &p.filesystem.rootfs {
+            Rootfs::Host if overlay_root => {
+                "the overlay on / (its layers are the whole root: nothing of the host's is bound in)"
+                    .to_string()
+            }
             Rootfs::Host => {
-                "a tmpfs root with the host's /usr, /bin, /lib, /lib64, /etc bound read-only"
+                "a tmpfs root with the host's /usr, /bin, /sbin, /lib, /lib64, /etc bound read-only"
                     .to_string()
             }
             Rootfs::Dir { path, readonly } => format!(
@@ -488,9 +503,10 @@ mod tests {
             cgroup::detect(
                 "25 1 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
                 "cpu io memory pids",
+                "0::/user.slice/kakoi.scope\n",
             )
         } else {
-            cgroup::detect("35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n", "")
+            cgroup::detect("35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n", "", "7:memory:/limited\n")
         };
         LaunchHost {
             uid,

@@ -33,6 +33,8 @@ pub struct Launch {
     pub warnings: Vec<String>,
     /// Whether the payload gets a terminal.
     pub tty: super::stdio::Tty,
+    /// Where the sandbox's cgroups are made (`None`: below the launcher's own cgroup).
+    pub cgroup_parent: Option<String>,
 }
 
 /// The host's machine type.
@@ -185,6 +187,7 @@ pub fn prepare(
         gid,
         warnings,
         tty: super::stdio::Tty::Auto,
+        cgroup_parent: None,
     })
 }
 
@@ -528,7 +531,20 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
     // On a v1 or hybrid host (/sys/fs/cgroup is a tmpfs) every cgroup is joined by writing
     // the child's pid before "go", so the parent reads it after the clone, while the child
     // works.
-    let mut layout = (!cgroup::v1_or_hybrid_host()).then(cgroup::host_layout);
+    let host_layout = || -> Result<cgroup::Layout, StepError> {
+        let layout = cgroup::host_layout();
+        match &l.cgroup_parent {
+            Some(parent) => layout
+                .under(parent)
+                .map_err(|m| StepError::new("cgroup", m)),
+            None => Ok(layout),
+        }
+    };
+    let mut layout = if cgroup::v1_or_hybrid_host() {
+        None
+    } else {
+        Some(host_layout()?)
+    };
     let limits = cgroup::limits(&p.resources);
     let strict = p.resources.cgroup == Some(Enforcement::Required);
     let cgroup_error = |e: cgroup::Error| StepError {
@@ -673,7 +689,7 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
         let layout = match layout.take() {
             Some(l) => l,
             None => {
-                let l = cgroup::host_layout();
+                let l = host_layout()?;
                 cg = Cgroup::create(&l, &limits, strict, leaf).map_err(cgroup_error)?;
                 cg.attach_v2(pid).map_err(cgroup_error)?;
                 l

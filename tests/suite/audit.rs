@@ -354,11 +354,11 @@ fn a_live_process_is_audited_through_ptrace() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let procs = format!("/sys/fs/cgroup/pids/kakoi-{}/cgroup.procs", child.id());
+    let launcher = child.id();
     let mut payload = None;
     for _ in 0..200 {
         // The sandbox's init and the payload.
-        let pids = std::fs::read_to_string(&procs).unwrap_or_default();
+        let pids = crate::launch::launch_procs(launcher);
         payload = pids
             .lines()
             .filter_map(|l| l.parse::<i32>().ok())

@@ -138,7 +138,20 @@ fn spawn_waiting(
     BufReader<std::process::ChildStdout>,
     String,
 ) {
+    spawn_waiting_with(policy, &[])
+}
+
+/// [`spawn_waiting`] with extra environment variables for kakoi.
+fn spawn_waiting_with(
+    policy: &Path,
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    BufReader<std::process::ChildStdout>,
+    String,
+) {
     let mut child = kakoi()
+        .envs(env.iter().copied())
         .args(["run", "--policy"])
         .arg(policy)
         .args(["--", "/probe/probe", "wait-signal:10"])
@@ -173,25 +186,102 @@ fn cgroup_lock() -> std::sync::MutexGuard<'static, ()> {
     CGROUP_LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// cgroup directories left by launchers (`kakoi-<pid>`) whose launcher is gone.
+/// The directory of this test process's own cgroup in the hierarchy mounted at `mount`
+/// (`v1`: which controller's line of /proc/self/cgroup names it): a launcher the test
+/// starts inherits it, and makes its cgroups below it.
+pub(crate) fn own_cgroup_dir(mount: &str, controller: Option<&str>) -> PathBuf {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let path = own
+        .lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            let hit = match controller {
+                None => ctrls.is_empty(),
+                Some(c) => ctrls.split(',').any(|x| x == c),
+            };
+            hit.then(|| path.to_string())
+        })
+        .unwrap_or_else(|| "/".into());
+    Path::new(mount).join(path.trim_start_matches('/'))
+}
+
+/// Where each launch of this test process makes its cgroups: (hierarchy mount, directory).
+fn cgroup_parents() -> Vec<(String, PathBuf)> {
+    use kakoi::launch::cgroup::Hierarchy;
+    let layout = kakoi::launch::cgroup::host_layout();
+    let mut v: Vec<(String, PathBuf)> = Vec::new();
+    for (c, h) in &layout.controllers {
+        let ctrl = if c == "io" { "blkio" } else { c.as_str() };
+        let (mount, dir) = match h {
+            Hierarchy::V1 { mount } => (mount.clone(), own_cgroup_dir(mount, Some(ctrl))),
+            Hierarchy::V2 { mount } => (mount.clone(), own_cgroup_dir(mount, None)),
+        };
+        if !v.iter().any(|(m, _)| *m == mount) {
+            v.push((mount, dir));
+        }
+    }
+    if let Some(u) = &layout.unified {
+        if !v.iter().any(|(m, _)| m == u) {
+            v.push((u.clone(), own_cgroup_dir(u, None)));
+        }
+    }
+    v
+}
+
+/// The cgroup of the launch by `launcher` (`kakoi-<pid>-<start time>`) in the hierarchy
+/// of `controller` (`"unified"`: the v2 leaf), if it exists yet.
+pub(crate) fn launch_cgroup(controller: &str, launcher: u32) -> Option<PathBuf> {
+    use kakoi::launch::cgroup::Hierarchy;
+    let layout = kakoi::launch::cgroup::host_layout();
+    let ctrl = if controller == "io" {
+        "blkio"
+    } else {
+        controller
+    };
+    let parent = match (controller, layout.controllers.get(controller)) {
+        ("unified", _) => own_cgroup_dir(layout.unified.as_deref()?, None),
+        (_, Some(Hierarchy::V1 { mount })) => own_cgroup_dir(mount, Some(ctrl)),
+        (_, Some(Hierarchy::V2 { mount })) => own_cgroup_dir(mount, None),
+        (_, None) => return None,
+    };
+    let prefix = format!("kakoi-{launcher}-");
+    std::fs::read_dir(&parent)
+        .ok()?
+        .flatten()
+        .find(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|e| e.path())
+}
+
+/// The tasks of a launch's pids cgroup ("" until it exists).
+pub(crate) fn launch_procs(launcher: u32) -> String {
+    launch_cgroup("pids", launcher)
+        .and_then(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .unwrap_or_default()
+}
+
+/// cgroup directories left by launchers (`kakoi-<pid>-<start>`) whose launcher is gone,
+/// where this test process's launches make them.
 fn leftover_cgroups() -> Vec<PathBuf> {
     let mut v = Vec::new();
-    for base in [
-        "/sys/fs/cgroup",
-        "/sys/fs/cgroup/unified",
-        "/sys/fs/cgroup/pids",
-        "/sys/fs/cgroup/memory",
-    ] {
+    for (_, base) in cgroup_parents() {
         for e in std::fs::read_dir(base).into_iter().flatten().flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
             // Idle cgroups of the pool (`kakoi-pool-…`) are kept on purpose.
-            if let Some(pid) = n
-                .strip_prefix("kakoi-")
-                .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
-            {
-                if !Path::new(&format!("/proc/{pid}")).exists() {
-                    v.push(e.path());
-                }
+            let Some(rest) = n.strip_prefix("kakoi-") else {
+                continue;
+            };
+            let pid = rest.split('-').next().unwrap_or("");
+            let named = rest
+                .split('-')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            if named && !Path::new(&format!("/proc/{pid}")).exists() {
+                v.push(e.path());
             }
         }
     }
@@ -377,7 +467,7 @@ fn pooled(controller: &str, file: &str, value: &str) -> Vec<PathBuf> {
     else {
         return Vec::new();
     };
-    std::fs::read_dir(mount)
+    std::fs::read_dir(own_cgroup_dir(mount, Some(controller)))
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -394,9 +484,10 @@ fn pooled(controller: &str, file: &str, value: &str) -> Vec<PathBuf> {
 #[test]
 fn v1_cgroups_are_reused_with_their_limits() {
     need_root!();
+    // Counts pooled cgroups: nothing may reap them meanwhile.
+    let _lock = cgroup_lock();
     let layout = kakoi::launch::cgroup::host_layout();
-    let Some(kakoi::launch::cgroup::Hierarchy::V1 { mount: pids }) = layout.controllers.get("pids")
-    else {
+    let Some(kakoi::launch::cgroup::Hierarchy::V1 { .. }) = layout.controllers.get("pids") else {
         eprintln!("skipped: the pids controller is not on a v1 hierarchy here");
         return;
     };
@@ -419,7 +510,7 @@ fn v1_cgroups_are_reused_with_their_limits() {
     .is_empty());
     // The next launch takes one (renamed to its own name) and returns it.
     let (child, _out, _ready) = spawn_waiting(&p);
-    let mine = PathBuf::from(format!("{pids}/kakoi-{}", child.id()));
+    let mine = launch_cgroup("pids", child.id()).unwrap();
     assert_eq!(
         pooled("pids", "pids.max", "77").len(),
         idle.len() - 1,
@@ -439,7 +530,7 @@ fn v1_cgroups_are_reused_with_their_limits() {
         std::fs::write(d.join("pids.max"), "99").unwrap();
     }
     let (child, _out, _ready) = spawn_waiting(&p);
-    let mine = PathBuf::from(format!("{pids}/kakoi-{}", child.id()));
+    let mine = launch_cgroup("pids", child.id()).unwrap();
     assert_eq!(
         std::fs::read_to_string(mine.join("pids.max"))
             .unwrap()
@@ -455,10 +546,179 @@ fn v1_cgroups_are_reused_with_their_limits() {
         "resources {\n    pids 78\n    memory 77M\n    cgroup required\n}\n",
     );
     let (child, _out, _ready) = spawn_waiting(&q);
-    let theirs = format!("{pids}/kakoi-{}/pids.max", child.id());
+    let theirs = launch_cgroup("pids", child.id()).unwrap().join("pids.max");
     assert_eq!(std::fs::read_to_string(theirs).unwrap().trim(), "78");
     assert_eq!(pooled("pids", "pids.max", "77").len(), idle.len());
     release(child);
+}
+
+/// A process's start time (field 22 of /proc/PID/stat).
+fn start_time(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit_once(')').unwrap().1;
+    after.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+#[test]
+fn dead_launchers_cgroups_and_idle_pools_are_reaped() {
+    need_root!();
+    let _lock = cgroup_lock();
+    let layout = kakoi::launch::cgroup::host_layout();
+    let Some(kakoi::launch::cgroup::Hierarchy::V1 { mount }) = layout.controllers.get("pids")
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the pids controller is not on v1 here"
+        );
+        eprintln!("skipped: the pids controller is not on a v1 hierarchy here");
+        return;
+    };
+    let parent = own_cgroup_dir(mount, Some("pids"));
+    let me = std::process::id();
+    // A launcher that died, its pid since given to a live process (this test's own pid
+    // with a start time that is not this process's).
+    let stale = parent.join(format!("kakoi-{me}-{}", start_time(me) + 1));
+    // A running launch's (a live process of ours, with its start time).
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let live = parent.join(format!(
+        "kakoi-{}-{}",
+        sleeper.id(),
+        start_time(sleeper.id())
+    ));
+    // Idle cgroups of a pool: more than the bound, one idle for an hour.
+    let key = format!("kakoi-pool-{me:08x}deadbeef");
+    let slots: Vec<PathBuf> = (0..40).map(|k| parent.join(format!("{key}-{k}"))).collect();
+    for d in slots.iter().chain([&stale, &live]) {
+        std::fs::create_dir(d).unwrap();
+    }
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::open(&slots[39])
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let pooled_in_parent = || {
+        std::fs::read_dir(&parent)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("kakoi-pool-"))
+            .count()
+    };
+
+    // A launch (the default policy limits pids) reaps next to its own cgroup.
+    let d = tempdir();
+    let p = policy(d.path(), "reap", "");
+    let o = run_probe(&p, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stale.exists(), "a dead launcher's cgroup is removed");
+    assert!(live.exists(), "a live launcher's cgroup is kept");
+    assert!(!slots[39].exists(), "a cgroup idle for an hour is removed");
+    // The launch's own cgroup may have gone back to the pool after the reaping.
+    let max = kakoi::launch::cgroup::POOL_MAX_IDLE + 1;
+    assert!(
+        pooled_in_parent() <= max,
+        "{} idle cgroups",
+        pooled_in_parent()
+    );
+
+    // `kakoi gc` removes every idle one, and leaves the live launch's alone.
+    let o = kakoi().args(["gc", "--dry-run"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let left: Vec<&PathBuf> = slots.iter().filter(|s| s.exists()).collect();
+    assert!(!left.is_empty());
+    for s in &left {
+        assert!(stdout(&o).contains(&format!("would remove {}", s.display())));
+        assert!(s.exists(), "--dry-run removes nothing");
+    }
+    let o = kakoi().args(["gc", "--format", "json"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let removed: Vec<String> = v["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    for s in left {
+        assert!(
+            removed.contains(&s.display().to_string()),
+            "{s:?}: {removed:?}"
+        );
+        assert!(!s.exists());
+    }
+    assert!(!removed.contains(&live.display().to_string()));
+    assert!(v["live"].as_u64().unwrap() >= 1);
+    assert!(live.exists());
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    let o = kakoi().arg("gc").output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!live.exists(), "once its launcher is gone, gc removes it");
+    assert_eq!(pooled_in_parent(), 0);
+}
+
+#[test]
+fn cgroups_go_below_a_configured_parent() {
+    need_root!();
+    let _lock = cgroup_lock();
+    let d = tempdir();
+    let p = policy(d.path(), "parent", "");
+    let top = format!("kakoi-test-parent-{}", std::process::id());
+    let parent = format!("/{top}/nested");
+    let o = kakoi()
+        .args(["run", "--dry-run", "--cgroup-parent", &parent, "--policy"])
+        .arg(&p)
+        .args(["--", "/probe/probe"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let layout = kakoi::launch::cgroup::host_layout();
+    let (kakoi::launch::cgroup::Hierarchy::V1 { mount }
+    | kakoi::launch::cgroup::Hierarchy::V2 { mount }) = &layout.controllers["pids"];
+    let expected = format!("{mount}{parent}/kakoi-<pid>-<start>");
+    assert!(stdout(&o).contains(&expected), "{}", stdout(&o));
+    // The launch makes the parent, runs in it, and leaves nothing but the pool's idle cgroup.
+    let (child, _out, _ready) = spawn_waiting_with(&p, &[("KAKOI_CGROUP_PARENT", &parent)]);
+    let dir = Path::new(mount).join(&parent[1..]);
+    let mine = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with(&format!("kakoi-{}-", child.id())));
+    assert!(
+        mine.is_some(),
+        "the launch's cgroup is in {}",
+        dir.display()
+    );
+    release(child);
+    assert!(leftover_cgroups().is_empty());
+    let o = kakoi().arg("gc").output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for m in layout
+        .controllers
+        .values()
+        .map(|h| match h {
+            kakoi::launch::cgroup::Hierarchy::V1 { mount }
+            | kakoi::launch::cgroup::Hierarchy::V2 { mount } => mount.clone(),
+        })
+        .chain(layout.unified.clone())
+    {
+        let _ = std::fs::remove_dir(Path::new(&m).join(&parent[1..]));
+        let _ = std::fs::remove_dir(Path::new(&m).join(&top));
+        assert!(!Path::new(&m).join(&top).exists(), "{m}/{top} is left");
+    }
+    // A relative parent is a usage error, before anything is made.
+    let o = kakoi()
+        .args(["run", "--cgroup-parent", "relative", "--policy"])
+        .arg(&p)
+        .args(["--", "/probe/probe"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("absolute cgroup path"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -938,13 +1198,15 @@ fn the_payload_dies_with_the_launcher() {
     let d = tempdir();
     let p = policy(d.path(), "pdeathsig", "");
     let (mut child, _out, _ready) = spawn_waiting(&p);
-    let procs = format!("/sys/fs/cgroup/pids/kakoi-{}/cgroup.procs", child.id());
+    let procs = launch_cgroup("pids", child.id())
+        .unwrap()
+        .join("cgroup.procs");
     // The sandbox's init and the payload.
     let procs_now = std::fs::read_to_string(&procs).unwrap_or_default();
     child.kill().unwrap();
     child.wait().unwrap();
     let pids: Vec<i32> = procs_now.lines().filter_map(|l| l.parse().ok()).collect();
-    assert!(!pids.is_empty(), "no process in {procs}");
+    assert!(!pids.is_empty(), "no process in {}", procs.display());
     let gone = (0..200).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(10));
         pids.iter().all(|pid| {
@@ -1386,15 +1648,11 @@ fn limits_are_written_to_the_hosts_cgroups() {
     );
     let (child, _out, _ready) = spawn_waiting(&p);
     let layout = kakoi::launch::cgroup::host_layout();
-    let name = format!("kakoi-{}", child.id());
     let read = |ctrl: &str, v1: &str, v2: &str| -> String {
+        let dir = launch_cgroup(ctrl, child.id()).unwrap();
         match &layout.controllers[ctrl] {
-            kakoi::launch::cgroup::Hierarchy::V1 { mount } => {
-                std::fs::read_to_string(format!("{mount}/{name}/{v1}"))
-            }
-            kakoi::launch::cgroup::Hierarchy::V2 { mount } => {
-                std::fs::read_to_string(format!("{mount}/{name}/{v2}"))
-            }
+            kakoi::launch::cgroup::Hierarchy::V1 { .. } => std::fs::read_to_string(dir.join(v1)),
+            kakoi::launch::cgroup::Hierarchy::V2 { .. } => std::fs::read_to_string(dir.join(v2)),
         }
         .unwrap()
         .trim()
@@ -1422,10 +1680,21 @@ fn limits_are_written_to_the_hosts_cgroups() {
         .parse()
         .unwrap();
     let host_view = std::fs::read_to_string(format!("/proc/{payload}/cgroup")).unwrap();
+    let mem = launch_cgroup("memory", child.id()).unwrap();
+    let name = mem.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
         host_view.contains(&name),
         "the payload is in the sandbox's cgroup: {host_view}"
     );
+    // Below the caller's own cgroup in every hierarchy (this host's test process sits in
+    // memory:/process_api/…): a limited caller's limits hold for the sandbox.
+    for (ctrl, line) in [("memory", "memory"), ("pids", "pids")] {
+        if let kakoi::launch::cgroup::Hierarchy::V1 { mount } = &layout.controllers[ctrl] {
+            let own = own_cgroup_dir(mount, Some(line));
+            let dir = launch_cgroup(ctrl, child.id()).unwrap();
+            assert_eq!(dir.parent().unwrap(), own, "{ctrl}");
+        }
+    }
     release(child);
 }
 

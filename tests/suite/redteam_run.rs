@@ -65,10 +65,9 @@ fn run(mut c: Command) -> Output {
 
 /// The pids of a launch's sandbox (its init and the payload), once there are two.
 fn sandbox_pids(launcher: u32) -> Vec<i32> {
-    let procs = format!("/sys/fs/cgroup/pids/kakoi-{launcher}/cgroup.procs");
+    let procs = format!("the pids cgroup of launcher {launcher}");
     for _ in 0..500 {
-        let pids: Vec<i32> = std::fs::read_to_string(&procs)
-            .unwrap_or_default()
+        let pids: Vec<i32> = crate::launch::launch_procs(launcher)
             .lines()
             .filter_map(|l| l.parse().ok())
             .collect();

@@ -291,3 +291,147 @@ fn time_offsets_apply_root_and_rootless() {
         );
     }
 }
+
+/// A static program, compiled here with gcc, for roots that hold no C library.
+fn static_program(dir: &Path, name: &str, source: &str) -> std::path::PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, source).unwrap();
+    let exe = dir.join(name);
+    let o = Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&exe)
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "gcc -static: {}", stderr(&o));
+    exe
+}
+
+/// An overlay on `/` is the image, as in OCI: the first `lower` layer is on top, and the
+/// host's /usr is not bound over it (it used to be, mixing the host's programs with the
+/// image's /etc).
+#[test]
+fn an_overlay_root_is_its_layers_first_on_top() {
+    need_root!();
+    if !have("gcc") {
+        return;
+    }
+    let d = tempdir();
+    let (top, bottom) = (d.path().join("top"), d.path().join("bottom"));
+    for dir in [top.join("etc"), top.join("bin"), bottom.join("etc")] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(top.join("etc/layer"), "top\n").unwrap();
+    std::fs::write(bottom.join("etc/layer"), "bottom\n").unwrap();
+    std::fs::write(bottom.join("etc/only-bottom"), "yes\n").unwrap();
+    let exe = static_program(
+        d.path(),
+        "layers",
+        r#"#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+static void show(const char *path) {
+    char b[64] = "-";
+    FILE *f = fopen(path, "r");
+    if (f) { if (!fgets(b, sizeof b, f)) b[0] = 0; fclose(f); }
+    b[strcspn(b, "\n")] = 0;
+    printf("%s=%s ", path, b);
+}
+int main(void) {
+    show("/etc/layer");
+    show("/etc/only-bottom");
+    printf("host-usr=%d\n", access("/usr/bin/env", F_OK) == 0);
+    return 0;
+}
+"#,
+    );
+    std::fs::rename(&exe, top.join("bin/layers")).unwrap();
+    let p = d.path().join("overlay-root.kakoi");
+    std::fs::write(
+        &p,
+        format!(
+            "extends \"default\"\nfilesystem {{\n    overlay \"/\" lower [\"{}\", \"{}\"] upper tmpfs\n}}\n",
+            top.display(),
+            bottom.display()
+        ),
+    )
+    .unwrap();
+    let o = kakoi()
+        .args(["run", "-T", "--policy"])
+        .arg(&p)
+        .args(["--", "/bin/layers"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        "/etc/layer=top /etc/only-bottom=yes host-usr=0"
+    );
+    let plan = kakoi()
+        .args(["run", "--dry-run", "--policy"])
+        .arg(&p)
+        .args(["--", "/bin/layers"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&plan).contains("nothing of the host's is bound in"),
+        "{}",
+        stdout(&plan)
+    );
+}
+
+/// The checker's start-up warnings say what a real launch does: with W0511 no program
+/// starts, with W0512 a shell cannot fork, and a policy free of W0505 on a merged-/usr
+/// host (an `exec` rule on /usr/bin, the program named /bin/sh) runs.
+#[test]
+fn the_checkers_start_up_warnings_match_real_launches() {
+    need_root!();
+    let fixture = |name: &str| {
+        format!(
+            "{}/fixtures/warnings/{name}.kakoi",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    };
+    let check = |name: &str| {
+        let o = kakoi().args(["check", &fixture(name)]).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    let run = |name: &str, script: &str| {
+        kakoi()
+            .args([
+                "run",
+                "-T",
+                "--policy",
+                &fixture(name),
+                "--",
+                "/bin/sh",
+                "-c",
+                script,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    assert!(check("cannot-start-a-program").contains("W0511"));
+    let o = run("cannot-start-a-program", "echo started");
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("started"));
+    assert!(
+        stderr(&o).contains("cannot set %fs base address"),
+        "{}",
+        stderr(&o)
+    );
+
+    assert!(check("no-process-creation").contains("W0512"));
+    let o = run("no-process-creation", "/bin/true && echo forked");
+    assert!(!stdout(&o).contains("forked"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("Cannot fork"), "{}", stderr(&o));
+
+    let warnings = check("merged-usr");
+    assert!(!warnings.contains("W0505"), "{warnings}");
+    let o = run("merged-usr", "echo ran");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "ran");
+}
