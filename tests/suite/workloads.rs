@@ -557,10 +557,8 @@ impl Terminal {
         };
         // SAFETY: TIOCSWINSZ reads one live winsize; the kernel signals SIGWINCH to the
         // terminal's foreground process group (the launcher's).
-        assert_eq!(
-            unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size) },
-            0
-        );
+        let r = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        assert_eq!(r, 0);
     }
 }
 
