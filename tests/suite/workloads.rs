@@ -78,15 +78,15 @@ sqlite3 /tmp/db.sqlite 'create table t(x); insert into t values (1), (2); select
 "#;
 
 #[test]
-fn strict_runs_a_shell_job_in_tmp() {
+fn the_shell_job_runs_in_tmp_under_strict_and_default() {
     need_root!();
-    let o = run_sh("strict", FILE_JOB, None);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o), FILE_JOB_OUT);
-    let (uid, gid) = test_user();
-    let o = run_sh("strict", FILE_JOB, Some((uid, gid)));
-    assert!(o.status.success(), "rootless: {}", stderr(&o));
-    assert_eq!(stdout(&o), FILE_JOB_OUT, "rootless");
+    for policy in ["strict", "default"] {
+        for user in [None, Some(test_user())] {
+            let o = run_sh(policy, FILE_JOB, user);
+            assert!(o.status.success(), "{policy} {user:?}: {}", stderr(&o));
+            assert_eq!(stdout(&o), FILE_JOB_OUT, "{policy} {user:?}");
+        }
+    }
 }
 
 #[test]
@@ -100,10 +100,15 @@ fn git_gcc_and_sqlite_run_under_default_and_strict() {
         assert!(o.status.success(), "{policy}: {}", stderr(&o));
         assert_eq!(stdout(&o), format!("first\n{ran}\n3\n"), "{policy}");
     }
-    let (uid, gid) = test_user();
-    let o = run_sh("default", DEV_JOB, Some((uid, gid)));
-    assert!(o.status.success(), "rootless: {}", stderr(&o));
-    assert_eq!(stdout(&o), "first\nexit 42\n3\n", "rootless");
+    for (policy, ran) in [("default", "exit 42"), ("strict", "exit 126")] {
+        let o = run_sh(policy, DEV_JOB, Some(test_user()));
+        assert!(o.status.success(), "{policy} rootless: {}", stderr(&o));
+        assert_eq!(
+            stdout(&o),
+            format!("first\n{ran}\n3\n"),
+            "{policy} rootless"
+        );
+    }
 }
 
 const PY_JOB: &str = r#"
