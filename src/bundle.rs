@@ -503,6 +503,7 @@ impl From<LaunchPolicy> for Policy {
                 arches: s.arches,
                 flags: s.flags,
                 rules: Vec::new(),
+                acknowledged: Vec::new(),
             },
             capabilities: p.capabilities,
             identity: p.identity,

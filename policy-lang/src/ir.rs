@@ -104,6 +104,11 @@ pub struct Seccomp {
     pub flags: Vec<SeccompFlag>,
     /// Ordered: the first rule that matches a syscall decides.
     pub rules: Vec<Rule>,
+    /// i386 multiplexers (`socketcall`, `ipc`) through which the policy knowingly lets
+    /// argument rules on their calls be bypassed (`acknowledge socketcall`): what runc
+    /// and libseccomp do with Docker's profile. Without it that is an error (E0312).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acknowledged: Vec<catalogue::Mux>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -389,6 +394,34 @@ pub fn implied_mux(rule: &Rule, arch: Arch) -> Vec<(catalogue::Mux, ConcreteCond
             (mux, mux_cond(mux, &v))
         })
         .collect()
+}
+
+/// The multiplexers through which an i386 program can get around an argument rule of
+/// `rules` (one that looks at the arguments of a multiplexed call while that call of the
+/// multiplexer is open): what E0312 refuses unless acknowledged.
+pub fn bypassable_muxes(rules: &[Rule], default: Action, arches: &[Arch]) -> Vec<catalogue::Mux> {
+    let mut out = Vec::new();
+    if !arches.contains(&Arch::X86) {
+        return out;
+    }
+    for r in rules {
+        let Some(c) = &r.cond else { continue };
+        for name in &r.syscalls {
+            let Some((mux, call)) = catalogue::multiplexed(name) else {
+                continue;
+            };
+            if out.contains(&mux)
+                || matches!(c.concrete(Arch::X86, name), Some(ConcreteCond::Const(_)))
+            {
+                continue;
+            }
+            if mux_opened_by(rules, default, mux, call).is_some() {
+                out.push(mux);
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Whether an i386 program may reach `call` of `mux` with some arguments: `None` when no

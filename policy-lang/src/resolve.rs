@@ -100,6 +100,8 @@ struct Builder {
     description: Option<String>,
     // seccomp
     seccomp_enabled: bool,
+    /// Multiplexers whose bypass of argument rules the policy accepts (`acknowledge`).
+    mux_acknowledged: BTreeMap<catalogue::Mux, Span>,
     default_action: Option<Action>,
     bad_arch_action: Option<Action>,
     unknown_action: Option<Action>,
@@ -159,6 +161,7 @@ impl Builder {
             name: None,
             description: None,
             seccomp_enabled: true,
+            mux_acknowledged: BTreeMap::new(),
             default_action: None,
             bad_arch_action: None,
             unknown_action: None,
@@ -846,6 +849,29 @@ impl Builder {
                         }
                     }
                     self.flags = flags;
+                }
+                "acknowledge" => {
+                    for v in Self::flat(&s.values) {
+                        match catalogue::Mux::ALL
+                            .into_iter()
+                            .find(|m| matches!(&v.kind, ValueKind::Word(w) if w == m.name()))
+                        {
+                            Some(m) => {
+                                self.mux_acknowledged
+                                    .insert(m, Span::new(file, v.span.clone()));
+                            }
+                            None => {
+                                self.err(
+                                    file,
+                                    v.span.clone(),
+                                    "E0212",
+                                    format!("cannot acknowledge `{}`", value_text(v)),
+                                )
+                                .label("not an i386 multiplexer")
+                                .help = Some("`acknowledge` names `socketcall` or `ipc`: the i386 multiplexers through which argument rules on socket and SysV IPC calls can be bypassed".into());
+                            }
+                        }
+                    }
                 }
                 _ => {
                     if let Some(rule) = self.rule(file, s) {
@@ -2694,6 +2720,7 @@ impl Builder {
                 arches,
                 flags: self.flags.clone(),
                 rules: rules.into_iter().map(|(r, _)| r).collect(),
+                acknowledged: self.mux_acknowledged.keys().copied().collect(),
             },
             capabilities: Capabilities {
                 bounding: caps(&self.caps.bounding),
@@ -2946,6 +2973,25 @@ impl Builder {
     /// only if the multiplexer's matching call is not allowed (E0312). Rules that decide
     /// the call whatever its arguments cover the multiplexer too ([`ir::implied_mux`]).
     fn check_socketcall(&mut self, rules: &[(Rule, Span)], arches: &[Arch], default: Action) {
+        let plain: Vec<Rule> = rules.iter().map(|(r, _)| r.clone()).collect();
+        let needed = crate::ir::bypassable_muxes(&plain, default, arches);
+        for (m, span) in &self.mux_acknowledged {
+            if !needed.contains(m) {
+                self.diags.push(
+                    Diagnostic::warning(
+                        "W0204",
+                        format!("`acknowledge {}` changes nothing", m.name()),
+                        span.clone(),
+                    )
+                    .with_label(if arches.contains(&Arch::X86) {
+                        "no argument rule here can be bypassed through it"
+                    } else {
+                        "`x86` is not in `arches`"
+                    })
+                    .with_help("remove it: it records an accepted bypass, and there is none"),
+                );
+            }
+        }
         if !arches.contains(&Arch::X86) {
             return;
         }
@@ -2960,6 +3006,9 @@ impl Builder {
             };
             // A condition that is constant on x86 does not look at the arguments there.
             if matches!(c.concrete(Arch::X86, name), Some(ConcreteCond::Const(_))) {
+                continue;
+            }
+            if self.mux_acknowledged.contains_key(&mux) {
                 continue;
             }
             let Some(opened) =
@@ -2979,7 +3028,7 @@ impl Builder {
             };
             let mut d = Diagnostic::error("E0312", format!("argument rule can be bypassed through `{m}` on x86"), span.clone())
                 .with_label(format!("i386 programs can make `{name}` through `{m}({how}, …)`, whose arguments seccomp cannot see"))
-                .with_help(format!("deny that call of the multiplexer in a rule checked first (`deny {m} if {test}`), so i386 programs make `{name}` directly, or drop `x86` from `arches`"));
+                .with_help(format!("deny that call of the multiplexer in a rule checked first (`deny {m} if {test}`), so i386 programs make `{name}` directly; drop `x86` from `arches`; or accept the bypass with `acknowledge {m}` (what runc does with Docker's profile)"));
             match opened {
                 Some(i) => {
                     d = d.with_secondary(

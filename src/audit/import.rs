@@ -86,6 +86,14 @@ pub fn seccomp_src(s: &Seccomp) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    if !s.acknowledged.is_empty() {
+        let names: Vec<&str> = s.acknowledged.iter().map(|m| m.name()).collect();
+        o.push_str(
+            "    # i386 programs can make the calls these multiplex with any arguments: the\n",
+        );
+        o.push_str("    # argument rules below hold for the direct calls only (as under runc)\n");
+        o.push_str(&format!("    acknowledge {}\n", names_src(&names)));
+    }
     for r in &s.rules {
         let names: Vec<&str> = r.syscalls.iter().map(String::as_str).collect();
         o.push_str(&format!(
@@ -149,6 +157,8 @@ pub fn import(s: &super::Subject, input: &str, only: &[Arch]) -> Result<String, 
         v.tables.retain(|a, _| only.contains(a));
         if let Some(r) = &mut v.rules {
             r.arches.retain(|a| only.contains(a));
+            r.acknowledged =
+                policy_lang::ir::bypassable_muxes(&r.rules, r.default_action, &r.arches);
         }
         if Arch::ALL.iter().all(|a| !v.abi_enabled(*a)) {
             return Err(ImportError::Refused(format!(
@@ -160,16 +170,51 @@ pub fn import(s: &super::Subject, input: &str, only: &[Arch]) -> Result<String, 
     let v = &v;
     let body = match &v.rules {
         Some(rules) => seccomp_src(rules),
-        None => from_tables(v).map_err(ImportError::Refused)?,
+        None => acknowledge_open_muxes(from_tables(v).map_err(ImportError::Refused)?),
     };
     let mut text = format!("# Imported by `kakoi import` from {input}.\n");
     for n in &s.notes {
         text.push_str(&format!("# note: {n}\n"));
     }
+    for m in v.rules.iter().flat_map(|r| &r.acknowledged) {
+        text.push_str(&format!(
+            "# note: on x86 the profile's argument rules on calls that `{m}` multiplexes hold for the direct calls only: i386 programs can make them through `{m}`, whose arguments seccomp cannot see, as under runc (`acknowledge {m}`; audit finding SCMP010)\n",
+            m = m.name()
+        ));
+    }
     text.push_str("kakoi 1\n\n");
     text.push_str(&body);
     verify(&text, v)?;
     Ok(text)
+}
+
+/// A decompiled program that checks the arguments of an i386 socket or IPC call while
+/// leaving its multiplexer open means what `acknowledge` says (the checker's E0312
+/// names each such multiplexer): the section gets the statement, after `arches`.
+fn acknowledge_open_muxes(body: String) -> String {
+    let (_, checked) = policy_lang::check_str("imported.kakoi", &format!("kakoi 1\n{body}"));
+    let muxes: BTreeSet<&str> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "E0312")
+        .filter_map(|d| d.message.split('`').nth(1))
+        .collect();
+    let Some(at) = body
+        .find("\n    arches [")
+        .and_then(|i| body[i + 1..].find('\n').map(|j| i + 1 + j + 1))
+    else {
+        return body;
+    };
+    if muxes.is_empty() {
+        return body;
+    }
+    let names: Vec<&str> = muxes.into_iter().collect();
+    format!(
+        "{}    # i386 programs can make the calls these multiplex with any arguments: the\n    # argument rules below hold for the direct calls only\n    acknowledge {}\n{}",
+        &body[..at],
+        names_src(&names),
+        &body[at..]
+    )
 }
 
 /// Decompile an argument-independent program from its decision tables.

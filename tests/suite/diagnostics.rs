@@ -114,3 +114,32 @@ fn formatting_is_idempotent_and_preserves_meaning() {
     }
     assert!(formatted > 40);
 }
+
+/// Every example of the language reference (policy-lang/README.md) is a valid policy, and
+/// warns only where being a fragment makes it (no `seccomp` section: W0511; ports without
+/// the seccomp rules for them: W0503; `time-offset` shown without `namespaces`: W0510).
+#[test]
+fn the_language_reference_examples_are_valid() {
+    let text = std::fs::read_to_string(util::root().join("policy-lang/README.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut blocks = 0;
+    for (i, block) in text.split("```kakoi\n").skip(1).enumerate() {
+        let block = block.split("```").next().unwrap();
+        let f = dir.path().join(format!("example-{i}.kakoi"));
+        std::fs::write(&f, block).unwrap();
+        let l = kakoi::cli::load(f.to_str().unwrap()).unwrap();
+        let bad: Vec<policy_lang::diagnostics::Diagnostic> = l
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error() || !["W0511", "W0503", "W0510"].contains(&d.code))
+            .cloned()
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "example {i}:\n{block}\n{}",
+            policy_lang::diagnostics::render(&l.map, &bad, false)
+        );
+        blocks += 1;
+    }
+    assert!(blocks >= 10, "{blocks} examples found");
+}

@@ -449,3 +449,48 @@ fn live_kernel_i386_old_mmap_is_decided_by_the_whole_call() {
     assert_eq!(free[0], (-1, libc::EFAULT), "{free:?}");
     assert!(free[1].0 != -1, "{free:?}");
 }
+
+/// Docker's profile imported whole (`acknowledge socketcall`, as runc means it): on i386
+/// the family test holds for the direct `socket` call, while `socketcall` stays open; the
+/// kernel does as the imported policy says, with both backends.
+#[test]
+fn live_kernel_imported_docker_profile_leaves_socketcall_open_as_runc_does() {
+    let Some(docker) = crate::util::shared_data("docker-default-seccomp.json") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("docker.kakoi");
+    let o = crate::util::kakoi()
+        .arg("import")
+        .arg(&docker)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::util::stderr(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("arches [x86_64, x86, x32]"), "{text}");
+    assert!(text.contains("    acknowledge socketcall\n"), "{text}");
+    let p = cli::load(out.to_str().unwrap()).unwrap().policy.unwrap();
+    const AF_INET: u32 = 2;
+    const AF_VSOCK: u32 = 40;
+    const SOCK_DGRAM: u32 = 2;
+    const SYS_SOCKET: u32 = 1;
+    let ps = || {
+        vec![
+            probe_i386("socket", [AF_VSOCK, SOCK_DGRAM, 0, 0, 0]),
+            probe_i386("socket", [AF_INET, SOCK_DGRAM, 0, 0, 0]),
+            probe_i386("socketcall", [SYS_SOCKET, 0, 0, 0, 0]),
+        ]
+    };
+    assert_eq!(denied_on_i386(&p.seccomp, &ps()), [true, false, false]);
+    let prog = seccomp::compile_checked(&p.seccomp, Host::X86_64, Backend::Kakoi).unwrap();
+    let bad = disagreements_on(&p.seccomp, &prog.bpf, ps());
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    // libseccomp cannot check the direct i386 call's arguments (it files them under the
+    // multiplexer), and says so rather than compile something else.
+    let e = seccomp::compile_checked(&p.seccomp, Host::X86_64, Backend::Libseccomp).unwrap_err();
+    assert!(e.to_string().contains("i386's direct `socket`"), "{e}");
+    // Unfiltered, socketcall fails on its NULL argument block: it reached the kernel.
+    assert_eq!(unfiltered(&ps())[2], (-1, libc::EFAULT));
+}

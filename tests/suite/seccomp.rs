@@ -260,6 +260,7 @@ fn policy() -> impl Strategy<Value = Seccomp> {
                 },
                 arches,
                 flags: Vec::<SeccompFlag>::new(),
+                acknowledged: Vec::new(),
                 rules,
             }
         })

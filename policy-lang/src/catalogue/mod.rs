@@ -337,7 +337,10 @@ pub fn syscall_by_nr(arch: Arch, nr: u32) -> Option<&'static SyscallDef> {
 
 /// An i386 multiplexer: one syscall number that reaches several calls, chosen by its
 /// first argument (`call`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Mux {
     /// `socketcall(call, args)`: `call` is `SYS_SOCKET`… (`include/uapi/linux/net.h`),
     /// compared whole (the kernel refuses any other value).
