@@ -353,7 +353,7 @@ pub fn from_tables(v: &SeccompView) -> Result<String, String> {
 /// The rules for one argument-dependent syscall on `arch`: (action, condition) for each
 /// reachable path not ending in `default`. An empty condition means "always" (every
 /// comparison on the path is implied by how C callers pass arguments).
-fn decompile(
+pub(crate) fn decompile(
     prog: &[bpf::Insn],
     arch: Arch,
     name: &str,

@@ -446,16 +446,40 @@ pub fn import(name: &str, text: &str, target: &Target) -> Result<Imported, Error
     }
     // Conditional entries of different actions for one syscall: where their conditions
     // overlap, libseccomp decides by its own precedence (neither the first nor the last
-    // entry); kakoi takes file order. Say so.
+    // entry, and documented nowhere but in its code). Those syscalls are read back from
+    // the program libseccomp makes of the profile, as runc would load it.
     let mut seen: std::collections::BTreeMap<&str, BTreeSet<Action>> = Default::default();
     for r in rules.iter().filter(|r| r.cond.is_some()) {
         for s in &r.syscalls {
             seen.entry(s.as_str()).or_default().insert(r.action);
         }
     }
-    for (s, actions) in seen {
-        if actions.len() > 1 {
-            notes.push(format!("`{s}` has conditional entries of different actions; where they overlap, libseccomp's precedence decides under runc and file order under kakoi"));
+    let overlapping: Vec<String> = seen
+        .into_iter()
+        .filter(|(_, a)| a.len() > 1)
+        .map(|(s, _)| s.to_string())
+        .collect();
+    if !overlapping.is_empty() {
+        let list = overlapping
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match libseccomp_resolution(text, target, &overlapping, &arches, default_action, &rules)
+        {
+            Ok(resolved) => {
+                for r in &mut rules {
+                    r.syscalls.retain(|s| !overlapping.contains(s));
+                }
+                rules.retain(|r| !r.syscalls.is_empty());
+                rules.extend(resolved);
+                notes.push(format!(
+                    "{list}: conditional entries of different actions, which libseccomp orders by its own precedence where they overlap; their rules here are read back from libseccomp's program of the profile (what runc loads), per ABI"
+                ));
+            }
+            Err(why) => notes.push(format!(
+                "{list}: conditional entries of different actions; where they overlap, libseccomp's precedence decides under runc and file order under kakoi ({why})"
+            )),
         }
     }
     notes.push(
@@ -479,6 +503,77 @@ pub fn import(name: &str, text: &str, target: &Target) -> Result<Imported, Error
         },
         notes,
     })
+}
+
+/// The rules that decide `names` as libseccomp's program of the profile does: its paths
+/// for each syscall on each ABI, decompiled (`kakoi import` of raw BPF does the same), one
+/// rule per path that does not end in the default.
+fn libseccomp_resolution(
+    text: &str,
+    target: &Target,
+    names: &[String],
+    arches: &[Arch],
+    default: Action,
+    rules: &[Rule],
+) -> Result<Vec<Rule>, String> {
+    use super::libseccomp::{compile_docker_json, known_on, Layout};
+    if let Some(n) = names.iter().find(|n| {
+        arches
+            .iter()
+            .any(|a| catalogue::syscall(n).is_some_and(|d| d.nr(*a).is_some()) && !known_on(n, *a))
+    }) {
+        return Err(format!("libseccomp does not know `{n}`"));
+    }
+    let prog = compile_docker_json(text, target, Layout::Priority).map_err(|e| e.to_string())?;
+    let prog = crate::bpf::decode(&prog).map_err(|e| e.to_string())?;
+    let mut src = format!(
+        "seccomp {{\n    default {}\n    arches [{}]\n",
+        default.to_source(),
+        arches
+            .iter()
+            .map(|a| a.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for n in names {
+        for a in arches {
+            if catalogue::syscall(n).and_then(|d| d.nr(*a)).is_none() {
+                continue;
+            }
+            for (action, cond) in crate::audit::import::decompile(&prog, *a, n, default)? {
+                let on = (arches.len() > 1).then(|| format!("arch == {}", a.name()));
+                let cond = match (on, cond.is_empty()) {
+                    (Some(on), true) => format!(" if {on}"),
+                    (Some(on), false) => format!(" if {on} && ({cond})"),
+                    (None, true) => String::new(),
+                    (None, false) => format!(" if {cond}"),
+                };
+                src.push_str(&format!("    {} {n}{cond}\n", action.to_source()));
+            }
+        }
+    }
+    src.push_str("}\n");
+    let (_, checked) = policy_lang::check_str("libseccomp.kakoi", &src);
+    let p = checked.policy.ok_or_else(|| {
+        checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| format!("{}: {}", d.code, d.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    // Each rule keeps the place of the profile's first entry for its syscall.
+    Ok(p.seccomp
+        .rules
+        .into_iter()
+        .map(|mut r| {
+            if let Some(o) = rules.iter().find(|x| x.syscalls == r.syscalls) {
+                r.origin = o.origin.clone();
+            }
+            r
+        })
+        .collect())
 }
 
 fn action_json(a: Action) -> Value {

@@ -14,7 +14,8 @@
 //!   64-bit ordered comparisons wrongly; kakoi does what the entry says (checked against a
 //!   direct evaluation of the entry, [`intent`]);
 //! - **overlapping conditional entries of different actions**: libseccomp orders them by
-//!   its own precedence; kakoi takes file order (and the import notes it).
+//!   its own precedence; the import reads such syscalls back from libseccomp's program,
+//!   and keeps file order (and notes it) only where that program cannot be decompiled.
 
 use std::collections::BTreeSet;
 
@@ -48,7 +49,7 @@ impl Agreement {
         );
         if self.widths + self.miscompiled + self.overlaps > 0 {
             n.push_str(&format!(
-                "; differs by design in {}: argument widths, where kakoi compares what the kernel reads; {}: libseccomp's program is not what the entry asks for; {}: overlapping conditional entries, in file order",
+                "; differs by design in {}: argument widths, where kakoi compares what the kernel reads; {}: libseccomp's program is not what the entry asks for; {}: overlapping conditional entries kept in file order",
                 self.widths, self.miscompiled, self.overlaps
             ));
         }

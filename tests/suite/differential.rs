@@ -193,3 +193,91 @@ fn the_runc_comparison_catches_a_wrong_reading() {
     let e = runc::compare(text, &target, &s).unwrap_err();
     assert!(e.contains("personality"), "{e}");
 }
+
+/// Overlapping conditional entries of different actions: under runc, libseccomp's own
+/// precedence decides where they overlap (neither the first entry nor the last). kakoi's
+/// import reads such syscalls back from libseccomp's program, so it decides as runc's
+/// container does on every value, where a file-order reading would not.
+#[test]
+fn overlapping_conditional_entries_decide_as_libseccomp_does() {
+    let target = Target::docker_default();
+    let text = r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": [
+        {"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "op": "SCMP_CMP_GE", "value": 8}]},
+        {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38, "args": [{"index": 0, "op": "SCMP_CMP_LE", "value": 16}]},
+        {"names": ["setns"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22, "args": [{"index": 1, "op": "SCMP_CMP_MASKED_EQ", "value": 255, "valueTwo": 0}]},
+        {"names": ["setns"], "action": "SCMP_ACT_LOG", "args": [{"index": 0, "op": "SCMP_CMP_LT", "value": 100}]}]}"#;
+    let imported = json::import("overlap.json", text, &target).unwrap();
+    assert!(
+        imported
+            .notes
+            .iter()
+            .any(|n| n.contains("`personality`, `setns`")
+                && n.contains("read back from libseccomp's program")),
+        "{:?}",
+        imported.notes
+    );
+    let a = runc::compare(text, &target, &imported.seccomp).unwrap();
+    assert_eq!(a.overlaps, 0, "{a:?}");
+    let prog =
+        kakoi::bpf::decode(&compile_docker_json(text, &target, Layout::Priority).unwrap()).unwrap();
+    let runc_decides = |nr: u32, args: [u64; 6]| {
+        let data = kakoi::bpf::Data {
+            nr,
+            arch: Arch::X86_64.audit_arch(),
+            ip: 0,
+            args,
+        };
+        kakoi::bpf::ret_action(kakoi::bpf::run(&prog, &data).ret)
+    };
+    let personality = catalogue::syscall("personality")
+        .unwrap()
+        .nr(Arch::X86_64)
+        .unwrap();
+    let setns = catalogue::syscall("setns")
+        .unwrap()
+        .nr(Arch::X86_64)
+        .unwrap();
+    let mut file_order_differs = 0;
+    // Values of the arguments' 32 bits (above them, kakoi reads what the kernel reads: a
+    // named difference).
+    for v in (0..=20u64).chain([0xffff]) {
+        for (nr, args, first) in [
+            // What the first matching entry says.
+            (
+                personality,
+                [v, 0, 0, 0, 0, 0],
+                if v >= 8 {
+                    Action::Allow
+                } else {
+                    Action::Errno(38)
+                },
+            ),
+            (
+                setns,
+                [v * 7, v << 8, 0, 0, 0, 0],
+                if (v << 8) & 255 == 0 {
+                    Action::Errno(22)
+                } else if v * 7 < 100 {
+                    Action::Log
+                } else {
+                    Action::Errno(1)
+                },
+            ),
+        ] {
+            let theirs = runc_decides(nr, args);
+            let mine = imported
+                .seccomp
+                .decide(Arch::X86_64.audit_arch(), nr, &args)
+                .action;
+            assert_eq!(mine, theirs, "nr {nr} {args:x?}");
+            if first != theirs {
+                file_order_differs += 1;
+            }
+        }
+    }
+    assert!(
+        file_order_differs > 0,
+        "the profile does not show libseccomp's precedence"
+    );
+}
