@@ -2,6 +2,10 @@
 //!
 //! The language lives in the `policy-lang` crate; this crate holds the backends, the
 //! bundle writer and the CLI. See ARCHITECTURE.md for the map.
+//!
+//! `unsafe` is refused by the compiler everywhere but in the two modules that make raw
+//! system calls: `launch::sys` and `audit::live` (ptrace). Each block has a `// SAFETY:`.
+#![deny(unsafe_code)]
 
 pub mod apply;
 pub mod audit;

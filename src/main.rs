@@ -8,6 +8,7 @@
 //! every start, a measurable share of a launch (see bench/REPORT.md). kakoi wants
 //! SIGPIPE's default anyway, and a stack overflow is then a plain SIGSEGV. Arguments still
 //! reach `std::env::args`: glibc hands them to the standard library's initializer.
+#![deny(unsafe_code)]
 #![cfg_attr(not(test), no_main)]
 
 #[cfg(not(test))]
@@ -16,6 +17,8 @@ use clap::Parser;
 /// The process's entry point (called by the C library's start-up code). Not in the test
 /// build, whose harness has a `main` of its own.
 #[cfg(not(test))]
+// The one exemption from `deny(unsafe_code)` here: exporting the C symbol `main`.
+#[allow(unsafe_code)]
 #[no_mangle]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     // Die quietly on a closed pipe (`kakoi disasm … | head`), as Unix tools do, instead of

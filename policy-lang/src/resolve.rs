@@ -509,8 +509,23 @@ impl Builder {
         self.string(file, &stmt.values[0])
     }
 
+    /// A string that contains a NUL byte, which no system call can take (the kernel
+    /// would see it end there): an error.
+    fn nul(&mut self, file: FileId, v: &Value, s: &str) -> bool {
+        if !s.contains('\0') {
+            return false;
+        }
+        self.err(file, v.span.clone(), "E0119", "a NUL byte in a string")
+            .label("holds a NUL byte")
+            .help = Some(
+            "remove the NUL byte (a program, argument, path or variable cannot hold one)".into(),
+        );
+        true
+    }
+
     fn string(&mut self, file: FileId, v: &Value) -> Option<String> {
         match &v.kind {
+            ValueKind::Str(s) if self.nul(file, v, s) => None,
             ValueKind::Str(s) => Some(s.clone()),
             ValueKind::Word(w) => Some(w.clone()),
             _ => {
@@ -523,6 +538,7 @@ impl Builder {
 
     fn path(&mut self, file: FileId, v: &Value) -> Option<String> {
         match &v.kind {
+            ValueKind::Str(s) if self.nul(file, v, s) => None,
             ValueKind::Str(s) if s.starts_with('/') => {
                 if s.split('/').any(|c| c == "..") {
                     self.err(

@@ -9,6 +9,7 @@
 
 pub mod diff;
 pub mod import;
+#[allow(unsafe_code)]
 pub mod live;
 pub mod load;
 pub mod model;

@@ -11,5 +11,6 @@ pub mod mounts;
 pub mod plan;
 pub mod run;
 pub mod stdio;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod trace;

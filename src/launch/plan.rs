@@ -52,25 +52,6 @@ fn leaf(layout: &Layout, mount: &str) -> String {
     }
 }
 
-/// The v1 file for a v2-style limit (`memory.max=…` -> `memory.limit_in_bytes=…`).
-fn v1_file(limit: &str) -> String {
-    let (k, v) = limit.split_once('=').unwrap_or((limit, ""));
-    match k {
-        "memory.max" => format!("memory.limit_in_bytes={v}"),
-        "memory+swap" => format!("memory.memsw.limit_in_bytes={v}"),
-        "cpu.max" => {
-            let (q, per) = v.split_once(' ').unwrap_or((v, "100000"));
-            format!("cpu.cfs_quota_us={q}, cpu.cfs_period_us={per}")
-        }
-        "cpu.weight" => format!(
-            "cpu.shares={}",
-            v.parse::<u64>().map_or(1024, |w| (w * 1024 / 100).max(2))
-        ),
-        "io.weight" => format!("blkio.weight={v}"),
-        _ => limit.to_string(),
-    }
-}
-
 fn size(n: u64) -> String {
     match n {
         n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{}G", n >> 30),
@@ -92,68 +73,58 @@ pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
 
     s.push(step("parent", "validate the bundle; open the rootfs and layer directories as O_PATH fds; mark every fd CLOEXEC", "failing before any namespace exists is cheap and leaks nothing (CVE-2024-21626)"));
 
-    // cgroups
+    // cgroups: the files and values the launcher writes (`cgroup::limits`, one source),
+    // on the hierarchy that carries each controller here.
     let r = &p.resources;
-    let mut limits = Vec::new();
-    if let Some(m) = r.memory {
-        limits.push(("memory", format!("memory.max={}", size(m))));
-    }
-    if let Some(m) = r.memory_swap {
-        limits.push(("memory", format!("memory+swap={}", size(m))));
-    }
-    if let Some(n) = r.pids {
-        limits.push(("pids", format!("pids.max={n}")));
-    }
-    if let Some(q) = r.cpu_quota {
-        limits.push(("cpu", format!("cpu.max={q} {}", r.cpu_period)));
-    }
-    if let Some(w) = r.cpu_weight {
-        limits.push(("cpu", format!("cpu.weight={w}")));
-    }
-    if let Some(w) = r.io_weight {
-        limits.push(("io", format!("io.weight={w}")));
-    }
+    let limits = super::cgroup::limits(r);
     if !limits.is_empty() {
         let mut parts = Vec::new();
-        for (ctrl, l) in &limits {
-            match host.cgroups.controllers.get(*ctrl) {
-                Some(Hierarchy::V2 { mount }) => {
-                    parts.push(format!("{l} (v2, {})", leaf(&host.cgroups, mount)))
+        let mut any_v1 = false;
+        for l in &limits {
+            let (files, version, mount) = match host.cgroups.controllers.get(l.controller) {
+                Some(Hierarchy::V2 { mount }) => (&l.v2, "v2", mount),
+                Some(Hierarchy::V1 { mount }) => {
+                    any_v1 = true;
+                    (&l.v1, "v1", mount)
                 }
-                Some(Hierarchy::V1 { mount }) => parts.push(format!(
-                    "{} (v1, {})",
-                    v1_file(l),
-                    leaf(&host.cgroups, mount)
-                )),
                 None => {
                     let fatal = r.cgroup == Some(Enforcement::Required);
+                    let what: Vec<String> = l.v2.iter().map(|(f, v)| format!("{f}={v}")).collect();
                     warnings.push(format!(
-                        "no `{ctrl}` controller is available to this user: `{l}` {}",
+                        "no `{}` controller is available to this user: `{}` {}",
+                        l.controller,
+                        what.join(", "),
                         if fatal {
                             "cannot be enforced and the policy requires it (launch fails)"
                         } else {
                             "is skipped (`cgroup optional`)"
                         }
                     ));
+                    continue;
                 }
-            }
+            };
+            let written: Vec<String> = files.iter().map(|(f, v)| format!("{f}={v}")).collect();
+            parts.push(format!(
+                "{} ({version}, {})",
+                written.join(", "),
+                leaf(&host.cgroups, mount)
+            ));
         }
-        let any_v1 = limits
-            .iter()
-            .any(|(c, _)| matches!(host.cgroups.controllers.get(*c), Some(Hierarchy::V1 { .. })));
-        s.push(step(
-            "parent",
-            format!(
-                "create the cgroup and write its limits: {}{}",
-                parts.join(", "),
-                if any_v1 {
-                    "; on v1, an idle cgroup with the same limits is taken from the pool instead (renamed)"
-                } else {
-                    ""
-                }
-            ),
-            "every later step, and the payload from its first instruction, is accounted",
-        ));
+        if !parts.is_empty() {
+            s.push(step(
+                "parent",
+                format!(
+                    "create the cgroup and write its limits: {}{}",
+                    parts.join(", "),
+                    if any_v1 {
+                        "; on v1, an idle cgroup with the same limits is taken from the pool instead (renamed)"
+                    } else {
+                        ""
+                    }
+                ),
+                "every later step, and the payload from its first instruction, is accounted",
+            ));
+        }
     }
     if !r.rlimits.is_empty() {
         let l: Vec<String> = r
@@ -506,7 +477,7 @@ mod tests {
                 "0::/user.slice/kakoi.scope\n",
             )
         } else {
-            cgroup::detect("35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n", "", "7:memory:/limited\n")
+            cgroup::detect("35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n38 31 0:35 / /sys/fs/cgroup/blkio rw - cgroup cgroup rw,blkio\n39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n", "", "7:memory:/limited\n")
         };
         LaunchHost {
             uid,
@@ -554,8 +525,9 @@ mod tests {
         let p = policy("resources {\n memory 64M\n pids 10\n}\n");
         let plan = plan(&p, &[], &host(0, false));
         let cg = &plan.steps[index(&plan, "create the cgroup")].what;
+        // The files and values the launcher writes, below the caller's own cgroup.
         assert!(
-            cg.contains("memory.limit_in_bytes=64M (v1, /sys/fs/cgroup/memory/"),
+            cg.contains("memory.limit_in_bytes=67108864 (v1, /sys/fs/cgroup/memory/limited/kakoi-<pid>-<start>)"),
             "{cg}"
         );
         let clone = &plan.steps[index(&plan, "clone3")].what;
@@ -563,6 +535,33 @@ mod tests {
             clone.contains("write the child's pid into each cgroup") && !clone.contains("INTO"),
             "{clone}"
         );
+    }
+
+    /// `--dry-run` prints what the launcher writes, not the policy's words: v1 clamps
+    /// `blkio.weight` to 1000, v2 limits swap alone (`memory.swap.max` = swap - memory).
+    #[test]
+    fn the_cgroup_step_names_the_files_the_launcher_writes() {
+        let p = policy("resources {\n memory 64M\n memory-swap 128M\n io-weight 5000\n}\n");
+        for (v2, want) in [
+            (
+                false,
+                ["memory.memsw.limit_in_bytes=134217728", "blkio.weight=1000"],
+            ),
+            (true, ["memory.swap.max=67108864", "io.weight=default 5000"]),
+        ] {
+            let plan = plan(&p, &[], &host(0, v2));
+            let cg = &plan.steps[index(&plan, "create the cgroup")].what;
+            let limits = crate::launch::cgroup::limits(&p.resources);
+            for w in want {
+                assert!(cg.contains(w), "{cg}");
+            }
+            // One source: every file the launcher writes is named.
+            for l in &limits {
+                for (f, v) in if v2 { &l.v2 } else { &l.v1 } {
+                    assert!(cg.contains(&format!("{f}={v}")), "{f}={v}: {cg}");
+                }
+            }
+        }
     }
 
     #[test]
