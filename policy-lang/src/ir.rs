@@ -911,6 +911,10 @@ pub enum NetMode {
         bridge: Option<String>,
         address: Option<String>,
         gateway: Option<String>,
+        /// The network addresses are leased from (`None`: 10.88.0.0/16, or the
+        /// `address`'s own).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subnet: Option<String>,
     },
 }
 

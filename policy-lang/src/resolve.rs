@@ -2110,6 +2110,7 @@ impl Builder {
                                 bridge: None,
                                 address: None,
                                 gateway: None,
+                                subnet: None,
                             }
                         }
                     }
@@ -2127,17 +2128,18 @@ impl Builder {
                 }
             }
             "veth" => {
-                let (mut bridge, mut address, mut gateway) = (None, None, None);
+                let (mut bridge, mut address, mut gateway, mut subnet) = (None, None, None, None);
                 for s in a.stmt.block.iter().flatten() {
                     let v = self.one_string(f, s);
                     match s.keyword.name.as_str() {
                         "bridge" => bridge = v,
                         "address" => address = v.filter(|x| self.cidr(f, s, x, true)),
                         "gateway" => gateway = v.filter(|x| self.cidr(f, s, x, false)),
+                        "subnet" => subnet = v.filter(|x| self.cidr(f, s, x, true)),
                         _ => self.unknown_key(
                             &Args { file: f, stmt: s },
                             "veth",
-                            &["bridge", "address", "gateway"],
+                            &["bridge", "address", "gateway", "subnet"],
                         ),
                     }
                 }
@@ -2145,6 +2147,7 @@ impl Builder {
                     bridge,
                     address,
                     gateway,
+                    subnet,
                 };
             }
             "families" => {

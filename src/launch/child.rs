@@ -64,8 +64,15 @@ fn die_with(parent: &Parent) -> Result<(), StepError> {
 
 /// Run the child's steps; on failure, report over `err` (the error pipe) and exit. Never
 /// returns. The pipe stays open here until the payload's exec closes it (`CLOEXEC`).
-pub fn main(l: &Launch, ns: &policy_lang::ir::Namespaces, err: OwnedFd, fds: Fds) -> ! {
-    let e = match steps(l, ns, fds) {
+/// `p` is `l.policy` with what the parent settled before the clone (a leased veth address).
+pub fn main(
+    l: &Launch,
+    p: &policy_lang::ir::Policy,
+    ns: &policy_lang::ir::Namespaces,
+    err: OwnedFd,
+    fds: Fds,
+) -> ! {
+    let e = match steps(l, p, ns, fds) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -342,10 +349,10 @@ fn set_login_uid(uid: Option<u32>) {
 
 fn steps(
     l: &Launch,
+    p: &policy_lang::ir::Policy,
     ns: &policy_lang::ir::Namespaces,
     fds: Fds,
 ) -> Result<std::convert::Infallible, StepError> {
-    let p = &l.policy;
     let Fds {
         go,
         idmapped,
@@ -366,7 +373,7 @@ fn steps(
         mark("child: root built, waiting for the parent");
         let ignored = await_go(go);
         let must_fork = enter_late_namespaces(p, ns, false)?;
-        return payload(l, ns, stdio, notes, launcher, ignored, must_fork, None);
+        return payload(l, p, ns, stdio, notes, launcher, ignored, must_fork, None);
     }
     let ignored = await_go(go);
     sys::prctl(libc::PR_SET_DUMPABLE, 0).at("PR_SET_DUMPABLE")?;
@@ -404,6 +411,7 @@ fn steps(
     // children only, and the fresh /proc must show it.
     payload(
         l,
+        p,
         ns,
         stdio,
         notes,
@@ -423,6 +431,7 @@ type Unbuilt = Option<(Vec<OwnedFd>, Option<OwnedFd>)>;
 #[allow(clippy::too_many_arguments)]
 fn payload(
     l: &Launch,
+    p: &Policy,
     ns: &policy_lang::ir::Namespaces,
     stdio: ChildStdio,
     notes: OwnedFd,
@@ -431,7 +440,6 @@ fn payload(
     fork: bool,
     unbuilt: Unbuilt,
 ) -> Result<std::convert::Infallible, StepError> {
-    let p = &l.policy;
     let init = if p.process.init || fork {
         Some(fork_init(ns, notes)?)
     } else {

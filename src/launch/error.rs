@@ -22,6 +22,11 @@ impl StepError {
         }
     }
 
+    pub fn with_hint(mut self, hint: impl Into<String>) -> StepError {
+        self.hint = Some(hint.into());
+        self
+    }
+
     /// The launcher's exit code, as container runtimes use them: 127 the command was not
     /// found, 126 it could not be executed, 125 anything else failed before exec.
     pub fn exit_code(&self) -> i32 {

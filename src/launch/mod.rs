@@ -8,6 +8,7 @@ mod child;
 pub mod error;
 mod init;
 pub mod mounts;
+pub mod net;
 pub mod plan;
 pub mod run;
 pub mod stdio;

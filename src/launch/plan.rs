@@ -3,7 +3,7 @@
 //! (cgroup layout, the caller's uid, the command line) are passed in.
 
 use policy_lang::catalogue::Arch;
-use policy_lang::ir::{Enforcement, Level, NetMode, NsKind, NsMode, Policy, Rootfs};
+use policy_lang::ir::{Enforcement, Level, NsKind, NsMode, Policy, Rootfs};
 use serde::Serialize;
 
 use super::cgroup::{Hierarchy, Layout};
@@ -229,13 +229,38 @@ pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
             "the child blocks on a pipe until its identity exists",
         ));
     }
-    if let NetMode::Veth {
-        bridge,
-        address,
-        gateway,
-    } = &p.network.mode
-    {
-        s.push(step("parent", format!("create a veth pair, move one end into the sandbox, attach the other to bridge {}; address {}, gateway {}", bridge.as_deref().unwrap_or("(none)"), address.as_deref().unwrap_or("(none)"), gateway.as_deref().unwrap_or("(none)")), "the network namespace must exist before its interfaces"));
+    match super::net::Veth::of(&p.network.mode) {
+        Ok(Some(v)) => {
+            let address = match v.address {
+                Some(a) => format!(
+                    "{a}/{} (leased, refused if a running sandbox holds it)",
+                    v.prefix
+                ),
+                None => format!(
+                    "the first free one of {}/{} (leased in {})",
+                    v.network,
+                    v.prefix,
+                    super::net::LEASES
+                ),
+            };
+            let host_end = match &v.bridge {
+                Some(b) => format!(
+                    "attach the other to bridge {b} (made if missing, with {}/{}, and kept)",
+                    v.gateway, v.prefix
+                ),
+                None => format!(
+                    "give the other {} peer the sandbox's address (a point-to-point link)",
+                    v.gateway
+                ),
+            };
+            s.push(step(
+                "parent",
+                format!("lease an address: {address}; create a veth pair, move one end into the sandbox as eth0, {host_end}; in the sandbox: the address, eth0 up, default route via {}", v.gateway),
+                "the network namespace must exist before its interfaces",
+            ));
+        }
+        Ok(None) => {}
+        Err(e) => warnings.push(format!("`mode veth`: {e} (the launch fails)")),
     }
     let idmapped = p.filesystem.binds.iter().filter(|b| b.idmap).count();
     if idmapped > 0 {

@@ -490,12 +490,42 @@ pub fn run(l: &Launch) -> Outcome {
 }
 
 fn launch(l: &Launch) -> Result<Outcome, StepError> {
-    let p = &l.policy;
     let rootless = l.uid != 0;
-    let mut ns = p.namespaces.clone();
+    let mut ns = l.policy.namespaces.clone();
     if rootless && ns.get(NsKind::User) == &NsMode::Host {
         ns.0.insert(NsKind::User, NsMode::New);
     }
+    // `mode veth`: the network's defaults, and an address no running sandbox holds,
+    // leased before the clone so the child configures it; given back when this returns.
+    let veth_net = match ns.get(NsKind::Net) {
+        NsMode::New => {
+            super::net::Veth::of(&l.policy.network.mode).map_err(|m| StepError::new("veth", m))?
+        }
+        _ => None,
+    };
+    let lease = match &veth_net {
+        Some(v) => Some(super::net::lease(
+            v,
+            std::path::Path::new(super::net::LEASES),
+        )?),
+        None => None,
+    };
+    let leased;
+    let p = match (&veth_net, &lease) {
+        (Some(v), Some(lease)) => {
+            let mut q = l.policy.clone();
+            if let NetMode::Veth {
+                address, gateway, ..
+            } = &mut q.network.mode
+            {
+                *address = Some(format!("{}/{}", lease.address, v.prefix));
+                *gateway = Some(v.gateway.to_string());
+            }
+            leased = q;
+            &leased
+        }
+        _ => &l.policy,
+    };
     let userns = ns.get(NsKind::User) == &NsMode::New;
     let maps = if userns {
         Some(id_maps(p, l.uid, l.gid)?)
@@ -657,7 +687,7 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
                 launcher: me,
                 login_uid,
             };
-            child::main(l, &ns, err_w, fds)
+            child::main(l, p, &ns, err_w, fds)
         }
         sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
@@ -735,7 +765,7 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
             let borrowed: Vec<_> = trees.iter().map(|t| t.as_fd()).collect();
             sys::send_fds(sock.as_fd(), &borrowed).at("pass the idmapped binds")?;
         }
-        if let NetMode::Veth { bridge, .. } = &p.network.mode {
+        if let (Some(v), Some(lease)) = (&veth_net, &lease) {
             if veth {
                 let host = veth_host_name(pid);
                 ip(&[
@@ -750,10 +780,22 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
                     "netns",
                     &pid.to_string(),
                 ])?;
-                if let Some(b) = bridge {
-                    ip(&["link", "set", &host, "master", b]).hint(format!(
-                        "the bridge `{b}` must exist (ip link add {b} type bridge)"
-                    ))?;
+                match &v.bridge {
+                    Some(b) => {
+                        super::net::ensure_bridge(v, b)?;
+                        ip(&["link", "set", &host, "master", b])?;
+                    }
+                    // No bridge: a point-to-point link, the gateway's address on this
+                    // end with the sandbox's as its peer.
+                    None => ip(&[
+                        "addr",
+                        "add",
+                        &v.gateway.to_string(),
+                        "peer",
+                        &format!("{}/32", lease.address),
+                        "dev",
+                        &host,
+                    ])?,
                 }
                 ip(&["link", "set", &host, "up"])?;
             }

@@ -358,6 +358,18 @@ pub fn statfs_type(path: &CStr) -> io::Result<i64> {
     Ok(st.f_type as i64)
 }
 
+/// Take an exclusive `flock` on `fd`, waiting for it; released when the file is closed.
+/// (`File::lock` needs Rust 1.89, above kakoi's minimum.)
+pub fn lock_exclusive(fd: BorrowedFd) -> io::Result<()> {
+    loop {
+        // SAFETY: `fd` is open; flock has no memory arguments.
+        match check_int(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r.map(|_| ()),
+        }
+    }
+}
+
 pub fn fstatfs_type(fd: BorrowedFd) -> io::Result<i64> {
     // SAFETY: `statfs` is plain data; zero is a valid value to be overwritten.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };

@@ -1303,6 +1303,170 @@ fn veth_networking_inside_a_test_namespace() {
     );
 }
 
+/// The lease files of a subnet (`/run/kakoi/net/<network>-<prefix>/<address>`).
+fn leases(subnet: &str) -> Vec<String> {
+    let dir = Path::new(kakoi::launch::net::LEASES).join(subnet.replace('/', "-"));
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Python's HTTP server on every address of the test's network namespace, serving `dir`.
+fn http_listener(ns: &NetNs, port: u16, dir: &Path) -> std::process::Child {
+    Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", ns.0))
+        .args([
+            "python3",
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "0.0.0.0",
+        ])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// `kakoi run` in the test's network namespace (`nsenter --net`, which keeps /sys and
+/// so the cgroup hierarchies).
+fn run_in(ns: &NetNs, policy: &Path, payload: &[&str]) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{}", ns.0))
+        .args([env!("CARGO_BIN_EXE_kakoi"), "run", "-T", "--policy"])
+        .arg(policy)
+        .arg("--")
+        .args(payload)
+        .stdin(Stdio::null());
+    c
+}
+
+/// `mode veth` without hand-made plumbing: the bridge is made (with the gateway's
+/// address) when missing, 20 sandboxes started together get 20 distinct addresses of
+/// the subnet, each reaches a listener on the host side, and every lease is given back.
+#[test]
+fn veth_makes_its_bridge_and_leases_distinct_addresses() {
+    need_root!();
+    let ns = NetNs::new("lease");
+    ns.exec("ip link set lo up");
+    let d = tempdir();
+    let subnet = "10.233.0.0/24";
+    let p = policy(
+        d.path(),
+        "lease",
+        &format!("network {{\n    mode veth\n    veth {{\n        bridge \"kbr1\"\n        subnet \"{subnet}\"\n    }}\n}}\n"),
+    );
+    assert!(leases(subnet).is_empty(), "{:?}", leases(subnet));
+    // A listener on the host side of the bridge, in the test's namespace.
+    let mut server = http_listener(&ns, 8099, d.path());
+    let fetch = "import urllib.request, time\nfor i in range(100):\n    try:\n        print(urllib.request.urlopen('http://10.233.0.1:8099/', timeout=2).status); break\n    except OSError:\n        time.sleep(0.1)\n";
+    let children: Vec<std::process::Child> = (0..20)
+        .map(|_| {
+            run_in(&ns, &p, &["/bin/sh", "-c", &format!("grep -o '10\\.233\\.0\\.[0-9]*' /proc/net/fib_trie | sort -u | grep -v '\\.0$\\|\\.255$\\|\\.1$'; /usr/bin/python3 -c \"{fetch}\"; sleep 1")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = stdout(&o);
+        let mut lines = out.lines();
+        let addr = lines.next().unwrap_or("").to_string();
+        assert!(addr.starts_with("10.233.0."), "{out}");
+        assert_eq!(lines.next(), Some("200"), "the host side answers: {out}");
+        assert!(seen.insert(addr.clone()), "{addr} given twice");
+    }
+    assert_eq!(seen.len(), 20);
+    assert!(!seen.contains("10.233.0.1"), "the gateway is not leased");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        ns.exec("ip -o -4 addr show dev kbr1")
+            .contains("10.233.0.1/24"),
+        "the bridge was made with the gateway's address"
+    );
+    assert!(
+        leases(subnet).is_empty(),
+        "leases left: {:?}",
+        leases(subnet)
+    );
+    assert!(!ns.exec("ip -o link").contains("kk"), "host ends removed");
+}
+
+/// Without a bridge the host end is a point-to-point link (the gateway's address, the
+/// sandbox's as its peer); a lease held by a running sandbox is refused to another, and
+/// one left by a SIGKILLed launcher is taken over.
+#[test]
+fn veth_without_a_bridge_and_leases_of_killed_launchers() {
+    need_root!();
+    let ns = NetNs::new("p2p");
+    ns.exec("ip link set lo up");
+    let d = tempdir();
+    let p = policy(
+        d.path(),
+        "p2p",
+        "network {\n    mode veth\n    veth {\n        address \"10.234.0.9/24\"\n    }\n}\n",
+    );
+    let mut server = http_listener(&ns, 8097, d.path());
+    let script = "ip -o -4 addr show eth0 | grep -o '10[.0-9/]*'; ip route | grep default; /usr/bin/python3 -c \"import urllib.request, time\nfor i in range(100):\n    try:\n        print(urllib.request.urlopen('http://10.234.0.1:8097/', timeout=2).status); break\n    except OSError:\n        time.sleep(0.1)\n\"; sleep 30";
+    let mut first = run_in(&ns, &p, &["/bin/sh", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(first.stdout.take().unwrap());
+    let (mut addr, mut route) = (String::new(), String::new());
+    out.read_line(&mut addr).unwrap();
+    out.read_line(&mut route).unwrap();
+    assert_eq!(addr.trim(), "10.234.0.9/24");
+    assert!(
+        route.starts_with("default via 10.234.0.1 dev eth0"),
+        "{route}"
+    );
+    let mut status = String::new();
+    out.read_line(&mut status).unwrap();
+    assert_eq!(
+        status.trim(),
+        "200",
+        "the host end answers over the point-to-point link"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    let host = ns.exec("ip -o -4 addr show");
+    assert!(
+        host.contains("inet 10.234.0.1 peer 10.234.0.9/32"),
+        "{host}"
+    );
+    assert_eq!(leases("10.234.0.0/24"), ["10.234.0.9"]);
+    // The same address for a second sandbox is refused while the first runs.
+    let o = run_in(&ns, &p, &["/bin/true"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("10.234.0.9 is the address of another running sandbox"),
+        "{}",
+        stderr(&o)
+    );
+    // SIGKILL: the launcher cannot give it back, and the next launch takes it over.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(leases("10.234.0.0/24"), ["10.234.0.9"]);
+    let o = run_in(&ns, &p, &["/bin/true"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(leases("10.234.0.0/24").is_empty());
+}
+
 #[test]
 fn joining_a_network_namespace_by_path() {
     need_root!();
@@ -1979,7 +2143,7 @@ fn load_with_killed_launchers_leaves_nothing() {
     let p = policy(
         d.path(),
         &marker,
-        "network {\n    mode veth\n    veth {\n        bridge \"kbr0\"\n        address \"10.232.0.2/24\"\n    }\n}\nresources {\n    memory 64M\n    pids 32\n    cgroup required\n}\n",
+        "network {\n    mode veth\n    veth {\n        bridge \"kbr0\"\n        subnet \"10.232.0.0/24\"\n    }\n}\nresources {\n    memory 64M\n    pids 32\n    cgroup required\n}\n",
     );
     let before = residue(&ns, &marker);
     let launcher = |payload: &[&str]| {

@@ -735,7 +735,10 @@ struct TestNetns(String);
 impl TestNetns {
     fn new(tag: &str) -> TestNetns {
         let name = format!("kakoi-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
         let ns = TestNetns(name);
         ns.ip(&["netns", "add", &ns.0]);
         ns
@@ -819,12 +822,9 @@ fn web_server_serves_files_and_writes_logs_on_its_port() {
     .unwrap();
     std::fs::set_permissions(&policy, PermissionsExt::from_mode(0o644)).unwrap();
 
+    // No hand-made bridge: kakoi makes kakoi0 (with 10.88.0.1/16) in the namespace.
     let ns = TestNetns::new("web");
-    let n = ns.0.as_str();
-    ns.ip(&["-n", n, "link", "set", "lo", "up"]);
-    ns.ip(&["-n", n, "link", "add", "kakoi0", "type", "bridge"]);
-    ns.ip(&["-n", n, "addr", "add", "10.88.0.1/24", "dev", "kakoi0"]);
-    ns.ip(&["-n", n, "link", "set", "kakoi0", "up"]);
+    ns.ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
     let mut server = ns
         .command(kakoi().get_program())
         .args(["run", "-T", "-p"])
@@ -834,14 +834,31 @@ fn web_server_serves_files_and_writes_logs_on_its_port() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The server's address: the lease its launcher (nsenter execs kakoi in place) holds.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let leases = Path::new(kakoi::launch::net::LEASES).join("10.88.0.0-16");
+    let address = loop {
+        let mine = std::fs::read_dir(&leases)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|e| {
+                std::fs::read_to_string(e.path())
+                    .is_ok_and(|t| t.split_whitespace().next() == Some(&server.id().to_string()))
+            });
+        if let Some(e) = mine {
+            break e.file_name().to_string_lossy().into_owned();
+        }
+        assert!(Instant::now() < deadline, "no lease for the server");
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let curl = |path: &str| {
         ns.command("curl".as_ref())
             .args(["-s", "--max-time", "2", "-w", "\n%{http_code}"])
-            .arg(format!("http://10.88.0.2:8080{path}"))
+            .arg(format!("http://{address}:8080{path}"))
             .output()
             .unwrap()
     };
-    let deadline = Instant::now() + Duration::from_secs(15);
     let page = loop {
         let o = curl("/");
         if o.status.success() {
@@ -865,7 +882,12 @@ fn web_server_serves_files_and_writes_logs_on_its_port() {
     assert!(start.elapsed() < Duration::from_secs(5));
     let access = std::fs::read_to_string(log.join("access.log")).unwrap();
     assert!(access.contains("\"GET / HTTP/1.1\" 200"), "{access}");
+    assert!(
+        access.starts_with("10.88.0.1 "),
+        "the client is the bridge's address: {access}"
+    );
     assert!(access.contains("\"GET /missing HTTP/1.1\" 404"), "{access}");
+    assert!(!leases.join(&address).exists(), "the address is given back");
     assert!(
         std::fs::read_to_string(log.join("error.log"))
             .unwrap()

@@ -1,0 +1,322 @@
+//! The host's side of `mode veth`: the subnet and its defaults, an address for each
+//! sandbox that no other running sandbox holds, and the bridge.
+//!
+//! Addresses are leased in `/run/kakoi/net/<subnet>/`: one file per address in use, named
+//! by it, holding the launcher's pid and start time. A lease is taken under a lock on the
+//! directory and removed when the launch ends; one whose launcher is gone (SIGKILL) is
+//! taken over by the next launch that needs an address.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use policy_lang::ir::NetMode;
+
+use super::error::{At, StepError};
+
+/// The subnet of `mode veth` when the policy names none (Podman's default network).
+pub const DEFAULT_SUBNET: &str = "10.88.0.0/16";
+
+/// Where leases live.
+pub const LEASES: &str = "/run/kakoi/net";
+
+/// A veth network with every default filled in (except the address, leased at launch
+/// when the policy gives none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Veth {
+    pub bridge: Option<String>,
+    pub network: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    /// The policy's own address, if it names one.
+    pub address: Option<Ipv4Addr>,
+}
+
+fn parse_cidr(text: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (a, l) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}` has no prefix length"))?;
+    let a: Ipv4Addr = a
+        .parse()
+        .map_err(|_| format!("`{text}`: kakoi's veth networks are IPv4"))?;
+    let l: u8 = l
+        .parse()
+        .ok()
+        .filter(|l| (8..=30).contains(l))
+        .ok_or_else(|| format!("`{text}`: the prefix length must be 8 to 30"))?;
+    Ok((a, l))
+}
+
+fn mask(prefix: u8) -> u32 {
+    u32::MAX << (32 - u32::from(prefix))
+}
+
+impl Veth {
+    /// The network of a policy's `mode veth`: `subnet` (default [`DEFAULT_SUBNET`]; an
+    /// `address` with a prefix names its own), the gateway (default: the subnet's first
+    /// address).
+    pub fn of(mode: &NetMode) -> Result<Option<Veth>, String> {
+        let NetMode::Veth {
+            bridge,
+            address,
+            gateway,
+            subnet,
+        } = mode
+        else {
+            return Ok(None);
+        };
+        let address = address.as_deref().map(parse_cidr).transpose()?;
+        let (net, prefix) = match (subnet, address) {
+            (Some(s), _) => parse_cidr(s)?,
+            (None, Some(a)) => a,
+            (None, None) => parse_cidr(DEFAULT_SUBNET).expect("a valid default"),
+        };
+        let network = Ipv4Addr::from(u32::from(net) & mask(prefix));
+        let inside = |a: Ipv4Addr| u32::from(a) & mask(prefix) == u32::from(network);
+        let gateway = match gateway {
+            Some(g) => g
+                .parse::<Ipv4Addr>()
+                .map_err(|_| format!("gateway `{g}`: kakoi's veth networks are IPv4"))?,
+            None => Ipv4Addr::from(u32::from(network) + 1),
+        };
+        if !inside(gateway) {
+            return Err(format!("gateway {gateway} is outside {network}/{prefix}"));
+        }
+        if let Some((a, p)) = address {
+            if p != prefix || !inside(a) {
+                return Err(format!("address {a}/{p} is outside {network}/{prefix}"));
+            }
+        }
+        Ok(Some(Veth {
+            bridge: bridge.clone(),
+            network,
+            prefix,
+            gateway,
+            address: address.map(|(a, _)| a),
+        }))
+    }
+
+    /// The addresses a sandbox may get: every host address but the gateway.
+    fn candidates(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        let first = u32::from(self.network) + 1;
+        let last = u32::from(self.network) | !mask(self.prefix);
+        (first..last)
+            .map(Ipv4Addr::from)
+            .filter(move |a| *a != self.gateway)
+    }
+}
+
+/// An address held by this launch; dropping it gives the address back.
+#[derive(Debug)]
+pub struct Lease {
+    pub address: Ipv4Addr,
+    file: PathBuf,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+/// A process's start time (clock ticks after boot), to tell it from a later one with
+/// the same pid.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// Whether the lease file's launcher still runs.
+fn held(file: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return false;
+    };
+    let mut f = text.split_whitespace();
+    match (
+        f.next().and_then(|p| p.parse::<u32>().ok()),
+        f.next().and_then(|s| s.parse::<u64>().ok()),
+    ) {
+        (Some(pid), Some(start)) => start_time(pid) == Some(start),
+        _ => false,
+    }
+}
+
+/// Lease an address of `v` in `dir` (normally [`LEASES`]): the policy's own, or the first
+/// free one. Fails when the policy's address is held by a running sandbox, or every
+/// address is.
+pub fn lease(v: &Veth, dir: &Path) -> Result<Lease, StepError> {
+    let dir = dir.join(format!("{}-{}", v.network, v.prefix));
+    std::fs::create_dir_all(&dir).at(format!("create {}", dir.display()))?;
+    let lock = std::fs::File::create(dir.join(".lock")).at("open the address lock")?;
+    super::sys::lock_exclusive(std::os::fd::AsFd::as_fd(&lock)).at("lock the address leases")?;
+    let me = std::process::id();
+    let mine = format!("{me} {}\n", start_time(me).unwrap_or(0));
+    let take = |a: Ipv4Addr| -> Result<Option<Lease>, StepError> {
+        let file = dir.join(a.to_string());
+        if file.exists() && held(&file) {
+            return Ok(None);
+        }
+        let mut f = std::fs::File::create(&file).at(format!("write {}", file.display()))?;
+        f.write_all(mine.as_bytes())
+            .at(format!("write {}", file.display()))?;
+        Ok(Some(Lease { address: a, file }))
+    };
+    match v.address {
+        Some(a) => take(a)?.ok_or_else(|| {
+            StepError::new(
+                "veth address",
+                format!("{a} is the address of another running sandbox"),
+            )
+            .with_hint("leave `address` out: kakoi then gives each sandbox a free one")
+        }),
+        None => {
+            for a in v.candidates() {
+                if let Some(l) = take(a)? {
+                    return Ok(l);
+                }
+            }
+            Err(StepError::new(
+                "veth address",
+                format!("every address of {}/{} is in use", v.network, v.prefix),
+            )
+            .with_hint("give the network a larger `subnet`"))
+        }
+    }
+}
+
+/// Make the bridge unless it exists, with the gateway's address, and bring it up. It is
+/// kept when the sandbox ends (other sandboxes may use it; `ip link del NAME` removes it).
+/// The common case, a bridge that is up with the address, costs one `ip` run.
+pub fn ensure_bridge(v: &Veth, name: &str) -> Result<(), StepError> {
+    let cidr = format!("{}/{}", v.gateway, v.prefix);
+    // `up` lists the device's addresses only while it is up. (Not /sys/class/net: sysfs
+    // may belong to another network namespace than the launcher's.)
+    let ready = || {
+        std::process::Command::new("ip")
+            .args(["-o", "-4", "addr", "show", "dev", name, "up"])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .is_ok_and(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .any(|w| w == cidr)
+            })
+    };
+    if ready() {
+        return Ok(());
+    }
+    // Launches that start together would each find it missing: one makes it at a time.
+    std::fs::create_dir_all(LEASES).at(format!("create {LEASES}"))?;
+    let lock = std::fs::File::create(Path::new(LEASES).join(format!(".bridge-{name}.lock")))
+        .at("open the bridge lock")?;
+    super::sys::lock_exclusive(std::os::fd::AsFd::as_fd(&lock)).at("lock the bridge")?;
+    if ready() {
+        return Ok(());
+    }
+    if !ip_ok(&["link", "show", name]) {
+        super::run::ip(&["link", "add", name, "type", "bridge"])?;
+    }
+    let shown = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "dev", name])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if !shown.split_whitespace().any(|w| w == cidr) {
+        super::run::ip(&["addr", "add", &cidr, "dev", name])?;
+    }
+    super::run::ip(&["link", "set", name, "up"])
+}
+
+fn ip_ok(args: &[&str]) -> bool {
+    std::process::Command::new("ip")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(
+        bridge: Option<&str>,
+        address: Option<&str>,
+        gateway: Option<&str>,
+        subnet: Option<&str>,
+    ) -> NetMode {
+        NetMode::Veth {
+            bridge: bridge.map(str::to_string),
+            address: address.map(str::to_string),
+            gateway: gateway.map(str::to_string),
+            subnet: subnet.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn defaults_are_podmans_network_and_its_first_address() {
+        let v = Veth::of(&mode(Some("kakoi0"), None, None, None))
+            .unwrap()
+            .unwrap();
+        assert_eq!((v.network, v.prefix), ("10.88.0.0".parse().unwrap(), 16));
+        assert_eq!(v.gateway, "10.88.0.1".parse::<Ipv4Addr>().unwrap());
+        let v = Veth::of(&mode(None, Some("10.9.8.7/24"), None, None))
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.gateway, "10.9.8.1".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(v.address, Some("10.9.8.7".parse().unwrap()));
+        assert!(Veth::of(&mode(None, Some("10.9.9.7/24"), None, Some("10.9.8.0/24"))).is_err());
+        assert!(Veth::of(&mode(None, None, Some("10.1.0.1"), None)).is_err());
+        assert!(Veth::of(&mode(None, None, None, Some("fd00::/64"))).is_err());
+        assert_eq!(Veth::of(&NetMode::None).unwrap(), None);
+    }
+
+    #[test]
+    fn leases_are_distinct_and_given_back() {
+        let d = tempfile::tempdir().unwrap();
+        let v = Veth::of(&mode(None, None, None, Some("10.77.0.0/29")))
+            .unwrap()
+            .unwrap();
+        // .0 network, .1 gateway, .7 broadcast: .2 to .6 are the sandboxes'.
+        let held: Vec<Lease> = (0..5).map(|_| lease(&v, d.path()).unwrap()).collect();
+        let got: Vec<String> = held.iter().map(|l| l.address.to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "10.77.0.2",
+                "10.77.0.3",
+                "10.77.0.4",
+                "10.77.0.5",
+                "10.77.0.6"
+            ]
+        );
+        let e = lease(&v, d.path()).unwrap_err();
+        assert!(e.message.contains("every address"), "{e:?}");
+        drop(held);
+        assert_eq!(
+            lease(&v, d.path()).unwrap().address.to_string(),
+            "10.77.0.2"
+        );
+        // A lease of a launcher that is gone (no such pid) is taken over.
+        let dir = d.path().join("10.77.0.0-29");
+        std::fs::write(dir.join("10.77.0.2"), "4194305 7\n").unwrap();
+        assert_eq!(
+            lease(&v, d.path()).unwrap().address.to_string(),
+            "10.77.0.2"
+        );
+        // The policy's own address, held by a running sandbox (this process), is refused.
+        let fixed = Veth::of(&mode(None, Some("10.77.0.3/29"), None, None))
+            .unwrap()
+            .unwrap();
+        let first = lease(&fixed, d.path()).unwrap();
+        let e = lease(&fixed, d.path()).unwrap_err();
+        assert!(e.message.contains("another running sandbox"), "{e:?}");
+        drop(first);
+    }
+}
