@@ -3,6 +3,7 @@
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 pkgs=(libseccomp-dev pkg-config apparmor secilc setools uidmap iproute2 passwd runc
+  nftables  # nat and publish
   git gcc libc6-dev sqlite3 python3 nginx-light curl util-linux  # the workloads of tests/suite/workloads.rs
   qemu-system-x86 busybox-static cpio bc)  # the last four: the QEMU enforcement checks
 missing=()

@@ -214,6 +214,11 @@ pub enum Command {
         /// through pipes (the caller's terminal never reaches the command).
         #[arg(long = "no-tty", short = 'T')]
         no_tty: bool,
+        /// Publish a port: connections to HOST_PORT on the host's own addresses go to
+        /// SANDBOX_PORT in the sandbox (`8080:80`, `5353:53/udp`; repeatable). Needs
+        /// `mode veth` (root).
+        #[arg(long, value_name = "HOST_PORT:SANDBOX_PORT[/udp]")]
+        publish: Vec<String>,
         /// Make the sandbox's cgroups below this cgroup (a path such as `/batch`, the same
         /// in every hierarchy; made if missing) instead of below kakoi's own cgroup.
         #[arg(long, value_name = "PATH", env = "KAKOI_CGROUP_PARENT")]
@@ -502,6 +507,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             tty,
             no_tty,
             cgroup_parent,
+            publish,
             dry_run,
             format,
             command,
@@ -517,6 +523,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 _ => crate::launch::stdio::Tty::Auto,
             },
             cgroup_parent,
+            publish,
             dry_run,
             format,
             command,
@@ -1169,6 +1176,7 @@ fn run_cmd(
     env: Vec<String>,
     tty: crate::launch::stdio::Tty,
     cgroup_parent: Option<String>,
+    publish: Vec<String>,
     dry_run: bool,
     format: Format,
     command: Vec<String>,
@@ -1227,6 +1235,22 @@ fn run_cmd(
             path: r,
             readonly: true,
         };
+    }
+    for spec in &publish {
+        let x = parse_publish(spec).ok_or_else(|| {
+            Failure::usage(format!(
+                "`--publish {spec}`: expected HOST_PORT:SANDBOX_PORT, optionally /udp (e.g. 8080:80)"
+            ))
+        })?;
+        if !matches!(p.network.mode, policy_lang::ir::NetMode::Veth { .. }) {
+            return Err(Failure::usage(format!(
+                "`--publish {spec}`: the policy's network is not `mode veth`, which published ports need"
+            )));
+        }
+        p.network
+            .publish
+            .retain(|y| (y.udp, y.host) != (x.udp, x.host));
+        p.network.publish.push(x);
     }
     for e in &env {
         if !e.contains('=') {
@@ -1320,6 +1344,25 @@ fn run_cmd(
     }
 }
 
+/// `HOST:SANDBOX[/udp|/tcp]`, as `docker run -p` writes it.
+fn parse_publish(spec: &str) -> Option<policy_lang::ir::Publish> {
+    let (ports, proto) = match spec.split_once('/') {
+        Some((p, proto)) => (p, proto),
+        None => (spec, "tcp"),
+    };
+    let (h, s) = ports.split_once(':')?;
+    let port = |t: &str| t.parse::<u16>().ok().filter(|p| *p > 0);
+    Some(policy_lang::ir::Publish {
+        udp: match proto {
+            "tcp" => false,
+            "udp" => true,
+            _ => return None,
+        },
+        host: port(h)?,
+        sandbox: port(s)?,
+    })
+}
+
 fn gc(dry_run: bool, format: Format) -> Result<(), Failure> {
     let layout = crate::launch::cgroup::host_layout();
     let c = crate::launch::cgroup::gc(&layout, dry_run);
@@ -1351,6 +1394,12 @@ fn gc(dry_run: bool, format: Format) -> Result<(), Failure> {
             if c.removed.len() == 1 { "" } else { "s" },
             c.live
         );
+    }
+    if !dry_run && std::path::Path::new("/usr/sbin/nft").exists() {
+        let n = crate::launch::net::collect_stale_rules();
+        if n > 0 && format != Format::Json {
+            eprintln!("removed {n} published-port rules of launchers that are gone (nftables table ip kakoi)");
+        }
     }
     if c.failed.is_empty() {
         Ok(())

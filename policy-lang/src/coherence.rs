@@ -209,6 +209,30 @@ pub(crate) fn check(p: &Policy, sections: &BTreeMap<&'static str, Span>) -> Vec<
         }
     }
 
+    // Published ports the sandbox cannot listen on.
+    if let Some(bind) = &p.network.tcp_bind {
+        let blocked: Vec<String> = p
+            .network
+            .publish
+            .iter()
+            .filter(|x| !x.udp && !bind.contains(&x.sandbox))
+            .map(|x| format!("{} -> {}", x.host, x.sandbox))
+            .collect();
+        if !blocked.is_empty() {
+            out.extend(warn(
+                "W0513",
+                format!(
+                    "published ports the sandbox cannot listen on: {}",
+                    blocked.join(", ")
+                ),
+                at("network"),
+                "`tcp-bind` (Landlock) does not list their sandbox ports",
+                vec![],
+                "add the sandbox ports to `tcp-bind`, or remove the `publish` lines",
+            ));
+        }
+    }
+
     // A network without an interface to use.
     if matches!(p.network.mode, NetMode::None)
         && p.network

@@ -927,6 +927,21 @@ pub struct Network {
     pub tcp_bind: Option<Vec<u16>>,
     /// TCP ports `connect` may reach (Landlock); `None`: not restricted.
     pub tcp_connect: Option<Vec<u16>>,
+    /// Outbound NAT for a `veth` network's subnet (`nat on`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nat: bool,
+    /// Host ports forwarded to the sandbox (`publish 8080 -> 80`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<Publish>,
+}
+
+/// One published port: connections to `host` on the host's own addresses go to
+/// `sandbox` on the sandbox's address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publish {
+    pub udp: bool,
+    pub host: u16,
+    pub sandbox: u16,
 }
 
 // ---------------------------------------------------------------------------------------

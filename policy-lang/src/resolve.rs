@@ -189,6 +189,8 @@ impl Builder {
                 families: Vec::new(),
                 tcp_bind: None,
                 tcp_connect: None,
+                nat: false,
+                publish: Vec::new(),
             },
             resources: Resources {
                 cpu_period: 100_000,
@@ -2188,10 +2190,56 @@ impl Builder {
                     self.network.tcp_connect = Some(ports)
                 }
             }
+            "nat" => {
+                if let Some(on) = self.on_off(&a) {
+                    self.network.nat = on;
+                }
+            }
+            "publish" => {
+                // `publish HOST -> SANDBOX [tcp|udp]`
+                let v = &a.stmt.values;
+                let port = |b: &mut Self, i: usize| v.get(i).and_then(|x| b.integer(f, x, 65535));
+                let arrow = matches!(v.get(1).map(|x| &x.kind), Some(ValueKind::Arrow));
+                let proto = match v.get(3).map(value_text).as_deref() {
+                    None | Some("tcp") => Some(false),
+                    Some("udp") => Some(true),
+                    Some(_) => None,
+                };
+                match (port(self, 0), arrow, port(self, 2), proto, v.len() <= 4) {
+                    (Some(h), true, Some(s), Some(udp), true) if h > 0 && s > 0 => {
+                        let p = crate::ir::Publish {
+                            udp,
+                            host: h as u16,
+                            sandbox: s as u16,
+                        };
+                        self.network
+                            .publish
+                            .retain(|x| (x.udp, x.host) != (p.udp, p.host));
+                        self.network.publish.push(p);
+                    }
+                    _ => {
+                        self.err(
+                            f,
+                            a.stmt.span.clone(),
+                            "E0804",
+                            "expected `publish HOST_PORT -> SANDBOX_PORT`, then `tcp` (default) or `udp`",
+                        )
+                        .help = Some("e.g. `publish 8080 -> 80`, `publish 5353 -> 53 udp`".into());
+                    }
+                }
+            }
             _ => self.unknown_key(
                 &a,
                 "network",
-                &["mode", "veth", "families", "tcp-bind", "tcp-connect"],
+                &[
+                    "mode",
+                    "veth",
+                    "families",
+                    "tcp-bind",
+                    "tcp-connect",
+                    "nat",
+                    "publish",
+                ],
             ),
         }
     }
@@ -2720,6 +2768,17 @@ impl Builder {
         self.check_size(&rules);
         self.check_abis(&rules, &arches);
         self.check_socketcall(&rules, &arches, default_action);
+        if (self.network.nat || !self.network.publish.is_empty())
+            && !matches!(self.network.mode, NetMode::Veth { .. })
+        {
+            if let Some(span) = self.sections.get("network").cloned() {
+                self.diags.push(
+                    Diagnostic::error("E0805", "`nat` and `publish` need `mode veth`", span)
+                        .with_label("the sandbox has no interface on a network of the host's")
+                        .with_help("add `mode veth` (root), or remove `nat` and `publish`"),
+                );
+            }
+        }
         self.check_caps();
 
         let caps = |s: &BTreeSet<u32>| {

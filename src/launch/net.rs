@@ -320,3 +320,182 @@ mod tests {
         drop(first);
     }
 }
+
+/// kakoi's own nftables table: its chains hold nothing but kakoi's rules, each marked
+/// with a comment (`kakoi nat SUBNET`, or `kakoi PID START` for a launch's published
+/// ports); no other table is touched.
+const NFT_TABLE: &str = "ip kakoi";
+
+/// (Numeric priorities: nft 1.0.6, Debian 12's, knows `dstnat` only for prerouting;
+/// -100 and 100 are what `dstnat` and `srcnat` mean.)
+const NFT_CHAINS: &str = "table ip kakoi {
+    chain prerouting { type nat hook prerouting priority -100; }
+    chain output { type nat hook output priority -100; }
+    chain postrouting { type nat hook postrouting priority 100; }
+}
+";
+
+/// Run `nft -f -` with `script`.
+fn nft(script: &str) -> Result<(), StepError> {
+    use std::process::{Command, Stdio};
+    let mut c = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .at("nft")
+        .map_err(|e| e.with_hint("`nat` and `publish` use `nft` (Debian package nftables)"))?;
+    c.stdin
+        .take()
+        .expect("piped")
+        .write_all(script.as_bytes())
+        .at("nft")?;
+    let out = c.wait_with_output().at("nft")?;
+    if !out.status.success() {
+        return Err(StepError::new(
+            "nft",
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// kakoi's rules: (chain, handle, comment).
+fn nft_rules() -> Vec<(String, u64, String)> {
+    let out = std::process::Command::new("nft")
+        .args(["-j", "-a", "list", "table", "ip", "kakoi"])
+        .stderr(std::process::Stdio::null())
+        .output();
+    let Ok(out) = out else { return Vec::new() };
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| {
+            let r = o.get("rule")?;
+            Some((
+                r["chain"].as_str()?.to_string(),
+                r["handle"].as_u64()?,
+                r["comment"].as_str().unwrap_or("").to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Hold the lock on kakoi's nftables table (one launch changes it at a time).
+fn nft_lock() -> Result<std::fs::File, StepError> {
+    std::fs::create_dir_all(LEASES).at(format!("create {LEASES}"))?;
+    let lock =
+        std::fs::File::create(Path::new(LEASES).join(".nft.lock")).at("open the nft lock")?;
+    super::sys::lock_exclusive(std::os::fd::AsFd::as_fd(&lock)).at("lock kakoi's nft table")?;
+    Ok(lock)
+}
+
+/// Whether a launch's rule comment (`kakoi PID START`) names a launcher that is gone.
+fn stale_owner(comment: &str) -> bool {
+    let mut f = comment.split_whitespace();
+    if f.next() != Some("kakoi") {
+        return false;
+    }
+    match (
+        f.next().and_then(|p| p.parse::<u32>().ok()),
+        f.next().and_then(|s| s.parse::<u64>().ok()),
+    ) {
+        (Some(pid), Some(start)) => start_time(pid) != Some(start),
+        _ => false,
+    }
+}
+
+/// Delete rules by (chain, handle).
+fn nft_delete(rules: &[(String, u64)]) -> Result<(), StepError> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let script: String = rules
+        .iter()
+        .map(|(c, h)| format!("delete rule {NFT_TABLE} {c} handle {h}\n"))
+        .collect();
+    nft(&script)
+}
+
+/// Remove the published-port rules of launchers that are gone (a SIGKILLed launch
+/// cannot remove its own). Returns how many.
+pub fn collect_stale_rules() -> usize {
+    let stale: Vec<(String, u64)> = nft_rules()
+        .into_iter()
+        .filter(|(_, _, c)| stale_owner(c))
+        .map(|(c, h, _)| (c, h))
+        .collect();
+    let n = stale.len();
+    if nft_delete(&stale).is_err() {
+        return 0;
+    }
+    n
+}
+
+/// Masquerade what the subnet sends to other networks, and let the host forward it
+/// (`net.ipv4.ip_forward`, which `nat on` turns on for the whole network namespace).
+/// The rule is made once per subnet and kept, as the bridge is.
+pub fn ensure_nat(v: &Veth) -> Result<(), StepError> {
+    let _lock = nft_lock()?;
+    let net = format!("{}/{}", v.network, v.prefix);
+    let comment = format!("kakoi nat {net}");
+    if !nft_rules().iter().any(|(_, _, c)| *c == comment) {
+        nft(&format!(
+            "{NFT_CHAINS}add rule {NFT_TABLE} postrouting ip saddr {net} ip daddr != {net} masquerade comment \"{comment}\"\n"
+        ))?;
+    }
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").at("enable IPv4 forwarding")
+}
+
+/// A launch's published ports; dropping it removes their rules.
+#[derive(Debug)]
+pub struct Published {
+    rules: Vec<(String, u64)>,
+}
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        if let Ok(_lock) = nft_lock() {
+            let _ = nft_delete(&self.rules);
+        }
+    }
+}
+
+/// Forward each host port of `ports` to `address`: connections to any of the host's own
+/// addresses (`fib daddr type local`), from other machines (prerouting) and from the
+/// host itself (output).
+pub fn publish(
+    address: Ipv4Addr,
+    ports: &[policy_lang::ir::Publish],
+) -> Result<Published, StepError> {
+    let _lock = nft_lock()?;
+    let me = std::process::id();
+    let owner = format!("kakoi {me} {}", start_time(me).unwrap_or(0));
+    // Rules of launchers killed before they could remove theirs.
+    let stale: Vec<(String, u64)> = nft_rules()
+        .into_iter()
+        .filter(|(_, _, c)| stale_owner(c))
+        .map(|(c, h, _)| (c, h))
+        .collect();
+    let _ = nft_delete(&stale);
+    let mut script = String::from(NFT_CHAINS);
+    for p in ports {
+        let proto = if p.udp { "udp" } else { "tcp" };
+        for chain in ["prerouting", "output"] {
+            script.push_str(&format!(
+                "add rule {NFT_TABLE} {chain} fib daddr type local {proto} dport {} dnat to {address}:{} comment \"{owner}\"\n",
+                p.host, p.sandbox
+            ));
+        }
+    }
+    nft(&script)?;
+    let rules = nft_rules()
+        .into_iter()
+        .filter(|(_, _, c)| *c == owner)
+        .map(|(c, h, _)| (c, h))
+        .collect();
+    Ok(Published { rules })
+}

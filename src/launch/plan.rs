@@ -258,6 +258,33 @@ pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
                 format!("lease an address: {address}; create a veth pair, move one end into the sandbox as eth0, {host_end}; in the sandbox: the address, eth0 up, default route via {}", v.gateway),
                 "the network namespace must exist before its interfaces",
             ));
+            if p.network.nat {
+                s.push(step(
+                    "parent",
+                    format!("nftables table `ip kakoi`: masquerade {}/{} to other networks (kept); net.ipv4.ip_forward=1", v.network, v.prefix),
+                    "outbound traffic needs the host's address (`nat on`)",
+                ));
+            }
+            if !p.network.publish.is_empty() {
+                let ports: Vec<String> = p
+                    .network
+                    .publish
+                    .iter()
+                    .map(|x| {
+                        format!(
+                            "{} {} -> {}",
+                            if x.udp { "udp" } else { "tcp" },
+                            x.host,
+                            x.sandbox
+                        )
+                    })
+                    .collect();
+                s.push(step(
+                    "parent",
+                    format!("nftables table `ip kakoi`: DNAT the host's own addresses' {} to the sandbox's address (prerouting and output; removed when the sandbox ends)", ports.join(", ")),
+                    "the address is leased before the clone, so the rules exist before the payload listens",
+                ));
+            }
         }
         Ok(None) => {}
         Err(e) => warnings.push(format!("`mode veth`: {e} (the launch fails)")),

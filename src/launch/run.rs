@@ -526,6 +526,21 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
         }
         _ => &l.policy,
     };
+    // Outbound NAT and published ports (nftables, kakoi's own table): before the clone,
+    // the rules need only the address; the published ones go when this returns.
+    let _published = match (&veth_net, &lease) {
+        (Some(v), Some(lease)) => {
+            if p.network.nat {
+                super::net::ensure_nat(v)?;
+            }
+            if p.network.publish.is_empty() {
+                None
+            } else {
+                Some(super::net::publish(lease.address, &p.network.publish)?)
+            }
+        }
+        _ => None,
+    };
     let userns = ns.get(NsKind::User) == &NsMode::New;
     let maps = if userns {
         Some(id_maps(p, l.uid, l.gid)?)

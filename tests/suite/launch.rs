@@ -1318,22 +1318,24 @@ fn leases(subnet: &str) -> Vec<String> {
 }
 
 /// Python's HTTP server on every address of the test's network namespace, serving `dir`.
-fn http_listener(ns: &NetNs, port: u16, dir: &Path) -> std::process::Child {
-    Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", ns.0))
-        .args([
-            "python3",
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "0.0.0.0",
-        ])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+fn http_listener(ns: &NetNs, port: u16, dir: &Path) -> crate::util::Reaped {
+    crate::util::Reaped::new(
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", ns.0))
+            .args([
+                "python3",
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "0.0.0.0",
+            ])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// `kakoi run` in the test's network namespace (`nsenter --net`, which keeps /sys and
@@ -1421,11 +1423,13 @@ fn veth_without_a_bridge_and_leases_of_killed_launchers() {
     );
     let mut server = http_listener(&ns, 8097, d.path());
     let script = "ip -o -4 addr show eth0 | grep -o '10[.0-9/]*'; ip route | grep default; /usr/bin/python3 -c \"import urllib.request, time\nfor i in range(100):\n    try:\n        print(urllib.request.urlopen('http://10.234.0.1:8097/', timeout=2).status); break\n    except OSError:\n        time.sleep(0.1)\n\"; sleep 30";
-    let mut first = run_in(&ns, &p, &["/bin/sh", "-c", script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = crate::util::Reaped::new(
+        run_in(&ns, &p, &["/bin/sh", "-c", script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut out = BufReader::new(first.stdout.take().unwrap());
     let (mut addr, mut route) = (String::new(), String::new());
     out.read_line(&mut addr).unwrap();
@@ -1465,6 +1469,127 @@ fn veth_without_a_bridge_and_leases_of_killed_launchers() {
     let o = run_in(&ns, &p, &["/bin/true"]).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(leases("10.234.0.0/24").is_empty());
+}
+
+/// Published ports and outbound NAT (nftables, in kakoi's own table), all inside test
+/// network namespaces: a client on the host side reaches the sandbox's server through a
+/// published port on one of the host's own addresses; the sandbox reaches a server on an
+/// "outside" network that has no route back to its subnet, through the masquerade; the
+/// published ports' rules go when the sandbox ends, and a SIGKILLed launcher's are
+/// removed by the next launch that publishes.
+#[test]
+fn published_ports_and_outbound_nat() {
+    need_root!();
+    let nft = Path::new("/usr/sbin/nft").exists();
+    assert!(
+        nft || std::env::var_os("CI").is_none(),
+        "nft is missing under CI"
+    );
+    if !nft {
+        eprintln!("skipped: /usr/sbin/nft (nftables) is not installed");
+        return;
+    }
+    let ns = NetNs::new("pub");
+    let outside = NetNs::new("outside");
+    ns.exec("ip link set lo up");
+    ns.exec("ip addr add 192.0.2.1/32 dev lo");
+    sh(&format!(
+        "ip -n {} link add up0 type veth peer name up1 netns {}",
+        ns.0, outside.0
+    ));
+    ns.exec("ip addr add 198.51.100.1/24 dev up0");
+    ns.exec("ip link set up0 up");
+    outside.exec("ip link set lo up");
+    outside.exec("ip addr add 198.51.100.2/24 dev up1");
+    outside.exec("ip link set up1 up");
+    let d = tempdir();
+    let site = d.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(site.join("index.html"), "published\n").unwrap();
+    std::fs::set_permissions(&site, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut far = http_listener(&outside, 8096, d.path());
+    let p = policy(
+        d.path(),
+        "pub",
+        &format!(
+            "filesystem {{\n    bind \"{}\" -> \"/srv\"\n}}\nnetwork {{\n    mode veth\n    veth {{\n        bridge \"kbp1\"\n        subnet \"10.241.0.0/24\"\n    }}\n    nat on\n    publish 9091 -> 8080\n}}\n",
+            site.display()
+        ),
+    );
+    let script = "/usr/bin/python3 -c \"import urllib.request, time\nfor i in range(100):\n    try:\n        print(urllib.request.urlopen('http://198.51.100.2:8096/', timeout=2).status, flush=True); break\n    except OSError as e:\n        err = e; time.sleep(0.1)\nelse:\n    print(err, flush=True)\n\"; exec /usr/bin/python3 -m http.server 8080 --directory /srv";
+    let start = |ns: &NetNs| {
+        let mut c = crate::util::Reaped::new(
+            run_in(ns, &p, &["/bin/sh", "-c", script])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut out = BufReader::new(c.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        (c, first)
+    };
+    let (server, first) = start(&ns);
+    assert_eq!(
+        first.trim(),
+        "200",
+        "the outside network answers through the masquerade"
+    );
+    let fetch = || {
+        let o = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", ns.0))
+            .args([
+                "curl",
+                "-s",
+                "--retry",
+                "20",
+                "--retry-connrefused",
+                "--retry-delay",
+                "0",
+                "--max-time",
+                "5",
+                "http://192.0.2.1:9091/",
+            ])
+            .output()
+            .unwrap();
+        stdout(&o)
+    };
+    assert_eq!(fetch(), "published\n");
+    let rules = ns.exec("nft list table ip kakoi");
+    assert!(
+        rules.contains("comment \"kakoi nat 10.241.0.0/24\""),
+        "{rules}"
+    );
+    assert_eq!(rules.matches("dnat to 10.241.0.").count(), 2, "{rules}");
+    // SIGTERM: the launch ends and takes its rules with it; the NAT rule stays.
+    // SAFETY: signalling our own child (nsenter execs kakoi in place).
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let o = server.take().wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    let rules = ns.exec("nft list table ip kakoi");
+    assert!(!rules.contains("dnat"), "{rules}");
+    assert!(rules.contains("masquerade"), "{rules}");
+    // SIGKILL leaves the rules; the next launch that publishes removes them.
+    let (mut killed, _) = start(&ns);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    assert_eq!(
+        ns.exec("nft list table ip kakoi").matches("dnat").count(),
+        2
+    );
+    let (again, _) = start(&ns);
+    assert_eq!(
+        ns.exec("nft list table ip kakoi").matches("dnat").count(),
+        2
+    );
+    assert_eq!(fetch(), "published\n");
+    // SAFETY: as above.
+    unsafe { libc::kill(again.id() as i32, libc::SIGTERM) };
+    again.take().wait_with_output().unwrap();
+    assert!(!ns.exec("nft list table ip kakoi").contains("dnat"));
+    let _ = far.kill();
+    let _ = far.wait();
 }
 
 #[test]

@@ -86,3 +86,40 @@ impl Rng {
         &v[self.below(v.len())]
     }
 }
+
+/// A child process the test started, killed and reaped if the test ends (or panics)
+/// while it runs: a failed assertion must not leave a server or a sandbox behind.
+pub struct Reaped(Option<std::process::Child>);
+
+impl Reaped {
+    pub fn new(c: std::process::Child) -> Reaped {
+        Reaped(Some(c))
+    }
+
+    /// The child, for the test to wait for itself.
+    pub fn take(mut self) -> std::process::Child {
+        self.0.take().expect("taken once")
+    }
+}
+
+impl std::ops::Deref for Reaped {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        self.0.as_ref().expect("not taken")
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("not taken")
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -465,7 +465,7 @@ struct Terminal {
 
 impl Terminal {
     /// Start `c` on a new pty of `rows` × `cols` as its controlling terminal.
-    fn spawn(mut c: Command, rows: u16, cols: u16) -> (Terminal, std::process::Child) {
+    fn spawn(mut c: Command, rows: u16, cols: u16) -> (Terminal, crate::util::Reaped) {
         use std::os::fd::FromRawFd;
         let (mut m, mut s) = (0, 0);
         let size = libc::winsize {
@@ -502,7 +502,7 @@ impl Terminal {
                 Ok(())
             });
         }
-        let child = c.spawn().unwrap();
+        let child = crate::util::Reaped::new(c.spawn().unwrap());
         (
             Terminal {
                 master,
@@ -825,15 +825,16 @@ fn web_server_serves_files_and_writes_logs_on_its_port() {
     // No hand-made bridge: kakoi makes kakoi0 (with 10.88.0.1/16) in the namespace.
     let ns = TestNetns::new("web");
     ns.ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
-    let mut server = ns
-        .command(kakoi().get_program())
-        .args(["run", "-T", "-p"])
-        .arg(&policy)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut server = crate::util::Reaped::new(
+        ns.command(kakoi().get_program())
+            .args(["run", "-T", "-p"])
+            .arg(&policy)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // The server's address: the lease its launcher (nsenter execs kakoi in place) holds.
     let deadline = Instant::now() + Duration::from_secs(15);
     let leases = Path::new(kakoi::launch::net::LEASES).join("10.88.0.0-16");
@@ -877,7 +878,7 @@ fn web_server_serves_files_and_writes_logs_on_its_port() {
     // SAFETY: signalling the nsenter child, which execs kakoi in place.
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let start = Instant::now();
-    let o = server.wait_with_output().unwrap();
+    let o = server.take().wait_with_output().unwrap();
     assert!(o.status.success(), "{:?}: {}", o.status, stderr(&o));
     assert!(start.elapsed() < Duration::from_secs(5));
     let access = std::fs::read_to_string(log.join("access.log")).unwrap();
