@@ -2353,24 +2353,7 @@ impl Builder {
     }
 
     fn rlimit(&mut self, a: &Args<'_>) {
-        const NAMES: &[&str] = &[
-            "as",
-            "core",
-            "cpu",
-            "data",
-            "fsize",
-            "locks",
-            "memlock",
-            "msgqueue",
-            "nice",
-            "nofile",
-            "nproc",
-            "rss",
-            "rtprio",
-            "rttime",
-            "sigpending",
-            "stack",
-        ];
+        let names = || catalogue::RLIMITS.iter().map(|(n, _)| *n);
         let f = a.file;
         let vals = &a.stmt.values;
         if vals.len() < 2 || vals.len() > 3 {
@@ -2384,7 +2367,7 @@ impl Builder {
             return;
         }
         let name = value_text(&vals[0]);
-        if !NAMES.contains(&name.as_str()) {
+        if catalogue::rlimit(&name).is_none() {
             let d = self
                 .err(
                     f,
@@ -2393,10 +2376,9 @@ impl Builder {
                     format!("unknown rlimit `{name}`"),
                 )
                 .label("not a resource limit");
-            d.help = Some(
-                did_you_mean(&name, NAMES.iter().copied())
-                    .unwrap_or_else(|| format!("limits are {}", NAMES.join(", "))),
-            );
+            d.help = Some(did_you_mean(&name, names()).unwrap_or_else(|| {
+                format!("limits are {}", names().collect::<Vec<_>>().join(", "))
+            }));
             return;
         }
         let lim = |b: &mut Self, v: &Value| -> Option<u64> {

@@ -114,7 +114,10 @@ pub fn sarif(reports: &[Report]) -> Value {
     let mut results = Vec::new();
     for rep in reports {
         for f in &rep.findings {
-            let index = RULES.iter().position(|r| r.id == f.id).unwrap_or(0);
+            // A finding names its rule by id; one not in the catalogue would be a kakoi
+            // bug, reported without an index rather than as another rule.
+            let index = RULES.iter().position(|r| r.id == f.id);
+            debug_assert!(index.is_some(), "finding {} has no rule", f.id);
             let mut physical = json!({ "artifactLocation": { "uri": f.location.file } });
             if let Some(line) = f.location.line {
                 physical["region"] = json!({ "startLine": line });
@@ -124,14 +127,17 @@ pub fn sarif(reports: &[Report]) -> Value {
                 location["logicalLocations"] =
                     json!([{ "fullyQualifiedName": p, "kind": "object" }]);
             }
-            results.push(json!({
+            let mut result = json!({
                 "ruleId": f.id,
-                "ruleIndex": index,
                 "level": level(f.severity),
                 "message": { "text": format!("{} Fix: {}", f.message, f.fix.replace('\n', " ")) },
                 "locations": [location],
                 "properties": { "severity": f.severity.name(), "exposure": rep.score },
-            }));
+            });
+            if let Some(i) = index {
+                result["ruleIndex"] = json!(i);
+            }
+            results.push(result);
         }
     }
     json!({

@@ -142,3 +142,32 @@ fn the_catalogue_has_linux_6_18s_new_syscalls() {
     // 6.19's listns is not a 6.18 syscall.
     assert!(catalogue::syscall("listns").is_none());
 }
+
+/// The one rlimit table (names for the resolver, numbers for the launcher's `prlimit`)
+/// holds the C library's numbers.
+#[test]
+fn rlimit_numbers_are_the_kernels() {
+    use policy_lang::catalogue::rlimit;
+    for (name, want) in [
+        ("as", libc::RLIMIT_AS),
+        ("core", libc::RLIMIT_CORE),
+        ("cpu", libc::RLIMIT_CPU),
+        ("data", libc::RLIMIT_DATA),
+        ("fsize", libc::RLIMIT_FSIZE),
+        ("locks", libc::RLIMIT_LOCKS),
+        ("memlock", libc::RLIMIT_MEMLOCK),
+        ("msgqueue", libc::RLIMIT_MSGQUEUE),
+        ("nice", libc::RLIMIT_NICE),
+        ("nofile", libc::RLIMIT_NOFILE),
+        ("nproc", libc::RLIMIT_NPROC),
+        ("rss", libc::RLIMIT_RSS),
+        ("rtprio", libc::RLIMIT_RTPRIO),
+        ("rttime", libc::RLIMIT_RTTIME),
+        ("sigpending", libc::RLIMIT_SIGPENDING),
+        ("stack", libc::RLIMIT_STACK),
+    ] {
+        assert_eq!(rlimit(name), Some(want), "{name}");
+    }
+    assert_eq!(policy_lang::catalogue::RLIMITS.len(), 16);
+    assert_eq!(rlimit("files"), None);
+}

@@ -1407,6 +1407,57 @@ fn veth_makes_its_bridge_and_leases_distinct_addresses() {
     assert!(!ns.exec("ip -o link").contains("kk"), "host ends removed");
 }
 
+/// Two sandboxes on one bridge reach each other: one serves on its leased address, the
+/// other fetches from it.
+#[test]
+fn two_sandboxes_on_one_bridge_talk() {
+    need_root!();
+    let ns = NetNs::new("pair");
+    ns.exec("ip link set lo up");
+    let d = tempdir();
+    let subnet = "10.235.0.0/24";
+    let p = policy(
+        d.path(),
+        "pair",
+        &format!("network {{\n    mode veth\n    veth {{\n        bridge \"kbr2\"\n        subnet \"{subnet}\"\n    }}\n}}\n"),
+    );
+    let server = crate::util::Reaped::new(
+        run_in(
+            &ns,
+            &p,
+            &[
+                "/usr/bin/python3",
+                "-m",
+                "http.server",
+                "8095",
+                "--directory",
+                "/etc",
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    // The server's address: its launcher's lease.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let address = loop {
+        if let Some(a) = leases(subnet).into_iter().next() {
+            break a;
+        }
+        assert!(std::time::Instant::now() < deadline, "no lease");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let fetch = format!("import urllib.request, time\nfor i in range(100):\n    try:\n        print(urllib.request.urlopen('http://{address}:8095/hostname', timeout=2).status); break\n    except OSError as e:\n        err = e; time.sleep(0.1)\nelse:\n    print(err)\n");
+    let o = run_in(&ns, &p, &["/usr/bin/python3", "-c", &fetch])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "200", "{}", stderr(&o));
+    assert_eq!(leases(subnet).len(), 1, "the client gave its address back");
+    drop(server);
+}
+
 /// Without a bridge the host end is a point-to-point link (the gateway's address, the
 /// sandbox's as its peer); a lease held by a running sandbox is refused to another, and
 /// one left by a SIGKILLed launcher is taken over.

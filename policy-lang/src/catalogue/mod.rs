@@ -514,6 +514,33 @@ pub const DOCKER_DEFAULT_CAPS: &[&str] = &[
     "AUDIT_WRITE",
 ];
 
+/// The resource limits a policy may set, with Linux's resource numbers (the generic ones of
+/// `include/uapi/asm-generic/resource.h`, which x86 and arm64 use): one table for the
+/// resolver's names and the launcher's `prlimit`.
+pub const RLIMITS: &[(&str, u32)] = &[
+    ("as", 9),
+    ("core", 4),
+    ("cpu", 0),
+    ("data", 2),
+    ("fsize", 1),
+    ("locks", 10),
+    ("memlock", 8),
+    ("msgqueue", 12),
+    ("nice", 13),
+    ("nofile", 7),
+    ("nproc", 6),
+    ("rss", 5),
+    ("rtprio", 14),
+    ("rttime", 15),
+    ("sigpending", 11),
+    ("stack", 3),
+];
+
+/// The resource number of an rlimit name.
+pub fn rlimit(name: &str) -> Option<u32> {
+    RLIMITS.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+}
+
 pub fn capabilities() -> &'static [&'static str] {
     generated::CAPABILITIES
 }
