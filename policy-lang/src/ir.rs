@@ -916,6 +916,28 @@ pub enum NetMode {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         subnet: Option<String>,
     },
+    /// A macvlan interface on a host link (`parent`), with an address of the parent's
+    /// network: the sandbox is one more host on it (root only).
+    Macvlan {
+        parent: String,
+        address: String,
+        gateway: Option<String>,
+    },
+}
+
+impl NetMode {
+    /// The sandbox's `eth0` address and gateway, for the modes that give it one.
+    pub fn eth0(&self) -> Option<(Option<&str>, Option<&str>)> {
+        match self {
+            NetMode::Veth {
+                address, gateway, ..
+            } => Some((address.as_deref(), gateway.as_deref())),
+            NetMode::Macvlan {
+                address, gateway, ..
+            } => Some((Some(address.as_str()), gateway.as_deref())),
+            NetMode::None | NetMode::Host => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -52,6 +52,9 @@ const SECTIONS: &[&str] = &[
 ];
 const TOP_LEVEL: &[&str] = &["kakoi", "policy", "description", "extends", "use"];
 
+/// A `macvlan` block as written: parent, address, gateway, and where it is.
+type MacvlanBlock = (Option<String>, Option<String>, Option<String>, Span);
+
 /// Resolve the policy in `root` (already added to `map`).
 pub fn resolve(
     map: &mut SourceMap,
@@ -102,6 +105,9 @@ struct Builder {
     seccomp_enabled: bool,
     /// Multiplexers whose bypass of argument rules the policy accepts (`acknowledge`).
     mux_acknowledged: BTreeMap<catalogue::Mux, Span>,
+    /// `mode macvlan`, and the `macvlan` block (parent, address, gateway, where).
+    macvlan_mode: bool,
+    macvlan: Option<MacvlanBlock>,
     default_action: Option<Action>,
     bad_arch_action: Option<Action>,
     unknown_action: Option<Action>,
@@ -162,6 +168,8 @@ impl Builder {
             description: None,
             seccomp_enabled: true,
             mux_acknowledged: BTreeMap::new(),
+            macvlan_mode: false,
+            macvlan: None,
             default_action: None,
             bad_arch_action: None,
             unknown_action: None,
@@ -466,7 +474,7 @@ impl Builder {
             )
             .label("not allowed here");
         }
-        if a.stmt.block.is_some() && !matches!(a.stmt.keyword.name.as_str(), "veth") {
+        if a.stmt.block.is_some() && !matches!(a.stmt.keyword.name.as_str(), "veth" | "macvlan") {
             self.err(
                 a.file,
                 a.stmt.span.clone(),
@@ -2100,13 +2108,20 @@ impl Builder {
         let f = a.file;
         match a.stmt.keyword.name.as_str() {
             "mode" => {
-                if !self.expect_count(&a, 1, "`none`, `host` or `veth`") {
+                if !self.expect_count(&a, 1, "`none`, `host`, `veth` or `macvlan`") {
                     return;
                 }
                 match value_text(&a.stmt.values[0]).as_str() {
-                    "none" => self.network.mode = NetMode::None,
-                    "host" => self.network.mode = NetMode::Host,
+                    "none" => {
+                        self.macvlan_mode = false;
+                        self.network.mode = NetMode::None
+                    }
+                    "host" => {
+                        self.macvlan_mode = false;
+                        self.network.mode = NetMode::Host
+                    }
                     "veth" => {
+                        self.macvlan_mode = false;
                         if !matches!(self.network.mode, NetMode::Veth { .. }) {
                             self.network.mode = NetMode::Veth {
                                 bridge: None,
@@ -2116,6 +2131,8 @@ impl Builder {
                             }
                         }
                     }
+                    // Its settings come from the `macvlan` block (checked at the end).
+                    "macvlan" => self.macvlan_mode = true,
                     other => {
                         let d = self
                             .err(
@@ -2124,10 +2141,27 @@ impl Builder {
                                 "E0801",
                                 format!("unknown network mode `{other}`"),
                             )
-                            .label("expected `none`, `host` or `veth`");
-                        d.help = did_you_mean(other, ["none", "host", "veth"]);
+                            .label("expected `none`, `host`, `veth` or `macvlan`");
+                        d.help = did_you_mean(other, ["none", "host", "veth", "macvlan"]);
                     }
                 }
+            }
+            "macvlan" => {
+                let (mut parent, mut address, mut gateway) = (None, None, None);
+                for s in a.stmt.block.iter().flatten() {
+                    let v = self.one_string(f, s);
+                    match s.keyword.name.as_str() {
+                        "parent" => parent = v,
+                        "address" => address = v.filter(|x| self.cidr(f, s, x, true)),
+                        "gateway" => gateway = v.filter(|x| self.cidr(f, s, x, false)),
+                        _ => self.unknown_key(
+                            &Args { file: f, stmt: s },
+                            "macvlan",
+                            &["parent", "address", "gateway"],
+                        ),
+                    }
+                }
+                self.macvlan = Some((parent, address, gateway, Span::new(f, a.stmt.span.clone())));
             }
             "veth" => {
                 let (mut bridge, mut address, mut gateway, mut subnet) = (None, None, None, None);
@@ -2234,6 +2268,7 @@ impl Builder {
                 &[
                     "mode",
                     "veth",
+                    "macvlan",
                     "families",
                     "tcp-bind",
                     "tcp-connect",
@@ -2750,6 +2785,29 @@ impl Builder {
         self.check_size(&rules);
         self.check_abis(&rules, &arches);
         self.check_socketcall(&rules, &arches, default_action);
+        if self.macvlan_mode {
+            match self.macvlan.clone() {
+                Some((Some(parent), Some(address), gateway, _)) => {
+                    self.network.mode = NetMode::Macvlan {
+                        parent,
+                        address,
+                        gateway,
+                    }
+                }
+                other => {
+                    if let Some(span) = other
+                        .map(|(_, _, _, s)| s)
+                        .or_else(|| self.sections.get("network").cloned())
+                    {
+                        self.diags.push(
+                            Diagnostic::error("E0806", "`mode macvlan` needs a `parent` and an `address`", span)
+                                .with_label("the macvlan interface is made on a host link, with an address of its network")
+                                .with_help("write `macvlan {\n    parent \"eth0\"\n    address \"192.168.1.50/24\"\n}`"),
+                        );
+                    }
+                }
+            }
+        }
         if (self.network.nat || !self.network.publish.is_empty())
             && !matches!(self.network.mode, NetMode::Veth { .. })
         {

@@ -14,7 +14,7 @@ use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
-use policy_lang::ir::{NetMode, NsKind, NsMode, Policy};
+use policy_lang::ir::{NsKind, NsMode, Policy};
 
 use super::error::{At, Hint, StepError};
 use super::run::{clone_flag, ip, Launch, GO_SPIN};
@@ -125,7 +125,7 @@ pub fn early(p: &Policy, ns: &policy_lang::ir::Namespaces) -> bool {
         .all(|k| !matches!(ns.get(*k), NsMode::Join(_)))
         && ns.get(NsKind::User) != &NsMode::New
         && !p.filesystem.binds.iter().any(|b| b.idmap)
-        && !matches!(p.network.mode, NetMode::Veth { .. })
+        && p.network.mode.eth0().is_none()
 }
 
 /// The parent's "go", with the signals the launcher ignores (see
@@ -238,10 +238,7 @@ fn isolate(
         join_net_aside(sock)?;
     } else if ns.get(NsKind::Net) == &NsMode::New {
         sys::link_up("lo").at("bring lo up")?;
-        if let NetMode::Veth {
-            address, gateway, ..
-        } = &p.network.mode
-        {
+        if let Some((address, gateway)) = p.network.mode.eth0() {
             if let Some(a) = address {
                 ip(&["addr", "add", a, "dev", "eth0"])?;
             }

@@ -520,10 +520,8 @@ fn etc_files(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), StepErro
     if !shares_host_net {
         let mut hosts =
             String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-        match &p.network.mode {
-            NetMode::Veth {
-                address: Some(a), ..
-            } => {
+        match p.network.mode.eth0() {
+            Some((Some(a), _)) => {
                 let ip = a.split('/').next().unwrap_or(a);
                 hosts.push_str(&format!("{ip}\t{hostname}\n"));
             }

@@ -286,7 +286,23 @@ pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
                 ));
             }
         }
-        Ok(None) => {}
+        Ok(None) => {
+            if let policy_lang::ir::NetMode::Macvlan {
+                parent,
+                address,
+                gateway,
+            } = &p.network.mode
+            {
+                s.push(step(
+                    "parent",
+                    format!(
+                        "make a bridge-mode macvlan on {parent} as the sandbox's eth0; in the sandbox: {address}, eth0 up{}",
+                        gateway.as_ref().map_or(String::new(), |g| format!(", default route via {g}"))
+                    ),
+                    "the network namespace must exist before its interfaces",
+                ));
+            }
+        }
         Err(e) => warnings.push(format!("`mode veth`: {e} (the launch fails)")),
     }
     let idmapped = p.filesystem.binds.iter().filter(|b| b.idmap).count();

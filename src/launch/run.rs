@@ -153,10 +153,10 @@ pub fn prepare(
     let me = std::fs::metadata("/proc/self").at("read /proc/self")?;
     use std::os::unix::fs::MetadataExt;
     let (uid, gid) = (me.uid(), me.gid());
-    if uid != 0 && matches!(policy.network.mode, NetMode::Veth { .. }) {
+    if uid != 0 && policy.network.mode.eth0().is_some() {
         return Err(StepError::new(
             "network",
-            "a veth pair needs root on the host",
+            "a veth pair or a macvlan interface needs root on the host",
         ))
         .hint("use `network { mode none }` or `mode host` when launching without root");
     }
@@ -721,6 +721,10 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
 
     let veth =
         matches!(p.network.mode, NetMode::Veth { .. }) && ns.get(NsKind::Net) == &NsMode::New;
+    let macvlan = match &p.network.mode {
+        NetMode::Macvlan { parent, .. } if ns.get(NsKind::Net) == &NsMode::New => Some(parent),
+        _ => None,
+    };
     // While the child builds its root (see `child::early`), the parent creates the v1
     // cgroups and moves the child into them: on v1 the move waits for an RCU grace period.
     let setup = (|| -> Result<(), StepError> {
@@ -814,6 +818,27 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
                 }
                 ip(&["link", "set", &host, "up"])?;
             }
+        }
+        if let Some(parent) = macvlan {
+            // Made straight in the sandbox's network namespace, as its eth0 (a bridge-mode
+            // macvlan: the sandbox is one more host on the parent's network).
+            ip(&[
+                "link",
+                "add",
+                "link",
+                parent,
+                "name",
+                "eth0",
+                "netns",
+                &pid.to_string(),
+                "type",
+                "macvlan",
+                "mode",
+                "bridge",
+            ])
+            .map_err(|e| {
+                e.with_hint(format!("the parent link `{parent}` must exist on the host"))
+            })?;
         }
         if let Some(cpus) = spread.as_ref().filter(|_| moved) {
             // Every CPU the launcher could use, for the payload (see `spread`).

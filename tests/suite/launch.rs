@@ -1458,6 +1458,58 @@ fn two_sandboxes_on_one_bridge_talk() {
     drop(server);
 }
 
+/// `mode macvlan`: the sandbox is one more host on its parent's network. The parent is
+/// one end of a veth pair in the test's namespace (this kernel has no dummy links); the
+/// other end, in a second test namespace, serves a page the sandbox fetches. A missing
+/// parent is a launch error that names it.
+#[test]
+fn macvlan_puts_the_sandbox_on_its_parents_network() {
+    need_root!();
+    let ns = NetNs::new("mv");
+    let lan = NetNs::new("lan");
+    ns.exec("ip link set lo up");
+    sh(&format!(
+        "ip -n {} link add p0 type veth peer name p1 netns {}",
+        ns.0, lan.0
+    ));
+    ns.exec("ip link set p0 up");
+    lan.exec("ip link set lo up");
+    lan.exec("ip addr add 10.236.0.2/24 dev p1");
+    lan.exec("ip link set p1 up");
+    let d = tempdir();
+    std::fs::write(d.path().join("index.html"), "on the lan\n").unwrap();
+    let _server = http_listener(&lan, 8094, d.path());
+    let p = policy(
+        d.path(),
+        "mv",
+        "network {\n    mode macvlan\n    macvlan {\n        parent \"p0\"\n        address \"10.236.0.5/24\"\n        gateway \"10.236.0.2\"\n    }\n}\n",
+    );
+    let fetch = "import urllib.request, time\nfor i in range(100):\n    try:\n        print(urllib.request.urlopen('http://10.236.0.2:8094/', timeout=2).read().decode(), end=''); break\n    except OSError as e:\n        err = e; time.sleep(0.1)\nelse:\n    print(err)\n";
+    let script =
+        format!("ip -o -4 addr show eth0 | grep -o '10[.0-9/]*'; /usr/bin/python3 -c \"{fetch}\"");
+    let o = run_in(&ns, &p, &["/bin/sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "10.236.0.5/24\non the lan\n");
+    assert!(
+        !ns.exec("ip -o link").contains("macvlan"),
+        "nothing left on the host side"
+    );
+    let q = policy(
+        d.path(),
+        "mv-missing",
+        "network {\n    mode macvlan\n    macvlan {\n        parent \"nosuch0\"\n        address \"10.236.0.6/24\"\n    }\n}\n",
+    );
+    let o = run_in(&ns, &q, &["/bin/true"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("the parent link `nosuch0` must exist"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// Without a bridge the host end is a point-to-point link (the gateway's address, the
 /// sandbox's as its peer); a lease held by a running sandbox is refused to another, and
 /// one left by a SIGKILLed launcher is taken over.
