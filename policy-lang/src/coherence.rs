@@ -233,6 +233,22 @@ pub(crate) fn check(p: &Policy, sections: &BTreeMap<&'static str, Span>) -> Vec<
         }
     }
 
+    // An interface on a network, but no socket family to use it with.
+    let fams = &p.network.families;
+    if p.network.mode.eth0().is_some()
+        && !fams.is_empty()
+        && !fams.iter().any(|f| f == "INET" || f == "INET6")
+    {
+        out.extend(warn(
+            "W0514",
+            "the sandbox has a network interface, but `families` allows no IP socket".into(),
+            at("network"),
+            "`mode veth` or `macvlan` gives it eth0, and `families` leaves out inet and inet6",
+            vec![],
+            "add `inet` (and `inet6`) to `families`, or use `mode none`",
+        ));
+    }
+
     // A network without an interface to use.
     if matches!(p.network.mode, NetMode::None)
         && p.network
