@@ -1369,7 +1369,7 @@ fn veth_makes_its_bridge_and_leases_distinct_addresses() {
     assert!(leases(subnet).is_empty(), "{:?}", leases(subnet));
     // A listener on the host side of the bridge, in the test's namespace.
     let mut server = http_listener(&ns, 8099, d.path());
-    let fetch = "import urllib.request, time\nfor i in range(100):\n    try:\n        print(urllib.request.urlopen('http://10.233.0.1:8099/', timeout=2).status); break\n    except OSError:\n        time.sleep(0.1)\n";
+    let fetch = "import urllib.request, time\nfor i in range(600):\n    try:\n        print(urllib.request.urlopen('http://10.233.0.1:8099/', timeout=2).status); break\n    except OSError:\n        time.sleep(0.1)\n";
     let children: Vec<std::process::Child> = (0..20)
         .map(|_| {
             run_in(&ns, &p, &["/bin/sh", "-c", &format!("grep -o '10\\.233\\.0\\.[0-9]*' /proc/net/fib_trie | sort -u | grep -v '\\.0$\\|\\.255$\\|\\.1$'; /usr/bin/python3 -c \"{fetch}\"; sleep 1")])
@@ -1439,23 +1439,62 @@ fn two_sandboxes_on_one_bridge_talk() {
         .spawn()
         .unwrap(),
     );
-    // The server's address: its launcher's lease.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // The server's address: the lease its launcher (nsenter execs kakoi) holds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let dir = Path::new(kakoi::launch::net::LEASES).join(subnet.replace('/', "-"));
     let address = loop {
-        if let Some(a) = leases(subnet).into_iter().next() {
+        let mine = leases(subnet).into_iter().find(|a| {
+            std::fs::read_to_string(dir.join(a))
+                .is_ok_and(|t| t.split_whitespace().next() == Some(&server.id().to_string()))
+        });
+        if let Some(a) = mine {
             break a;
         }
         assert!(std::time::Instant::now() < deadline, "no lease");
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    let fetch = format!("import urllib.request, time\nfor i in range(100):\n    try:\n        print(urllib.request.urlopen('http://{address}:8095/hostname', timeout=2).status); break\n    except OSError as e:\n        err = e; time.sleep(0.1)\nelse:\n    print(err)\n");
+    // Listening (seen from the bridge's side), however slowly a loaded machine starts it.
+    loop {
+        let o = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", ns.0))
+            .args(["curl", "-s", "-o", "/dev/null", "--max-time", "2"])
+            .arg(format!("http://{address}:8095/hostname"))
+            .status()
+            .unwrap();
+        if o.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let fetch = format!("import urllib.request, time\nfor i in range(600):\n    try:\n        print(urllib.request.urlopen('http://{address}:8095/hostname', timeout=2).status); break\n    except OSError as e:\n        err = e; time.sleep(0.1)\nelse:\n    print(err)\n");
     let o = run_in(&ns, &p, &["/usr/bin/python3", "-c", &fetch])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "200", "{}", stderr(&o));
-    assert_eq!(leases(subnet).len(), 1, "the client gave its address back");
+    assert!(
+        !leases(subnet).iter().any(|a| *a != address && {
+            std::fs::read_to_string(dir.join(a)).is_ok_and(|t| !t.is_empty())
+                && Path::new(&format!("/proc/{}", lease_pid(&dir.join(a)))).exists()
+        }),
+        "the client gave its address back: {:?}",
+        leases(subnet)
+    );
     drop(server);
+}
+
+/// The pid in a lease file ("PID START").
+fn lease_pid(file: &Path) -> String {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or("0")
+        .to_string()
 }
 
 /// `mode macvlan`: the sandbox is one more host on its parent's network. The parent is
@@ -1484,7 +1523,7 @@ fn macvlan_puts_the_sandbox_on_its_parents_network() {
         "mv",
         "network {\n    mode macvlan\n    macvlan {\n        parent \"p0\"\n        address \"10.236.0.5/24\"\n        gateway \"10.236.0.2\"\n    }\n}\n",
     );
-    let fetch = "import urllib.request, time\nfor i in range(100):\n    try:\n        print(urllib.request.urlopen('http://10.236.0.2:8094/', timeout=2).read().decode(), end=''); break\n    except OSError as e:\n        err = e; time.sleep(0.1)\nelse:\n    print(err)\n";
+    let fetch = "import urllib.request, time\nfor i in range(600):\n    try:\n        print(urllib.request.urlopen('http://10.236.0.2:8094/', timeout=2).read().decode(), end=''); break\n    except OSError as e:\n        err = e; time.sleep(0.1)\nelse:\n    print(err)\n";
     let script =
         format!("ip -o -4 addr show eth0 | grep -o '10[.0-9/]*'; /usr/bin/python3 -c \"{fetch}\"");
     let o = run_in(&ns, &p, &["/bin/sh", "-c", &script])
@@ -1525,7 +1564,7 @@ fn veth_without_a_bridge_and_leases_of_killed_launchers() {
         "network {\n    mode veth\n    veth {\n        address \"10.234.0.9/24\"\n    }\n}\n",
     );
     let mut server = http_listener(&ns, 8097, d.path());
-    let script = "ip -o -4 addr show eth0 | grep -o '10[.0-9/]*'; ip route | grep default; /usr/bin/python3 -c \"import urllib.request, time\nfor i in range(100):\n    try:\n        print(urllib.request.urlopen('http://10.234.0.1:8097/', timeout=2).status); break\n    except OSError:\n        time.sleep(0.1)\n\"; sleep 30";
+    let script = "ip -o -4 addr show eth0 | grep -o '10[.0-9/]*'; ip route | grep default; /usr/bin/python3 -c \"import urllib.request, time\nfor i in range(600):\n    try:\n        print(urllib.request.urlopen('http://10.234.0.1:8097/', timeout=2).status); break\n    except OSError:\n        time.sleep(0.1)\n\"; sleep 30";
     let mut first = crate::util::Reaped::new(
         run_in(&ns, &p, &["/bin/sh", "-c", script])
             .stdout(Stdio::piped())
@@ -1619,7 +1658,7 @@ fn published_ports_and_outbound_nat() {
             site.display()
         ),
     );
-    let script = "/usr/bin/python3 -c \"import urllib.request, time\nfor i in range(100):\n    try:\n        print(urllib.request.urlopen('http://198.51.100.2:8096/', timeout=2).status, flush=True); break\n    except OSError as e:\n        err = e; time.sleep(0.1)\nelse:\n    print(err, flush=True)\n\"; exec /usr/bin/python3 -m http.server 8080 --directory /srv";
+    let script = "/usr/bin/python3 -c \"import urllib.request, time\nfor i in range(600):\n    try:\n        print(urllib.request.urlopen('http://198.51.100.2:8096/', timeout=2).status, flush=True); break\n    except OSError as e:\n        err = e; time.sleep(0.1)\nelse:\n    print(err, flush=True)\n\"; exec /usr/bin/python3 -m http.server 8080 --directory /srv";
     let start = |ns: &NetNs| {
         let mut c = crate::util::Reaped::new(
             run_in(ns, &p, &["/bin/sh", "-c", script])

@@ -522,7 +522,7 @@ impl Terminal {
     fn expect(&mut self, needle: &str) -> String {
         use std::io::Read;
         use std::os::fd::AsRawFd;
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(i) = self.seen.find(needle) {
                 let upto: String = self.seen.drain(..i + needle.len()).collect();
@@ -836,7 +836,7 @@ fn web_server_serves_files_and_writes_logs_on_its_port() {
             .unwrap(),
     );
     // The server's address: the lease its launcher (nsenter execs kakoi in place) holds.
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let leases = Path::new(kakoi::launch::net::LEASES).join("10.88.0.0-16");
     let address = loop {
         let mine = std::fs::read_dir(&leases)
