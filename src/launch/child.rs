@@ -492,6 +492,7 @@ fn payload(
         errno: libc::ENOENT,
         message: format!("`{}` not found in the sandbox's PATH", l.argv[0]),
         hint: Some("the command is looked up inside the sandbox, after pivot_root".into()),
+        stage: super::error::Stage::Exec,
     })?;
 
     mark("child: labels, cwd");
@@ -594,4 +595,5 @@ fn payload(
     Err(e)
         .at("execve")
         .hint("the filter and the access rules must allow executing the command")
+        .map_err(StepError::at_exec)
 }

@@ -10,6 +10,20 @@ pub struct StepError {
     pub errno: i32,
     pub message: String,
     pub hint: Option<String>,
+    /// Whether executing the command failed (its errno then picks 126 or 127), or a step
+    /// before it.
+    #[serde(skip)]
+    pub stage: Stage,
+}
+
+/// Where a launch failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Stage {
+    /// A step of the set-up: exit status 125.
+    #[default]
+    Setup,
+    /// The command's own `execve`: 127 not found, 126 not executable.
+    Exec,
 }
 
 impl StepError {
@@ -19,6 +33,7 @@ impl StepError {
             errno: 0,
             message: message.into(),
             hint: None,
+            stage: Stage::Setup,
         }
     }
 
@@ -30,7 +45,7 @@ impl StepError {
     /// The launcher's exit code, as container runtimes use them: 127 the command was not
     /// found, 126 it could not be executed, 125 anything else failed before exec.
     pub fn exit_code(&self) -> i32 {
-        if self.step == "execve" {
+        if self.stage == Stage::Exec {
             match self.errno {
                 libc::ENOENT | libc::ENOTDIR => 127,
                 _ => 126,
@@ -48,6 +63,7 @@ impl StepError {
             &self.errno.to_string(),
             &self.message,
             self.hint.as_deref().unwrap_or(""),
+            if self.stage == Stage::Exec { "exec" } else { "" },
         ] {
             v.extend_from_slice(f.replace('\0', " ").as_bytes());
             v.push(0);
@@ -66,7 +82,18 @@ impl StepError {
             errno: f[1].parse().ok()?,
             message: f[2].to_string(),
             hint: (!f[3].is_empty()).then(|| f[3].to_string()),
+            stage: if f.get(4) == Some(&"exec") {
+                Stage::Exec
+            } else {
+                Stage::Setup
+            },
         })
+    }
+
+    /// The same failure, as the command's own exec (exit status 126 or 127).
+    pub fn at_exec(mut self) -> StepError {
+        self.stage = Stage::Exec;
+        self
     }
 }
 
@@ -90,6 +117,7 @@ impl<T> At<T> for std::io::Result<T> {
             errno: e.raw_os_error().unwrap_or(0),
             message: e.to_string(),
             hint: None,
+            stage: Stage::Setup,
         })
     }
 }
@@ -104,5 +132,26 @@ impl<T> Hint<T> for Result<T, StepError> {
             e.hint.get_or_insert_with(|| hint.into());
             e
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exit_status_follows_the_stage_not_the_steps_name() {
+        let mut e = StepError::new("execve", "not found");
+        e.errno = libc::ENOENT;
+        assert_eq!(e.exit_code(), 125, "a set-up step, whatever its name");
+        let e = e.at_exec();
+        assert_eq!(e.exit_code(), 127);
+        let mut denied = e.clone();
+        denied.errno = libc::EACCES;
+        assert_eq!(denied.exit_code(), 126);
+        // The stage crosses the pipe from the child.
+        for x in [e, denied, StepError::new("mount", "busy").with_hint("h")] {
+            assert_eq!(StepError::decode(&x.encode()), Some(x));
+        }
     }
 }

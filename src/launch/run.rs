@@ -601,6 +601,7 @@ fn launch(l: &Launch) -> Result<Outcome, StepError> {
         } else {
             "check that the controller is mounted and enabled".into()
         }),
+        stage: super::error::Stage::Setup,
     };
     let leaf = ns.get(NsKind::Pid) != &NsMode::New;
     let mut cg = match &layout {
