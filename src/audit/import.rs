@@ -268,7 +268,7 @@ pub fn from_tables(v: &SeccompView) -> Result<String, String> {
                 Class::Allow => Action::Allow,
                 Class::Deny(x) => *x,
                 Class::Conditional => {
-                    conditional.insert(format!("{}:{name}", a.name()));
+                    conditional.insert((*a, *name));
                     continue;
                 }
             };
@@ -279,11 +279,9 @@ pub fn from_tables(v: &SeccompView) -> Result<String, String> {
     }
     // Argument-dependent syscalls: one rule per path that does not end in the default.
     let mut cond_rules: BTreeMap<(String, Action, String), BTreeSet<Arch>> = BTreeMap::new();
-    for entry in &conditional {
-        let (arch, name) = entry.split_once(':').expect("arch:name");
-        let arch = Arch::from_name(arch).expect("an arch of the catalogue");
+    for &(arch, name) in &conditional {
         for (action, cond) in decompile(&v.prog, arch, name, default)
-            .map_err(|e| format!("cannot decompile {entry}: {e}"))?
+            .map_err(|e| format!("cannot decompile {}:{name}: {e}", arch.name()))?
         {
             cond_rules
                 .entry((name.to_string(), action, cond))
@@ -733,7 +731,7 @@ mod tests {
         let prog = codegen::compile(&p.seccomp, Host::X86_64);
         SeccompView::from_prog(
             bpf::decode(&prog.bpf).unwrap(),
-            super::super::Location::file("t"),
+            crate::audit::Location::file("t"),
         )
     }
 
@@ -762,7 +760,7 @@ mod tests {
     /// A process's stacked filters are refused, not imported as the first one alone.
     #[test]
     fn stacked_filters_are_refused() {
-        let mut s = super::super::Subject::new("pid 1", super::super::InputFormat::Process);
+        let mut s = crate::audit::Subject::new("pid 1", crate::audit::InputFormat::Process);
         let mut v = view(&policy("allow ioctl if fd < 3"));
         v.filters = 2;
         s.seccomp = Some(Some(v));

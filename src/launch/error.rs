@@ -63,7 +63,11 @@ impl StepError {
             &self.errno.to_string(),
             &self.message,
             self.hint.as_deref().unwrap_or(""),
-            if self.stage == Stage::Exec { "exec" } else { "" },
+            if self.stage == Stage::Exec {
+                "exec"
+            } else {
+                ""
+            },
         ] {
             v.extend_from_slice(f.replace('\0', " ").as_bytes());
             v.push(0);
