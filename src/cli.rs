@@ -348,12 +348,13 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
-    /// Remove the cgroups kakoi left behind: those of launchers that were killed before
-    /// they could clean up (told from a live launcher by its pid and start time), and
-    /// the idle cgroups of the v1 pool (launches keep some for reuse; each launch already
-    /// removes those idle longer than 10 minutes next to its own). Searches every cgroup
-    /// hierarchy kakoi uses, wherever launches made them. Exit status: 0, or 1 when one
-    /// could not be removed. Examples:
+    /// Remove what kakoi left behind: the cgroups of launchers that were killed before
+    /// they could clean up (told from a live launcher by its pid and start time), the
+    /// idle cgroups of the v1 pool (launches keep some for reuse; each launch already
+    /// removes those idle longer than 10 minutes next to its own), the address leases and
+    /// published-port rules (nftables table `ip kakoi`) of killed launchers. Searches every
+    /// cgroup hierarchy kakoi uses, wherever launches made them. Exit status: 0, or 1 when
+    /// one could not be removed. Examples:
     ///
     ///   kakoi gc --dry-run
     ///
@@ -1365,7 +1366,12 @@ fn parse_publish(spec: &str) -> Option<policy_lang::ir::Publish> {
 
 fn gc(dry_run: bool, format: Format) -> Result<(), Failure> {
     let layout = crate::launch::cgroup::host_layout();
-    let c = crate::launch::cgroup::gc(&layout, dry_run);
+    let mut c = crate::launch::cgroup::gc(&layout, dry_run);
+    // Address leases of launchers that are gone (`mode veth`).
+    c.removed.extend(crate::launch::net::collect_stale_leases(
+        Path::new(crate::launch::net::LEASES),
+        dry_run,
+    ));
     if format == Format::Json {
         let failed: Vec<_> = c
             .failed

@@ -426,10 +426,17 @@ fn remove_tree(dir: &std::path::Path) -> std::io::Result<()> {
             remove_tree(&e.path())?;
         }
     }
-    match std::fs::remove_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        r => r,
+    // A killed launcher's sandbox may still be exiting (PDEATHSIG): busy for a moment.
+    for i in 0..50 {
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && i < 49 => {
+                std::thread::sleep(std::time::Duration::from_millis(4))
+            }
+            r => return r,
+        }
     }
+    Ok(())
 }
 
 /// How long ago a directory was last returned to its pool (its mtime, set by [`put_back`]).

@@ -146,6 +146,26 @@ fn held(file: &Path) -> bool {
     }
 }
 
+/// Remove the leases (in `dir`, normally [`LEASES`]) of launchers that are gone; with
+/// `dry_run` only list them. They are taken over anyway when an address is needed; this
+/// is `kakoi gc`'s tidying.
+pub fn collect_stale_leases(dir: &Path, dry_run: bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for net in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(net.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let hidden = e.file_name().to_string_lossy().starts_with('.');
+            if !hidden && !held(&e.path()) && (dry_run || std::fs::remove_file(e.path()).is_ok()) {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
 /// Lease an address of `v` in `dir` (normally [`LEASES`]): the policy's own, or the first
 /// free one. Fails when the policy's address is held by a running sandbox, or every
 /// address is.

@@ -1608,6 +1608,23 @@ fn veth_without_a_bridge_and_leases_of_killed_launchers() {
     first.kill().unwrap();
     first.wait().unwrap();
     assert_eq!(leases("10.234.0.0/24"), ["10.234.0.9"]);
+    // `kakoi gc` tidies it (it is taken over anyway, below). It also removes idle pooled
+    // cgroups: none may be counted meanwhile.
+    {
+        let _lock = cgroup_lock();
+        let o = kakoi().args(["gc", "--format", "json"]).output().unwrap();
+        let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert!(o.status.success(), "{v}");
+        assert!(
+            v["removed"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p.as_str().unwrap().ends_with("/10.234.0.0-24/10.234.0.9")),
+            "{v}"
+        );
+        assert!(leases("10.234.0.0/24").is_empty());
+    }
     let o = run_in(&ns, &p, &["/bin/true"]).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(leases("10.234.0.0/24").is_empty());
