@@ -426,6 +426,15 @@ pub struct Loaded {
 /// Load and check a policy named on the command line.
 pub fn load(name: &str) -> Result<Loaded, Failure> {
     let (display, text) = loader::read_root(name).map_err(Failure::usage)?;
+    // A Docker/OCI profile or config.json given where a policy goes: hundreds of syntax
+    // errors would say nothing useful.
+    if text.trim_start().starts_with('{')
+        && serde_json::from_str::<serde_json::Value>(&text).is_ok()
+    {
+        return Err(Failure::usage(format!(
+            "`{display}` is JSON, not a kakoi policy\nhint: `kakoi import {display} -o policy.kakoi` turns a Docker/OCI seccomp profile (or a config.json's) into one; `kakoi audit {display}` audits it as it is"
+        )));
+    }
     let mut map = SourceMap::new();
     let root = map.add(display, text);
     let checked = policy_lang::check(&mut map, root, &loader::FsLoader);
@@ -617,7 +626,16 @@ fn check(
         let loaded = match load(p) {
             Ok(l) => l,
             Err(f) => {
-                eprintln!("error: {}", f.message.as_deref().unwrap_or(""));
+                let message = f.message.clone().unwrap_or_default();
+                match format {
+                    // Under JSON the error is part of the report, not a line of text.
+                    Format::Json => reports.push(serde_json::json!({
+                        "policy": p,
+                        "ok": false,
+                        "error": message,
+                    })),
+                    Format::Human => eprintln!("error: {message}"),
+                }
                 unreadable = Some(f);
                 continue;
             }

@@ -1,4 +1,4 @@
-use crate::util::{self, run, stderr, stdout};
+use crate::util::{self, kakoi, run, stderr, stdout};
 
 #[test]
 fn check_exit_codes() {
@@ -344,4 +344,41 @@ fn a_launch_reads_every_policy_field_but_the_seccomp_rules() {
         assert_eq!(launch.policy, want, "{name}");
         assert_eq!(launch.seccomp, full.seccomp, "{name}");
     }
+}
+
+/// A JSON profile where a policy goes is refused with the command that reads it, not
+/// hundreds of syntax errors; `check --format json` reports an unreadable file in JSON.
+#[test]
+fn json_where_a_policy_goes_and_unreadable_files_under_json() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("profile.json");
+    std::fs::write(&f, r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": []}"#).unwrap();
+    for args in [vec!["compile", "-o"], vec!["check"]] {
+        let mut c = kakoi();
+        c.args(&args);
+        if args[0] == "compile" {
+            c.arg(d.path().join("out"));
+        }
+        let o = c.arg(&f).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let e = stderr(&o);
+        assert!(
+            e.contains("is JSON, not a kakoi policy") && e.contains("kakoi import"),
+            "{e}"
+        );
+        assert!(e.lines().count() <= 3, "{e}");
+    }
+    let o = kakoi()
+        .args(["check", "--format", "json"])
+        .arg(d.path().join("missing.kakoi"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["policies"][0]["ok"], false);
+    assert!(v["policies"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("cannot read"));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
 }
