@@ -189,32 +189,37 @@ pub fn import(s: &super::Subject, input: &str, only: &[Arch]) -> Result<String, 
 }
 
 /// A decompiled program that checks the arguments of an i386 socket or IPC call while
-/// leaving its multiplexer open means what `acknowledge` says (the checker's E0312
-/// names each such multiplexer): the section gets the statement, after `arches`.
+/// leaving its multiplexer open means what `acknowledge` says: the section gets the
+/// statement (after `arches`) for exactly the multiplexers the rules need it for
+/// ([`policy_lang::ir::bypassable_muxes`], on the section resolved with both).
 fn acknowledge_open_muxes(body: String) -> String {
-    let (_, checked) = policy_lang::check_str("imported.kakoi", &format!("kakoi 1\n{body}"));
-    let muxes: BTreeSet<&str> = checked
-        .diagnostics
-        .iter()
-        .filter(|d| d.code == "E0312")
-        .filter_map(|d| d.message.split('`').nth(1))
-        .collect();
-    let Some(at) = body
-        .find("\n    arches [")
-        .and_then(|i| body[i + 1..].find('\n').map(|j| i + 1 + j + 1))
-    else {
+    let with = |names: &[&str]| -> Option<String> {
+        let i = body.find("\n    arches [")? + 1;
+        let at = i + body[i..].find('\n')? + 1;
+        Some(format!(
+            "{}    # i386 programs can make the calls these multiplex with any arguments: the\n    # argument rules below hold for the direct calls only\n    acknowledge {}\n{}",
+            &body[..at],
+            names_src(names),
+            &body[at..]
+        ))
+    };
+    let Some(both) = with(&["socketcall", "ipc"]) else {
         return body;
     };
-    if muxes.is_empty() {
+    let (_, checked) = policy_lang::check_str("imported.kakoi", &format!("kakoi 1\n{both}"));
+    let Some(p) = checked.policy else {
+        return body;
+    };
+    let s = &p.seccomp;
+    let needed: Vec<&str> =
+        policy_lang::ir::bypassable_muxes(&s.rules, s.default_action, &s.arches)
+            .into_iter()
+            .map(|m| m.name())
+            .collect();
+    if needed.is_empty() {
         return body;
     }
-    let names: Vec<&str> = muxes.into_iter().collect();
-    format!(
-        "{}    # i386 programs can make the calls these multiplex with any arguments: the\n    # argument rules below hold for the direct calls only\n    acknowledge {}\n{}",
-        &body[..at],
-        names_src(&names),
-        &body[at..]
-    )
+    with(&needed).unwrap_or(body)
 }
 
 /// Decompile an argument-independent program from its decision tables.

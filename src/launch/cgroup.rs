@@ -357,20 +357,8 @@ pub const POOL_MAX_IDLE: usize = 32;
 /// time (clock ticks after boot, `/proc/PID/stat`) tells a dead launcher's cgroup from a
 /// live one's even when its pid was given to another process.
 pub fn name() -> String {
-    let pid = std::process::id();
-    format!("kakoi-{pid}-{}", start_time(pid).unwrap_or(0))
-}
-
-/// A process's start time in clock ticks after boot (field 22 of `/proc/PID/stat`).
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = super::sys::read_small(std::path::Path::new(&format!("/proc/{pid}/stat"))).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: fields after the last ')'.
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()
+    let (pid, start) = super::owner::me();
+    format!("kakoi-{pid}-{start}")
 }
 
 /// What a directory named by kakoi is.
@@ -396,7 +384,7 @@ pub fn kind(name: &str) -> Option<Kind> {
         None => (rest.parse::<u32>().ok()?, None),
     };
     let alive = match start {
-        Some(s) => start_time(pid) == Some(s),
+        Some(s) => super::owner::alive(&format!("{pid} {s}")),
         None => std::path::Path::new(&format!("/proc/{pid}")).exists(),
     };
     Some(if alive { Kind::Live } else { Kind::Stale })
@@ -1064,7 +1052,7 @@ mod tests {
         assert!(mine.starts_with(&format!("kakoi-{me}-")), "{mine}");
         assert_eq!(kind(&mine), Some(Kind::Live));
         // The same pid with another start time: a launcher that died, its pid reused.
-        let start = start_time(me).unwrap();
+        let start = super::super::owner::start_time(me).unwrap();
         assert_eq!(
             kind(&format!("kakoi-{me}-{}", start + 1)),
             Some(Kind::Stale)

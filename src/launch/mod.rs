@@ -4,6 +4,47 @@
 //! [`sys`].
 
 pub mod cgroup;
+
+/// What kakoi leaves on the host for a launch (a cgroup's name, an address lease, a
+/// published port's rule) names its launcher as "PID START": the pid and the process's
+/// start time (clock ticks after boot, `/proc/PID/stat`), which tell a launcher that is
+/// gone from a later process given the same pid.
+pub(crate) mod owner {
+    /// A process's start time, if it runs.
+    pub fn start_time(pid: u32) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) may hold spaces and parentheses: fields after the
+        // last ')'; the start time is field 22.
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(19)?
+            .parse()
+            .ok()
+    }
+
+    /// This process's mark: (pid, start time).
+    pub fn me() -> (u32, u64) {
+        let pid = std::process::id();
+        (pid, start_time(pid).unwrap_or(0))
+    }
+
+    /// The mark "PID START" at the start of `text`.
+    fn parse(text: &str) -> Option<(u32, u64)> {
+        let mut f = text.split_whitespace();
+        Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+    }
+
+    /// Whether the launcher `text` marks still runs (false for no mark).
+    pub fn alive(text: &str) -> bool {
+        parse(text).is_some_and(|(pid, start)| start_time(pid) == Some(start))
+    }
+
+    /// Whether `text` marks a launcher that is gone (false for no mark).
+    pub fn gone(text: &str) -> bool {
+        parse(text).is_some_and(|(pid, start)| start_time(pid) != Some(start))
+    }
+}
 mod child;
 pub mod error;
 mod init;

@@ -119,31 +119,9 @@ impl Drop for Lease {
     }
 }
 
-/// A process's start time (clock ticks after boot), to tell it from a later one with
-/// the same pid.
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()
-}
-
 /// Whether the lease file's launcher still runs.
 fn held(file: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(file) else {
-        return false;
-    };
-    let mut f = text.split_whitespace();
-    match (
-        f.next().and_then(|p| p.parse::<u32>().ok()),
-        f.next().and_then(|s| s.parse::<u64>().ok()),
-    ) {
-        (Some(pid), Some(start)) => start_time(pid) == Some(start),
-        _ => false,
-    }
+    std::fs::read_to_string(file).is_ok_and(|t| super::owner::alive(&t))
 }
 
 /// Remove the leases (in `dir`, normally [`LEASES`]) of launchers that are gone; with
@@ -171,11 +149,9 @@ pub fn collect_stale_leases(dir: &Path, dry_run: bool) -> Vec<PathBuf> {
 /// address is.
 pub fn lease(v: &Veth, dir: &Path) -> Result<Lease, StepError> {
     let dir = dir.join(format!("{}-{}", v.network, v.prefix));
-    std::fs::create_dir_all(&dir).at(format!("create {}", dir.display()))?;
-    let lock = std::fs::File::create(dir.join(".lock")).at("open the address lock")?;
-    super::sys::lock_exclusive(std::os::fd::AsFd::as_fd(&lock)).at("lock the address leases")?;
-    let me = std::process::id();
-    let mine = format!("{me} {}\n", start_time(me).unwrap_or(0));
+    let _lock = lock_file(&dir.join(".lock"))?;
+    let (pid, start) = super::owner::me();
+    let mine = format!("{pid} {start}\n");
     let take = |a: Ipv4Addr| -> Result<Option<Lease>, StepError> {
         let file = dir.join(a.to_string());
         if file.exists() && held(&file) {
@@ -231,10 +207,7 @@ pub fn ensure_bridge(v: &Veth, name: &str) -> Result<(), StepError> {
         return Ok(());
     }
     // Launches that start together would each find it missing: one makes it at a time.
-    std::fs::create_dir_all(LEASES).at(format!("create {LEASES}"))?;
-    let lock = std::fs::File::create(Path::new(LEASES).join(format!(".bridge-{name}.lock")))
-        .at("open the bridge lock")?;
-    super::sys::lock_exclusive(std::os::fd::AsFd::as_fd(&lock)).at("lock the bridge")?;
+    let _lock = lock_file(&Path::new(LEASES).join(format!(".bridge-{name}.lock")))?;
     if ready() {
         return Ok(());
     }
@@ -404,28 +377,28 @@ fn nft_rules() -> Vec<(String, u64, String)> {
         .collect()
 }
 
+/// An exclusive lock on the file `path` (made, with its directory, if missing), held
+/// until the file is dropped.
+fn lock_file(path: &Path) -> Result<std::fs::File, StepError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).at(format!("create {}", dir.display()))?;
+    }
+    let lock = std::fs::File::create(path).at(format!("open {}", path.display()))?;
+    super::sys::lock_exclusive(std::os::fd::AsFd::as_fd(&lock))
+        .at(format!("lock {}", path.display()))?;
+    Ok(lock)
+}
+
 /// Hold the lock on kakoi's nftables table (one launch changes it at a time).
 fn nft_lock() -> Result<std::fs::File, StepError> {
-    std::fs::create_dir_all(LEASES).at(format!("create {LEASES}"))?;
-    let lock =
-        std::fs::File::create(Path::new(LEASES).join(".nft.lock")).at("open the nft lock")?;
-    super::sys::lock_exclusive(std::os::fd::AsFd::as_fd(&lock)).at("lock kakoi's nft table")?;
-    Ok(lock)
+    lock_file(&Path::new(LEASES).join(".nft.lock"))
 }
 
 /// Whether a launch's rule comment (`kakoi PID START`) names a launcher that is gone.
 fn stale_owner(comment: &str) -> bool {
-    let mut f = comment.split_whitespace();
-    if f.next() != Some("kakoi") {
-        return false;
-    }
-    match (
-        f.next().and_then(|p| p.parse::<u32>().ok()),
-        f.next().and_then(|s| s.parse::<u64>().ok()),
-    ) {
-        (Some(pid), Some(start)) => start_time(pid) != Some(start),
-        _ => false,
-    }
+    comment
+        .strip_prefix("kakoi ")
+        .is_some_and(super::owner::gone)
 }
 
 /// Delete rules by (chain, handle).
@@ -443,16 +416,23 @@ fn nft_delete(rules: &[(String, u64)]) -> Result<(), StepError> {
 /// Remove the published-port rules of launchers that are gone (a SIGKILLed launch
 /// cannot remove its own). Returns how many.
 pub fn collect_stale_rules() -> usize {
+    match nft_lock() {
+        Ok(_lock) => remove_stale_rules(),
+        Err(_) => 0,
+    }
+}
+
+/// [`collect_stale_rules`], with the table's lock held by the caller.
+fn remove_stale_rules() -> usize {
     let stale: Vec<(String, u64)> = nft_rules()
         .into_iter()
         .filter(|(_, _, c)| stale_owner(c))
         .map(|(c, h, _)| (c, h))
         .collect();
-    let n = stale.len();
-    if nft_delete(&stale).is_err() {
-        return 0;
+    match nft_delete(&stale) {
+        Ok(()) => stale.len(),
+        Err(_) => 0,
     }
-    n
 }
 
 /// Masquerade what the subnet sends to other networks, and let the host forward it
@@ -492,15 +472,10 @@ pub fn publish(
     ports: &[policy_lang::ir::Publish],
 ) -> Result<Published, StepError> {
     let _lock = nft_lock()?;
-    let me = std::process::id();
-    let owner = format!("kakoi {me} {}", start_time(me).unwrap_or(0));
+    let (pid, start) = super::owner::me();
+    let owner = format!("kakoi {pid} {start}");
     // Rules of launchers killed before they could remove theirs.
-    let stale: Vec<(String, u64)> = nft_rules()
-        .into_iter()
-        .filter(|(_, _, c)| stale_owner(c))
-        .map(|(c, h, _)| (c, h))
-        .collect();
-    let _ = nft_delete(&stale);
+    remove_stale_rules();
     let mut script = String::from(NFT_CHAINS);
     for p in ports {
         let proto = if p.udp { "udp" } else { "tcp" };
