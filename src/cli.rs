@@ -1183,7 +1183,24 @@ fn diff_cmd(old: &str, new: &str, format: Format, color: bool) -> Result<(), Fai
 
 fn plan(policy: &str, format: Format, command: &[String], color: bool) -> Result<(), Failure> {
     let (p, _) = load_ok(policy, color)?;
-    print_plan(&p, format, command)
+    let facts = crate::host::Facts::probe()
+        .map_err(|e| Failure::usage(format!("cannot read /proc/self: {e}")))?;
+    let options = crate::launch::run::Options {
+        argv: command.to_vec(),
+        read_layout: true,
+        ..Default::default()
+    };
+    let launch = crate::launch::run::prepare(&p, options, &facts).map_err(|e| {
+        eprintln!("kakoi: {}: {}", e.step, e.message);
+        if let Some(h) = &e.hint {
+            eprintln!("  hint: {h}");
+        }
+        Failure {
+            code: e.exit_code(),
+            message: None,
+        }
+    })?;
+    print_plan(&launch.plan, format)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1285,15 +1302,6 @@ fn run_cmd(
             .under(parent)
             .map_err(Failure::usage)?;
     }
-    if dry_run {
-        let layout = crate::launch::cgroup::host_layout();
-        let layout = match &cgroup_parent {
-            Some(parent) => layout.under(parent).map_err(Failure::usage)?,
-            None => layout,
-        };
-        return print_plan_on(&p, format, &command, layout);
-    }
-    crate::launch::trace::mark("policy loaded");
     let report = |e: &crate::launch::error::StepError| {
         if format == Format::Json {
             eprintln!("{}", serde_json::json!({"error": e}));
@@ -1311,21 +1319,31 @@ fn run_cmd(
             }
         }
     };
-    let launch = match run::prepare(p, command, env, prog) {
-        Ok(mut l) => {
-            l.tty = tty;
-            l.cgroup_parent = cgroup_parent;
-            l
-        }
-        Err(e) => {
-            report(&e);
-            return Err(Failure {
-                code: e.exit_code(),
-                message: None,
-            });
+    let failed = |e: &crate::launch::error::StepError| {
+        report(e);
+        Failure {
+            code: e.exit_code(),
+            message: None,
         }
     };
-    for w in &launch.warnings {
+    let facts = crate::host::Facts::probe()
+        .map_err(|e| Failure::usage(format!("cannot read /proc/self: {e}")))?;
+    let timeout_ms = p.process.timeout_ms;
+    // The plan a dry run prints is the one `run` executes: both come from `prepare`.
+    let options = run::Options {
+        argv: command,
+        env,
+        seccomp: prog,
+        tty,
+        cgroup_parent,
+        read_layout: dry_run,
+    };
+    let launch = run::prepare(&p, options, &facts).map_err(|e| failed(&e))?;
+    if dry_run {
+        return print_plan(&launch.plan, format);
+    }
+    crate::launch::trace::mark("policy loaded");
+    for w in &launch.plan.warnings {
         eprintln!("kakoi: warning: {w}");
     }
     crate::launch::trace::mark("prepared (seccomp, Landlock rules, LSM checks)");
@@ -1345,7 +1363,7 @@ fn run_cmd(
             if timed_out {
                 eprintln!(
                     "kakoi: the command ran past its time limit ({} ms) and was killed",
-                    launch.policy.process.timeout_ms.unwrap_or(0)
+                    timeout_ms.unwrap_or(0)
                 );
             }
             if oom_kills > 0 {
@@ -1435,30 +1453,7 @@ fn gc(dry_run: bool, format: Format) -> Result<(), Failure> {
     }
 }
 
-fn print_plan(p: &Policy, format: Format, command: &[String]) -> Result<(), Failure> {
-    print_plan_on(p, format, command, crate::launch::cgroup::host_layout())
-}
-
-fn print_plan_on(
-    p: &Policy,
-    format: Format,
-    command: &[String],
-    layout: crate::launch::cgroup::Layout,
-) -> Result<(), Failure> {
-    use std::os::unix::fs::MetadataExt;
-    let me = std::fs::metadata("/proc/self")
-        .map_err(|e| Failure::usage(format!("cannot read /proc/self: {e}")))?;
-    let host = crate::launch::plan::LaunchHost {
-        uid: me.uid(),
-        gid: me.gid(),
-        cgroups: layout,
-        arch: if cfg!(target_arch = "aarch64") {
-            crate::seccomp::Host::Aarch64
-        } else {
-            crate::seccomp::Host::X86_64
-        },
-    };
-    let plan = crate::launch::plan::plan(p, command, &host);
+fn print_plan(plan: &crate::launch::plan::Plan, format: Format) -> Result<(), Failure> {
     if format == Format::Json {
         println!(
             "{}",
@@ -1468,8 +1463,12 @@ fn print_plan_on(
     }
     println!("launch plan for `{}`: {}", plan.policy, plan.argv.join(" "));
     for (i, s) in plan.steps.iter().enumerate() {
-        println!("{:>2}. [{}] {}", i + 1, s.by, s.what);
-        println!("      why: {}", s.why);
+        let by = match s.by() {
+            crate::launch::plan::By::Parent => "parent",
+            crate::launch::plan::By::Child => "child",
+        };
+        println!("{:>2}. [{by}] {s}", i + 1);
+        println!("      why: {}", s.why());
     }
     for w in &plan.warnings {
         eprintln!("warning: {w}");

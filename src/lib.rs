@@ -14,6 +14,7 @@ pub mod bpf;
 pub mod bundle;
 pub mod cli;
 pub mod fuzzing;
+pub mod host;
 pub mod input;
 pub mod launch;
 pub mod loader;

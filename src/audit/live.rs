@@ -312,7 +312,7 @@ pub fn process(pid: i32) -> Result<Subject, String> {
         .ok()
         .map(|l| l.trim_end_matches('\0').trim().to_string())
         .filter(|l| !l.is_empty());
-    if crate::launch::run::selinux_enabled() {
+    if crate::host::selinux_enabled() {
         s.selinux = Some((
             label.clone(),
             Location::file(&format!("{dir}/attr/current")),

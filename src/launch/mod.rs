@@ -1,7 +1,10 @@
-//! The launcher (`kakoi run`): the launch plan ([`plan`], printed by `kakoi run --dry-run`
-//! and `kakoi plan`), and applying it ([`run`], with the child's file system in
-//! [`mounts`] and cgroups in [`cgroup`]). Every `unsafe` block of the launcher is in
-//! [`sys`].
+//! The launcher (`kakoi run`): [`run::prepare`] settles what a launch needs and builds
+//! the typed plan ([`plan`], printed by `kakoi run --dry-run` and `kakoi plan`); the
+//! launcher runs that plan: its own steps in [`parent`], the child's in [`child`], the
+//! payload's supervision in [`supervise`], every effect through the [`os::Os`] seam
+//! (the real one, or a recorder for tests). The new root is built in [`mounts`], cgroups
+//! in [`cgroup`], networks in [`net`], id maps in [`ids`]. Every `unsafe` block of the
+//! launcher is in [`sys`].
 
 pub mod cgroup;
 
@@ -45,14 +48,20 @@ pub(crate) mod owner {
         parse(text).is_some_and(|(pid, start)| start_time(pid) != Some(start))
     }
 }
-mod child;
+pub mod child;
 pub mod error;
+pub mod ids;
 mod init;
 pub mod mounts;
 pub mod net;
+pub mod os;
+pub mod parent;
 pub mod plan;
 pub mod run;
 pub mod stdio;
+pub mod supervise;
 #[allow(unsafe_code)]
 pub mod sys;
+#[cfg(test)]
+mod tests;
 pub mod trace;

@@ -9,10 +9,37 @@
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use policy_lang::ir::{NetMode, NsKind, NsMode, Policy, Propagation, Rootfs};
+use policy_lang::ir::{
+    Filesystem, Namespaces, NetMode, NsKind, NsMode, Policy, Propagation, Rootfs,
+};
 
 use super::error::{At, Hint, StepError};
 use super::sys;
+
+/// What the new root is built from: the policy's file system, with what the launch
+/// settled for it (the namespaces it makes, SELinux on the host). A step of the plan.
+#[derive(Clone, Debug)]
+pub struct Root {
+    pub fs: Filesystem,
+    /// The namespaces the launch makes (a rootless launch adds a user namespace).
+    pub ns: Namespaces,
+    pub hostname: Option<String>,
+    pub network: NetMode,
+    /// SELinux is active: device nodes are bound from the host (they keep their labels).
+    pub selinux: bool,
+}
+
+impl Root {
+    pub fn of(p: &Policy, ns: &Namespaces, selinux: bool) -> Root {
+        Root {
+            fs: p.filesystem.clone(),
+            ns: ns.clone(),
+            hostname: p.process.hostname.clone(),
+            network: p.network.mode.clone(),
+            selinux,
+        }
+    }
+}
 
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 const RESOLVE_NO_SYMLINKS: u64 = 0x04;
@@ -69,8 +96,8 @@ fn is_dir(fd: BorrowedFd) -> bool {
     sys::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
 }
 
-fn open_sources(p: &Policy) -> Result<Sources, StepError> {
-    let fs = &p.filesystem;
+fn open_sources(p: &Root) -> Result<Sources, StepError> {
+    let fs = &p.fs;
     let host_root = sys::open_root().at("open the host root")?;
     let r = host_root.as_fd();
     let rootfs = match &fs.rootfs {
@@ -284,12 +311,13 @@ fn size_opt(n: u64) -> String {
 /// mounter's network namespace), as late as that can be: after the pivot and the protection
 /// of every other path, so that the namespace is ready without a wait.
 pub fn build(
-    p: &Policy,
+    p: &Root,
+    address: Option<&str>,
     idmapped: Vec<OwnedFd>,
     join_net: Option<impl FnOnce() -> Result<(), StepError>>,
 ) -> Result<(), StepError> {
     let mut idmapped = idmapped.into_iter();
-    let fs = &p.filesystem;
+    let fs = &p.fs;
     let src = open_sources(p)?;
     // Private by default: nothing mounted here reaches the host, and nothing the host
     // mounts later under a path bound here reaches the sandbox (such a mount would come
@@ -329,7 +357,7 @@ pub fn build(
     // The root itself.
     let root_overlay = fs.overlays.iter().position(|o| o.target == "/");
     let root_mnt = if let Some(i) = root_overlay {
-        overlay(&src, i, &p.filesystem.overlays[i].lower, stage.as_fd())?
+        overlay(&src, i, &fs.overlays[i].lower, stage.as_fd())?
     } else {
         match &src.rootfs {
             // A writable rootfs is a host directory: files the sandbox makes there must
@@ -471,7 +499,7 @@ pub fn build(
         }
     }
     if own_root && matches!(fs.rootfs, Rootfs::Host) {
-        etc_files(p, &src, root)?;
+        etc_files(p, address, &src, root)?;
     }
     let empty = special_mounts(p, &src, root, own_root)?;
     // Without a namespace to join, /sys is mounted here, before the pivot: in a user
@@ -507,8 +535,13 @@ pub fn build(
 /// which sysfs covers later, so the files are reachable only through these binds, which
 /// are read-only. With `network { mode host }` the sandbox shares the host's network and
 /// keeps its `hosts` and `resolv.conf`.
-fn etc_files(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), StepError> {
-    let hostname = match (&p.process.hostname, p.namespaces.get(NsKind::Uts)) {
+fn etc_files(
+    p: &Root,
+    address: Option<&str>,
+    src: &Sources,
+    root: BorrowedFd,
+) -> Result<(), StepError> {
+    let hostname = match (&p.hostname, p.ns.get(NsKind::Uts)) {
         (Some(h), NsMode::New) => h.clone(),
         _ => std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
@@ -516,19 +549,19 @@ fn etc_files(p: &Policy, src: &Sources, root: BorrowedFd) -> Result<(), StepErro
     };
     let mut files = vec![("hostname", format!("{hostname}\n"))];
     let shares_host_net =
-        p.namespaces.get(NsKind::Net) != &NsMode::New || matches!(p.network.mode, NetMode::Host);
+        p.ns.get(NsKind::Net) != &NsMode::New || matches!(p.network, NetMode::Host);
     if !shares_host_net {
         let mut hosts =
             String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-        match p.network.mode.eth0() {
-            Some((Some(a), _)) => {
+        match address {
+            Some(a) => {
                 let ip = a.split('/').next().unwrap_or(a);
                 hosts.push_str(&format!("{ip}\t{hostname}\n"));
             }
             _ => hosts.push_str(&format!("127.0.1.1\t{hostname}\n")),
         }
         files.push(("hosts", hosts));
-        let resolv = match &p.network.mode {
+        let resolv = match &p.network {
             NetMode::None => "# kakoi: this sandbox has no network\n".to_string(),
             _ => sandbox_resolv_conf(
                 &open_host(src.host_root.as_fd(), "/etc/resolv.conf", 0)
@@ -707,7 +740,7 @@ fn plain_dir(root: BorrowedFd, name: &str, fresh: bool) -> std::io::Result<Owned
 /// tmpfs. Returns then the masks' empty directory: the root's /proc directory, opened before
 /// /proc covers it (empty, and unreachable by path once covered).
 fn special_mounts(
-    p: &Policy,
+    p: &Root,
     src: &Sources,
     root: BorrowedFd,
     own_root: bool,
@@ -728,7 +761,7 @@ fn special_mounts(
     );
     let proc_mnt = match fresh {
         Ok(m) => m,
-        Err(_) if p.namespaces.get(NsKind::Pid) != &NsMode::New => {
+        Err(_) if p.ns.get(NsKind::Pid) != &NsMode::New => {
             let host = open_host(src.host_root.as_fd(), "/proc", libc::O_DIRECTORY)
                 .at("open host /proc")?;
             clone_tree(host.as_fd(), 0).at("bind host /proc")?
@@ -761,8 +794,7 @@ fn special_mounts(
     // directory they are made in.
     // With SELinux the host's nodes keep their labels (devnull_t…); nodes made on this
     // tmpfs would carry the tmpfs's type, which no container module grants.
-    let mut bind_devices =
-        p.namespaces.get(NsKind::User) != &NsMode::Host || super::run::selinux_enabled();
+    let mut bind_devices = p.ns.get(NsKind::User) != &NsMode::Host || p.selinux;
     // Mode 0666 as given, whatever the launcher's umask.
     let umask = sys::umask(0);
     for &(name, major, minor) in DEVICES {
@@ -848,12 +880,12 @@ fn open_existing(root: BorrowedFd, path: &str) -> std::io::Result<Option<OwnedFd
 /// is ready when it is joined. `empty`: the masks' empty directory ([`special_mounts`]);
 /// `own_root`: the root is kakoi's own fresh tmpfs.
 fn after_pivot(
-    p: &Policy,
+    p: &Root,
     join_net: Option<impl FnOnce() -> Result<(), StepError>>,
     empty: Option<OwnedFd>,
     own_root: bool,
 ) -> Result<(), StepError> {
-    let fs = &p.filesystem;
+    let fs = &p.fs;
     let root = sys::open_root().at("open /")?;
     let root = root.as_fd();
     let mut protect = Protect::new(root, empty)?;

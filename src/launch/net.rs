@@ -212,7 +212,7 @@ pub fn ensure_bridge(v: &Veth, name: &str) -> Result<(), StepError> {
         return Ok(());
     }
     if !ip_ok(&["link", "show", name]) {
-        super::run::ip(&["link", "add", name, "type", "bridge"])?;
+        super::os::ip(&["link", "add", name, "type", "bridge"])?;
     }
     let shown = std::process::Command::new("ip")
         .args(["-o", "-4", "addr", "show", "dev", name])
@@ -220,9 +220,9 @@ pub fn ensure_bridge(v: &Veth, name: &str) -> Result<(), StepError> {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     if !shown.split_whitespace().any(|w| w == cidr) {
-        super::run::ip(&["addr", "add", &cidr, "dev", name])?;
+        super::os::ip(&["addr", "add", &cidr, "dev", name])?;
     }
-    super::run::ip(&["link", "set", name, "up"])
+    super::os::ip(&["link", "set", name, "up"])
 }
 
 fn ip_ok(args: &[&str]) -> bool {

@@ -1,46 +1,290 @@
-//! The launch plan: the steps `kakoi run` takes, in the order of the design notes
-//! (`launcher.md`), with the concrete values each step uses. Pure: the host facts it needs
-//! (cgroup layout, the caller's uid, the command line) are passed in.
+//! The launch plan: every step `kakoi run` takes, typed, with the values it uses, built
+//! once from the policy and the host's facts ([`build`], pure). `kakoi run --dry-run` and
+//! `kakoi plan` print it; the launcher runs it ([`super::parent`] the parent's steps,
+//! [`super::child`] the child's), so the two cannot differ. The order is the one of
+//! `launcher.md`; each step says why it comes where it does.
+
+use std::fmt;
 
 use policy_lang::catalogue::Arch;
-use policy_lang::ir::{Enforcement, Level, NsKind, NsMode, Policy, Rootfs};
+use policy_lang::ir::{Bind, Enforcement, Namespaces, NsKind, NsMode, Policy, Publish};
 use serde::Serialize;
 
-use super::cgroup::{Hierarchy, Layout};
-use crate::backends;
-use crate::seccomp::Host;
+use super::cgroup::{Hierarchy, Layout, Limit};
+use super::error::{Hint, StepError};
+use super::ids::Maps;
+use super::mounts::Root;
+use super::net::Veth;
+use crate::backends::landlock::Ruleset;
+use crate::host::Facts;
 
-/// One step: who runs it (parent or child), what, and why it comes here.
-#[derive(Clone, Debug, Serialize)]
-pub struct Step {
-    pub by: &'static str,
-    pub what: String,
-    pub why: &'static str,
+/// Who takes a step: the launcher, or its clone child (then the sandbox's processes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum By {
+    Parent,
+    Child,
 }
 
-/// What the launch needs from the host.
+/// The sandbox's cgroups: the files and values written (`cgroup::limits`), on the
+/// hierarchies that carry each controller.
 #[derive(Clone, Debug)]
-pub struct LaunchHost {
-    pub uid: u32,
-    pub gid: u32,
-    pub cgroups: Layout,
-    pub arch: Host,
+pub struct CgroupStep {
+    pub limits: Vec<Limit>,
+    /// `cgroup required`: a limit that cannot be written fails the launch.
+    pub strict: bool,
+    /// The sandbox's processes are in the cgroup itself (no pid namespace: no init of
+    /// ours to put them in a leaf below it).
+    pub leaf: bool,
+    /// Joined after the clone by writing the child's pid (a v1 or hybrid host), or at
+    /// the clone (`CLONE_INTO_CGROUP`, a pure v2 host).
+    pub after_clone: bool,
+    /// The host's layout when known at planning (`None`: read after the clone, while
+    /// the child works; the launcher's own cgroup or `--cgroup-parent` below that).
+    pub layout: Option<Layout>,
+    /// `--cgroup-parent`.
+    pub parent: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// One resource limit of the payload's process (`setrlimit` on its pid).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rlimit {
+    pub name: String,
+    pub resource: u32,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// The process a child must not outlive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parent {
+    /// The launcher, through its pidfd.
+    Launcher,
+    /// The sandbox's init (kakoi's, forked before).
+    Init,
+}
+
+/// The seccomp program and how it is installed.
+#[derive(Clone, Debug)]
+pub struct Seccomp {
+    pub program: Vec<u8>,
+    /// `seccomp(2)` flags (`SECCOMP_FILTER_FLAG_*`).
+    pub flags: u64,
+    /// The ABIs the program decides (the rest are killed).
+    pub abis: Vec<Arch>,
+    /// Installed before the capabilities are dropped: without no_new_privs, installing
+    /// a filter needs CAP_SYS_ADMIN.
+    pub before_caps: bool,
+}
+
+/// A step of the launch.
+#[derive(Clone, Debug)]
+pub enum Step {
+    // The launcher, before the clone.
+    /// Lease an address of the veth network (`mode veth` without a fixed one: the first
+    /// free one).
+    Lease(Veth),
+    Nat(Veth),
+    Publish(Vec<Publish>),
+    /// Standard descriptors (relay pipes, a terminal) and the CLOEXEC sweep.
+    Preflight,
+    Cgroup(CgroupStep),
+    Clone {
+        /// Namespaces made by the clone (cgroup and time: the child unshares them).
+        new: Vec<NsKind>,
+        /// The network namespace is made by the launcher meanwhile and passed over.
+        net_aside: bool,
+        into_cgroup: bool,
+        /// The child builds the sandbox before "go", while the launcher does its part.
+        early: bool,
+    },
+    // The launcher, after the clone.
+    NetAside,
+    Rlimits(Vec<Rlimit>),
+    IdMaps(Maps),
+    Idmapped(Vec<Bind>),
+    HostVeth(Veth),
+    Macvlan(String),
+    Go,
+    Supervise {
+        timeout_ms: Option<u64>,
+        /// The payload is pid 1 without kakoi's init: a second interrupt kills it.
+        bare_pid1: bool,
+        /// The sandbox has its own pid namespace (its cgroup empties with its init).
+        pid_ns: bool,
+    },
+    // The child.
+    DieWith(Parent),
+    Undumpable,
+    /// The audit login uid, when unset (`None`: the launcher's user is not mapped).
+    LoginUid(Option<u32>),
+    Session,
+    AwaitGo,
+    ReceiveIdmapped(usize),
+    EnterUserNs {
+        uid: u32,
+        gid: u32,
+    },
+    Join(Vec<(NsKind, String)>),
+    UnshareCgroup,
+    UnshareTime(Vec<(String, i64)>),
+    ForkInit {
+        subreaper: bool,
+    },
+    Hostname(String),
+    /// Join the network namespace the launcher made (without a mount namespace: inside
+    /// [`Step::Root`] otherwise).
+    JoinNet,
+    Loopback,
+    Eth0 {
+        /// `None`: the leased one.
+        address: Option<String>,
+        gateway: Option<String>,
+    },
+    Root {
+        root: Box<Root>,
+        /// The launcher's network namespace is joined inside, just before /sys.
+        join_net: bool,
+    },
+    AppArmor(String),
+    SELinux(String),
+    Chdir(String),
+    Stdio {
+        uid: u32,
+        gid: u32,
+    },
+    Cloexec,
+    /// Look the command up in the sandbox's PATH.
+    Lookup(String),
+    Seccomp(Seccomp),
+    Bounding(u64),
+    KeepCaps(bool),
+    Groups(Vec<u32>),
+    Gid(u32),
+    Uid(u32),
+    Capset {
+        effective: u64,
+        permitted: u64,
+        inheritable: u64,
+    },
+    Ambient(Vec<u32>),
+    NoNewPrivs,
+    Landlock(Ruleset),
+    /// Reset the launcher's signal dispositions and mask.
+    Signals,
+    Exec(Vec<String>),
+}
+
+/// The plan: the steps in the order they happen (the launcher's and the child's
+/// interleaved where they synchronise: "go").
+#[derive(Clone, Debug)]
 pub struct Plan {
     pub policy: String,
     pub argv: Vec<String>,
+    pub env: Vec<String>,
     pub steps: Vec<Step>,
     /// Things the plan cannot do on this host, with what the policy says about them.
     pub warnings: Vec<String>,
 }
 
-fn step(by: &'static str, what: impl Into<String>, why: &'static str) -> Step {
-    Step {
-        by,
-        what: what.into(),
-        why,
+fn caps(mask: u64) -> String {
+    let names: Vec<&str> = (0..64)
+        .filter(|c| mask & (1u64 << c) != 0)
+        .map(|c| policy_lang::catalogue::capability_name(c).unwrap_or("?"))
+        .collect();
+    names.join(" ")
+}
+
+fn size(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{}G", n >> 30),
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}M", n >> 20),
+        n => n.to_string(),
+    }
+}
+
+fn limit(n: u64) -> String {
+    if n == u64::MAX {
+        "unlimited".into()
+    } else {
+        n.to_string()
+    }
+}
+
+impl Step {
+    pub fn by(&self) -> By {
+        use Step::*;
+        match self {
+            Lease(_)
+            | Nat(_)
+            | Publish(_)
+            | Preflight
+            | Cgroup(_)
+            | Clone { .. }
+            | NetAside
+            | Rlimits(_)
+            | IdMaps(_)
+            | Idmapped(_)
+            | HostVeth(_)
+            | Macvlan(_)
+            | Go
+            | Supervise { .. } => By::Parent,
+            _ => By::Child,
+        }
+    }
+
+    /// Why the step comes where it does.
+    pub fn why(&self) -> &'static str {
+        use Step::*;
+        match self {
+            Lease(_) => "before the clone, so the child configures it; given back on every exit path",
+            Nat(_) => "outbound traffic needs the host's address (`nat on`)",
+            Publish(_) => "the address is leased before the clone, so the rules exist before the payload listens",
+            Preflight => "nothing of the launcher leaks into the payload (CVE-2024-21626); a closed descriptor is opened on /dev/null before a pipe takes its number",
+            Cgroup(_) => "every later step, and the payload from its first instruction, is accounted",
+            Clone { .. } => "no window outside the cgroup; the cgroup namespace root is the sandbox's own cgroup",
+            NetAside => "the costliest namespace is made while the child builds its root",
+            Rlimits(_) => "raising a hard limit needs CAP_SYS_RESOURCE in the initial user namespace",
+            IdMaps(_) => "the child blocks on a pipe until its identity exists",
+            Idmapped(_) => "idmapping a host file system needs CAP_SYS_ADMIN in the initial user namespace",
+            HostVeth(_) | Macvlan(_) => "the network namespace must exist before its interfaces",
+            Go => "the child's steps that need the launcher's set-up wait for it",
+            Supervise { .. } => "nothing of the sandbox outlives it",
+            DieWith(Parent::Launcher) => "the sandbox dies with the launcher (checked after setting: it may have died before)",
+            DieWith(Parent::Init) => "a change of ids cleared the parent-death signal",
+            Undumpable => "nothing can ptrace privileged set-up (CVE-2016-8659)",
+            LoginUid(_) => "an unset login uid could be set to anything by the payload",
+            Session => "a new session cannot type into the caller's terminal (TIOCSTI)",
+            AwaitGo => "EOF: the launcher died, and the child exits",
+            ReceiveIdmapped(_) => "the launcher made them once the user namespace existed",
+            EnterUserNs { .. } => "the clone kept the host's ids, which the maps may not cover",
+            Join(_) => "user first: it decides what the others may do",
+            UnshareCgroup => "once the child is in every cgroup: their root is the namespace's root",
+            UnshareTime(_) => "offsets are written before any process is inside; they apply to children",
+            ForkInit { .. } => "kakoi's init is pid 1: it forwards signals and reaps (one Ctrl-C stops the payload)",
+            Hostname(_) => "in the sandbox's own UTS namespace",
+            JoinNet | Loopback => "a network namespace starts with lo down",
+            Eth0 { .. } => "the launcher moved the interface in",
+            Root { .. } => "destinations resolved inside the new root with openat2(RESOLVE_IN_ROOT) (CVE-2021-30465); symlinked /proc or /sys refused (CVE-2023-27561); masks after the pivot (CVE-2025-31133); never chroot alone",
+            AppArmor(_) => "labels take effect at execve; procfs is checked with fstatfs (CVE-2019-16884)",
+            SELinux(_) => "labels take effect at execve; without a trailing newline, or the write does nothing",
+            Chdir(_) => "no host cwd may leak into the payload (CVE-2024-21626)",
+            Stdio { .. } => "the payload's descriptors 0-2 only; a terminal of the sandbox's own devpts",
+            Cloexec => "no host fd may leak into the payload (CVE-2024-21626)",
+            Lookup(_) => "the command is looked up inside the sandbox, after pivot_root",
+            Seccomp(s) if s.before_caps => "without no_new_privs, installing a filter needs CAP_SYS_ADMIN: before the drop",
+            Seccomp(_) => "the last syscall before exec: the filter must only allow execve",
+            Bounding(_) => "while CAP_SETPCAP is held",
+            KeepCaps(true) => "the permitted set survives the change of ids",
+            KeepCaps(false) => "cleared once the sets are final",
+            Groups(_) | Gid(_) | Uid(_) => "groups and group before the user: afterwards they could not be changed",
+            Capset { .. } => "exactly the policy's sets; inheritable empty unless asked (CVE-2022-29162)",
+            Ambient(_) => "cleared, then only the policy's",
+            NoNewPrivs => "from here setuid and file-capability binaries gain nothing",
+            Landlock(_) => "after every mount: a Landlocked thread may not change its mount topology",
+            Signals => "only ignored dispositions survive an execve; the launcher's mask must not",
+            Exec(_) => "a failure before this is reported to the parent as (step, errno) and exit 125/126/127",
+        }
     }
 }
 
@@ -52,602 +296,669 @@ fn leaf(layout: &Layout, mount: &str) -> String {
     }
 }
 
-fn size(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{}G", n >> 30),
-        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}M", n >> 20),
-        n => n.to_string(),
-    }
-}
-
-/// The plan for running `argv` (the policy's own when empty) under `p` on `host`.
-pub fn plan(p: &Policy, argv: &[String], host: &LaunchHost) -> Plan {
-    let mut s = Vec::new();
-    let mut warnings = Vec::new();
-    let argv = if argv.is_empty() {
-        p.process.argv.clone()
-    } else {
-        argv.to_vec()
-    };
-    let rootless = host.uid != 0 || p.identity.rootless;
-
-    s.push(step("parent", "validate the bundle; open the rootfs and layer directories as O_PATH fds; mark every fd CLOEXEC", "failing before any namespace exists is cheap and leaks nothing (CVE-2024-21626)"));
-
-    // cgroups: the files and values the launcher writes (`cgroup::limits`, one source),
-    // on the hierarchy that carries each controller here.
-    let r = &p.resources;
-    let limits = super::cgroup::limits(r);
-    if !limits.is_empty() {
+impl fmt::Display for CgroupStep {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let Some(layout) = &self.layout else {
+            let files: Vec<String> = self
+                .limits
+                .iter()
+                .map(|l| {
+                    let v: Vec<String> = l.v2.iter().map(|(f, v)| format!("{f}={v}")).collect();
+                    format!("{} [{}]", l.controller, v.join(", "))
+                })
+                .collect();
+            return write!(
+                f,
+                "create the cgroup (below {}) and write its limits: {}; then write the child's pid into each cgroup before it runs",
+                self.parent.as_deref().unwrap_or("the launcher's own cgroup"),
+                if files.is_empty() { "none".into() } else { files.join("; ") }
+            );
+        };
         let mut parts = Vec::new();
         let mut any_v1 = false;
-        for l in &limits {
-            let (files, version, mount) = match host.cgroups.controllers.get(l.controller) {
+        for l in &self.limits {
+            let (files, version, mount) = match layout.controllers.get(l.controller) {
                 Some(Hierarchy::V2 { mount }) => (&l.v2, "v2", mount),
                 Some(Hierarchy::V1 { mount }) => {
                     any_v1 = true;
                     (&l.v1, "v1", mount)
                 }
-                None => {
-                    let fatal = r.cgroup == Some(Enforcement::Required);
-                    let what: Vec<String> = l.v2.iter().map(|(f, v)| format!("{f}={v}")).collect();
-                    warnings.push(format!(
-                        "no `{}` controller is available to this user: `{}` {}",
-                        l.controller,
-                        what.join(", "),
-                        if fatal {
-                            "cannot be enforced and the policy requires it (launch fails)"
-                        } else {
-                            "is skipped (`cgroup optional`)"
-                        }
-                    ));
-                    continue;
-                }
+                None => continue,
             };
             let written: Vec<String> = files.iter().map(|(f, v)| format!("{f}={v}")).collect();
             parts.push(format!(
                 "{} ({version}, {})",
                 written.join(", "),
-                leaf(&host.cgroups, mount)
+                leaf(layout, mount)
             ));
         }
-        if !parts.is_empty() {
-            s.push(step(
-                "parent",
-                format!(
-                    "create the cgroup and write its limits: {}{}",
-                    parts.join(", "),
-                    if any_v1 {
-                        "; on v1, an idle cgroup with the same limits is taken from the pool instead (renamed)"
-                    } else {
-                        ""
-                    }
-                ),
-                "every later step, and the payload from its first instruction, is accounted",
-            ));
+        if parts.is_empty() {
+            let where_ = match &layout.unified {
+                Some(m) => leaf(layout, m),
+                None => "each hierarchy".into(),
+            };
+            write!(f, "create the cgroup ({where_}): no limits")?;
+        } else {
+            write!(
+                f,
+                "create the cgroup and write its limits: {}",
+                parts.join(", ")
+            )?;
+        }
+        if any_v1 {
+            write!(f, "; on v1, an idle cgroup with the same limits is taken from the pool instead (renamed)")?;
+        }
+        if self.after_clone {
+            write!(
+                f,
+                "; then write the child's pid into each cgroup before it runs"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        use Step::*;
+        match self {
+            Lease(v) => match v.address {
+                Some(a) => write!(f, "lease the address {a}/{} (refused if a running sandbox holds it)", v.prefix),
+                None => write!(f, "lease the first free address of {}/{} (in {})", v.network, v.prefix, super::net::LEASES),
+            },
+            Nat(v) => write!(f, "nftables table `ip kakoi`: masquerade {}/{} to other networks (kept); net.ipv4.ip_forward=1", v.network, v.prefix),
+            Publish(ports) => {
+                let p: Vec<String> = ports
+                    .iter()
+                    .map(|x| format!("{} {} -> {}", if x.udp { "udp" } else { "tcp" }, x.host, x.sandbox))
+                    .collect();
+                write!(f, "nftables table `ip kakoi`: DNAT the host's own addresses' {} to the sandbox's address (prerouting and output; removed when the sandbox ends)", p.join(", "))
+            }
+            Preflight => write!(f, "set up the payload's stdio (relay pipes or a terminal); mark every fd from 3 CLOEXEC"),
+            Cgroup(c) => c.fmt(f),
+            Clone { new, net_aside, into_cgroup, early } => {
+                let names: Vec<&str> = new.iter().map(|k| k.name()).collect();
+                write!(
+                    f,
+                    "clone3 with new {} namespaces, CLONE_PIDFD{}{}{}",
+                    if names.is_empty() { "(no)".into() } else { names.join(", ") },
+                    if *into_cgroup { ", CLONE_INTO_CGROUP (the v2 leaf)" } else { "" },
+                    if *net_aside { "; the network namespace is made by the launcher meanwhile" } else { "" },
+                    if *early { "; the child builds the sandbox before \"go\" (moved to another CPU meanwhile)" } else { "" }
+                )
+            }
+            NetAside => write!(f, "create the network namespace (lo up) and pass it to the child over a socket"),
+            Rlimits(r) => {
+                let l: Vec<String> = r.iter().map(|r| format!("{}={}/{}", r.name, limit(r.soft), limit(r.hard))).collect();
+                write!(f, "set rlimits: {}", l.join(", "))
+            }
+            IdMaps(m) => {
+                let text = |m: &[policy_lang::ir::IdMap]| -> String {
+                    m.iter().map(|e| format!("{} {} {}", e.inside, e.outside, e.count)).collect::<Vec<_>>().join("; ")
+                };
+                write!(
+                    f,
+                    "{}uid_map `{}`, gid_map `{}`{}",
+                    if m.helper { "" } else { "setgroups=deny (unprivileged), then " },
+                    text(&m.uid),
+                    text(&m.gid),
+                    if m.helper { " through newuidmap/newgidmap" } else { "" }
+                )
+            }
+            Idmapped(b) => write!(f, "make {} idmapped bind(s) ({}): open_tree(OPEN_TREE_CLONE) + mount_setattr(MOUNT_ATTR_IDMAP) with the sandbox's user namespace; pass them to the child over SCM_RIGHTS", b.len(), b.iter().map(|b| b.source.as_str()).collect::<Vec<_>>().join(", ")),
+            HostVeth(v) => match &v.bridge {
+                Some(b) => write!(f, "create a veth pair, move one end into the sandbox as eth0, attach the other to bridge {b} (made if missing, with {}/{}, and kept), up", v.gateway, v.prefix),
+                None => write!(f, "create a veth pair, move one end into the sandbox as eth0, give the other {} peer the sandbox's address (a point-to-point link), up", v.gateway),
+            },
+            Macvlan(parent) => write!(f, "make a bridge-mode macvlan on {parent} as the sandbox's eth0"),
+            Go => write!(f, "give the child its CPUs back; \"go\", with the signals to reset before exec"),
+            Supervise { timeout_ms, bare_pid1, .. } => {
+                write!(f, "supervise: pidfd wait, forward signals")?;
+                if *bare_pid1 {
+                    write!(f, " (a second interrupt is SIGKILL: the payload is pid 1 without kakoi's init)")?;
+                }
+                if let Some(t) = timeout_ms {
+                    write!(f, ", kill after {t} ms")?;
+                }
+                write!(f, "; exit with the payload's status (128+signal); kill and remove the cgroup (a clean v1 one goes back to the pool), the published-port rules, the lease and any host veth")
+            }
+            DieWith(Parent::Launcher) => write!(f, "PR_SET_PDEATHSIG(SIGKILL), then check the launcher's pidfd"),
+            DieWith(Parent::Init) => write!(f, "PR_SET_PDEATHSIG(SIGKILL) again, then check the init is still the parent"),
+            Undumpable => write!(f, "PR_SET_DUMPABLE 0"),
+            LoginUid(Some(u)) => write!(f, "set the audit login uid to {u} if unset"),
+            LoginUid(None) => write!(f, "leave the audit login uid (the launcher's user is not mapped)"),
+            Session => write!(f, "setsid"),
+            AwaitGo => write!(f, "wait for the launcher's \"go\""),
+            ReceiveIdmapped(n) => write!(f, "receive {n} idmapped bind(s)"),
+            EnterUserNs { uid, gid } => write!(f, "setresgid {gid}, setresuid {uid} in the new user namespace"),
+            Join(j) => {
+                let l: Vec<String> = j.iter().map(|(k, p)| format!("{} ({p})", k.name())).collect();
+                write!(f, "setns into {}", l.join(", "))
+            }
+            UnshareCgroup => write!(f, "unshare(CLONE_NEWCGROUP)"),
+            UnshareTime(o) => {
+                let l: Vec<String> = o.iter().map(|(c, s)| format!("{c} {s}s")).collect();
+                write!(f, "unshare(CLONE_NEWTIME), write offsets [{}]", l.join(", "))
+            }
+            ForkInit { subreaper } => write!(f, "fork: this process stays as the sandbox's init{}, the child goes on to be the payload", if *subreaper { " (a subreaper: no pid namespace)" } else { " (pid 1)" }),
+            Hostname(h) => write!(f, "sethostname({h})"),
+            JoinNet => write!(f, "join the network namespace the launcher made"),
+            Loopback => write!(f, "bring lo up"),
+            Eth0 { address, gateway } => {
+                write!(f, "eth0: address {}, up", address.as_deref().unwrap_or("(the leased one)"))?;
+                if let Some(g) = gateway {
+                    write!(f, ", default route via {g}")?;
+                }
+                Ok(())
+            }
+            Root { root, join_net } => fmt_root(root, *join_net, f),
+            AppArmor(p) => write!(f, "AppArmor: write `exec {p}` to /proc/thread-self/attr/apparmor/exec (verified procfs)"),
+            SELinux(l) => write!(f, "SELinux: write `{l}` to attr/keycreate and attr/exec (verified procfs)"),
+            Chdir(c) => write!(f, "chdir({c}); refuse a working directory outside the sandbox"),
+            Stdio { uid, gid } => write!(f, "install the payload's stdio (a terminal is chowned to {uid}:{gid}, made controlling, its master sent to the launcher)"),
+            Cloexec => write!(f, "CLOEXEC sweep from fd 3"),
+            Lookup(a) => write!(f, "look up `{a}` in the sandbox's PATH"),
+            Seccomp(s) => write!(
+                f,
+                "seccomp(SECCOMP_SET_MODE_FILTER) with the precompiled program ({} instructions; {}; flags {:#x})",
+                s.program.len() / 8,
+                s.abis.iter().map(|a| a.name()).collect::<Vec<_>>().join(", "),
+                s.flags
+            ),
+            Bounding(m) => write!(f, "drop the bounding set to [{}]", caps(*m)),
+            KeepCaps(on) => write!(f, "PR_SET_KEEPCAPS {}", u8::from(*on)),
+            Groups(g) => write!(f, "setgroups {g:?}"),
+            Gid(g) => write!(f, "setresgid {g}"),
+            Uid(u) => write!(f, "setresuid {u}"),
+            Capset { effective, permitted, inheritable } => write!(f, "capset permitted [{}], effective [{}], inheritable [{}]", caps(*permitted), caps(*effective), caps(*inheritable)),
+            Ambient(a) => write!(f, "clear the ambient set, raise [{}]", a.iter().map(|c| policy_lang::catalogue::capability_name(*c).unwrap_or("?")).collect::<Vec<_>>().join(" ")),
+            NoNewPrivs => write!(f, "PR_SET_NO_NEW_PRIVS"),
+            Landlock(l) if l.is_empty() => write!(f, "Landlock: no rules (nothing to restrict)"),
+            Landlock(l) => write!(f, "Landlock (ABI {}, {:?}): {} path rules, {} port rules", l.abi, l.enforcement, l.paths.len(), l.ports.len()),
+            Signals => write!(f, "reset signal dispositions; unblock signals"),
+            Exec(argv) => write!(f, "execve({})", argv.join(" ")),
         }
     }
-    if !r.rlimits.is_empty() {
-        let l: Vec<String> = r
-            .rlimits
-            .iter()
-            .map(|r| {
-                format!(
-                    "{}={}/{}",
-                    r.name,
-                    if r.soft == u64::MAX {
-                        "unlimited".into()
-                    } else {
-                        r.soft.to_string()
-                    },
-                    if r.hard == u64::MAX {
-                        "unlimited".into()
-                    } else {
-                        r.hard.to_string()
-                    }
-                )
-            })
-            .collect();
-        s.push(step(
-            "parent",
-            format!("set rlimits: {}", l.join(", ")),
-            "raising a hard limit needs CAP_SYS_RESOURCE in the initial user namespace",
+}
+
+fn fmt_root(r: &Root, join_net: bool, f: &mut fmt::Formatter) -> fmt::Result {
+    use policy_lang::ir::{Propagation, Rootfs};
+    let fs = &r.fs;
+    let overlay_root = fs.overlays.iter().any(|o| o.target == "/");
+    let root = match &fs.rootfs {
+        Rootfs::Host if overlay_root => {
+            "the overlay on / (its layers are the whole root: nothing of the host's is bound in)"
+                .to_string()
+        }
+        Rootfs::Host => {
+            "a tmpfs root with the host's /usr, /bin, /sbin, /lib, /lib64, /etc bound read-only"
+                .to_string()
+        }
+        Rootfs::Dir { path, readonly } => format!(
+            "{path} ({})",
+            if *readonly { "read-only" } else { "read-write" }
+        ),
+    };
+    let prop = match fs.propagation {
+        Propagation::Private => "rprivate",
+        Propagation::Slave => "rslave",
+    };
+    let mut parts = vec![format!("make / {prop}; build the new root: {root}")];
+    for o in &fs.overlays {
+        parts.push(format!(
+            "overlay on {}: lower {}, upper {}",
+            o.target,
+            o.lower.join(":"),
+            o.upper.as_deref().unwrap_or("tmpfs")
         ));
     }
-
-    // namespaces
-    let mut new = Vec::new();
-    let mut join = Vec::new();
-    for k in NsKind::ALL {
-        match p.namespaces.get(k) {
-            NsMode::New => new.push(k.name()),
-            NsMode::Join(path) => join.push(format!("{} ({path})", k.name())),
-            NsMode::Host => {}
-        }
+    for b in &fs.binds {
+        parts.push(format!(
+            "bind {} -> {} ({}{}, nodev{})",
+            b.source,
+            b.target,
+            if b.readonly { "ro" } else { "rw" },
+            if b.idmap { ", idmapped" } else { "" },
+            if b.suid { "" } else { ", nosuid" }
+        ));
     }
-    let user_ns = new.contains(&"user") || rootless;
-    if rootless && !new.contains(&"user") {
-        new.push("user");
+    for t in &fs.tmpfs {
+        parts.push(format!(
+            "tmpfs on {}{}",
+            t.target,
+            t.size
+                .map(|n| format!(" size={}", size(n)))
+                .unwrap_or_default()
+        ));
+    }
+    parts.push(
+        "fresh /proc; minimal /dev (null, zero, full, random, urandom, tty, devpts newinstance)"
+            .into(),
+    );
+    parts.push(
+        "pivot_root(\".\", \".\"), make the old root private, umount2(MNT_DETACH), chdir(\"/\")"
+            .into(),
+    );
+    if !fs.masked.is_empty() || !fs.readonly.is_empty() {
+        parts.push(format!(
+            "mask {} paths with the verified /dev/null; remount {} paths read-only",
+            fs.masked.len(),
+            fs.readonly.len()
+        ));
+    }
+    parts.push(if join_net {
+        "join the network namespace the launcher made, then /sys read-only (it shows the mounter's network namespace)".into()
+    } else {
+        "/sys read-only".into()
+    });
+    write!(f, "{}", parts.join("; "))
+}
+
+/// A step as printed: who, what, why.
+#[derive(Serialize)]
+struct Printed<'a> {
+    by: By,
+    what: String,
+    why: &'a str,
+}
+
+impl Serialize for Plan {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct P<'a> {
+            policy: &'a str,
+            argv: &'a [String],
+            steps: Vec<Printed<'a>>,
+            warnings: &'a [String],
+        }
+        P {
+            policy: &self.policy,
+            argv: &self.argv,
+            steps: self
+                .steps
+                .iter()
+                .map(|st| Printed {
+                    by: st.by(),
+                    what: st.to_string(),
+                    why: st.why(),
+                })
+                .collect(),
+            warnings: &self.warnings,
+        }
+        .serialize(s)
+    }
+}
+
+/// What the plan is built from besides the policy: what `run::prepare` settled (the
+/// compiled programs, the labels that apply on this host, the id maps).
+pub struct Inputs {
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    /// The precompiled seccomp program for this host (`None`: `seccomp off`).
+    pub seccomp: Option<Vec<u8>>,
+    pub landlock: Ruleset,
+    /// The AppArmor profile to apply (`None`: none, or the LSM is absent and optional).
+    pub apparmor: Option<String>,
+    pub selinux: Option<String>,
+    /// The cgroup layout, when read before the launch (`None`: read after the clone).
+    pub layout: Option<Layout>,
+    pub cgroup_parent: Option<String>,
+}
+
+/// The namespaces a launch by `facts`' user makes: the policy's, with a user namespace
+/// added without root.
+pub fn namespaces(p: &Policy, facts: &Facts) -> Namespaces {
+    let mut ns = p.namespaces.clone();
+    if (facts.uid != 0 || p.identity.rootless) && ns.get(NsKind::User) == &NsMode::Host {
+        ns.0.insert(NsKind::User, NsMode::New);
+    }
+    ns
+}
+
+/// Whether the child can build its sandbox before the launcher's "go": nothing it does
+/// then needs the launcher (no user namespace to be mapped, no namespace to join, no
+/// idmapped binds to receive, no veth to configure). Its own cgroup, time and forked
+/// namespaces come after "go", once the launcher has moved it into its v1 cgroups.
+pub fn early(p: &Policy, ns: &Namespaces) -> bool {
+    NsKind::ALL
+        .iter()
+        .all(|k| !matches!(ns.get(*k), NsMode::Join(_)))
+        && ns.get(NsKind::User) != &NsMode::New
+        && !p.filesystem.binds.iter().any(|b| b.idmap)
+        && p.network.mode.eth0().is_none()
+}
+
+fn cap_mask(names: &[String]) -> u64 {
+    names
+        .iter()
+        .filter_map(|n| policy_lang::catalogue::capability(n))
+        .fold(0, |m, c| m | 1u64 << c)
+}
+
+/// The plan for running `inputs.argv` under `p` on the host `facts` describes.
+pub fn build(p: &Policy, inputs: Inputs, facts: &Facts) -> Result<Plan, StepError> {
+    let mut s = Vec::new();
+    let mut warnings = Vec::new();
+    let ns = namespaces(p, facts);
+    let new = |k: NsKind| ns.get(k) == &NsMode::New;
+    if facts.uid != 0 && p.namespaces.get(NsKind::User) == &NsMode::Host {
         warnings.push("launched without root: a user namespace is added".into());
     }
-    // cgroup and time namespaces are entered by the child itself: cgroup once it is in
-    // every cgroup (v1 ones are joined after the clone), time before anything is inside.
-    let clone_ns: Vec<&str> = new
-        .iter()
-        .copied()
-        .filter(|n| *n != "time" && *n != "cgroup")
-        .collect();
-    let any_v1 = host
-        .cgroups
-        .controllers
-        .values()
-        .any(|h| matches!(h, Hierarchy::V1 { .. }));
-    // On a v1 or hybrid host every cgroup (a v2 leaf too) is joined after the clone, by
-    // writing the child's pid: the layout is then read while the child works.
-    let into_cgroup = host.cgroups.unified.is_some() && !any_v1;
-    s.push(step(
-        "parent",
-        format!(
-            "clone3 with new {} namespaces, CLONE_PIDFD{}",
-            clone_ns.join(", "),
-            if into_cgroup {
-                ", CLONE_INTO_CGROUP (the v2 leaf)"
-            } else {
-                "; then write the child's pid into each cgroup before it runs"
-            }
-        ),
-        "no window outside the cgroup; the cgroup namespace root is the sandbox's own cgroup",
-    ));
-    if !join.is_empty() {
-        s.push(step(
-            "child",
-            format!("setns into {}", join.join(", ")),
-            "joined namespaces come before the ones that depend on them",
-        ));
-    }
-    if user_ns {
-        let maps = if let Some(u) = &p.identity.subids {
-            format!("uid_map `0 {} 1` plus the ranges of `{u}` in /etc/subuid and /etc/subgid, through newuidmap/newgidmap", host.uid)
-        } else if p.identity.uid_map.is_empty() && host.uid == 0 {
-            "uid_map and gid_map `0 0 4294967295` (root keeps its ids; the namespace confines capabilities)".to_string()
-        } else if p.identity.uid_map.is_empty() {
-            format!("uid_map `0 {} 1`, gid_map `0 {} 1`", host.uid, host.gid)
-        } else {
-            let m: Vec<String> = p
-                .identity
-                .uid_map
-                .iter()
-                .map(|m| format!("{} {} {}", m.inside, m.outside, m.count))
-                .collect();
-            format!(
-                "uid_map `{}` (newuidmap/newgidmap for ranges)",
-                m.join("; ")
-            )
-        };
-        s.push(step(
-            "parent",
-            format!("setgroups=deny, then {maps}"),
-            "the child blocks on a pipe until its identity exists",
-        ));
-    }
-    match super::net::Veth::of(&p.network.mode) {
-        Ok(Some(v)) => {
-            let address = match v.address {
-                Some(a) => format!(
-                    "{a}/{} (leased, refused if a running sandbox holds it)",
-                    v.prefix
-                ),
-                None => format!(
-                    "the first free one of {}/{} (leased in {})",
-                    v.network,
-                    v.prefix,
-                    super::net::LEASES
-                ),
-            };
-            let host_end = match &v.bridge {
-                Some(b) => format!(
-                    "attach the other to bridge {b} (made if missing, with {}/{}, and kept)",
-                    v.gateway, v.prefix
-                ),
-                None => format!(
-                    "give the other {} peer the sandbox's address (a point-to-point link)",
-                    v.gateway
-                ),
-            };
-            s.push(step(
-                "parent",
-                format!("lease an address: {address}; create a veth pair, move one end into the sandbox as eth0, {host_end}; in the sandbox: the address, eth0 up, default route via {}", v.gateway),
-                "the network namespace must exist before its interfaces",
-            ));
-            if p.network.nat {
-                s.push(step(
-                    "parent",
-                    format!("nftables table `ip kakoi`: masquerade {}/{} to other networks (kept); net.ipv4.ip_forward=1", v.network, v.prefix),
-                    "outbound traffic needs the host's address (`nat on`)",
-                ));
-            }
-            if !p.network.publish.is_empty() {
-                let ports: Vec<String> = p
-                    .network
-                    .publish
-                    .iter()
-                    .map(|x| {
-                        format!(
-                            "{} {} -> {}",
-                            if x.udp { "udp" } else { "tcp" },
-                            x.host,
-                            x.sandbox
-                        )
-                    })
-                    .collect();
-                s.push(step(
-                    "parent",
-                    format!("nftables table `ip kakoi`: DNAT the host's own addresses' {} to the sandbox's address (prerouting and output; removed when the sandbox ends)", ports.join(", ")),
-                    "the address is leased before the clone, so the rules exist before the payload listens",
-                ));
-            }
-        }
-        Ok(None) => {
-            if let policy_lang::ir::NetMode::Macvlan {
-                parent,
-                address,
-                gateway,
-            } = &p.network.mode
-            {
-                s.push(step(
-                    "parent",
-                    format!(
-                        "make a bridge-mode macvlan on {parent} as the sandbox's eth0; in the sandbox: {address}, eth0 up{}",
-                        gateway.as_ref().map_or(String::new(), |g| format!(", default route via {g}"))
-                    ),
-                    "the network namespace must exist before its interfaces",
-                ));
-            }
-        }
-        Err(e) => warnings.push(format!("`mode veth`: {e} (the launch fails)")),
-    }
-    let idmapped = p.filesystem.binds.iter().filter(|b| b.idmap).count();
-    if idmapped > 0 {
-        s.push(step(
-            "parent",
-            format!("make {idmapped} idmapped bind(s): open_tree(OPEN_TREE_CLONE) + mount_setattr(MOUNT_ATTR_IDMAP) with the sandbox's user namespace; pass them to the child over SCM_RIGHTS"),
-            "idmapping a host file system needs CAP_SYS_ADMIN in the initial user namespace",
-        ));
-    }
-    s.push(step(
-        "child",
-        format!(
-            "PR_SET_PDEATHSIG(SIGKILL), then wait for the parent's \"go\" (EOF: it died); PR_SET_DUMPABLE 0; setsid{}{}",
-            if user_ns { "; setresuid/setresgid 0 in the new user namespace" } else { "" },
-            if new.contains(&"cgroup") { "; unshare(CLONE_NEWCGROUP)" } else { "" }
-        ),
-        "the payload dies with the launcher; nothing can ptrace privileged setup (CVE-2016-8659); a new session cannot type into the terminal (TIOCSTI)",
-    ));
-    if new.contains(&"time") {
-        let offs: Vec<String> = p
-            .process
-            .time_offsets
-            .iter()
-            .map(|(c, o)| format!("{c} {o}s"))
-            .collect();
-        s.push(step(
-            "child",
-            format!(
-                "unshare(CLONE_NEWTIME), write offsets [{}], fork",
-                offs.join(", ")
-            ),
-            "time namespaces apply to children only",
-        ));
-    }
 
-    // mounts
-    if new.contains(&"mount") {
-        let overlay_root = p.filesystem.overlays.iter().any(|o| o.target == "/");
-        let root = match &p.filesystem.rootfs {
-            Rootfs::Host if overlay_root => {
-                "the overlay on / (its layers are the whole root: nothing of the host's is bound in)"
-                    .to_string()
-            }
-            Rootfs::Host => {
-                "a tmpfs root with the host's /usr, /bin, /sbin, /lib, /lib64, /etc bound read-only"
-                    .to_string()
-            }
-            Rootfs::Dir { path, readonly } => format!(
-                "{path} ({})",
-                if *readonly { "read-only" } else { "read-write" }
-            ),
-        };
-        let prop = match p.filesystem.propagation {
-            policy_lang::ir::Propagation::Private => "rprivate",
-            policy_lang::ir::Propagation::Slave => "rslave",
-        };
-        s.push(step(
-            "child",
-            format!("make / {prop}; build the new root: {root}"),
-            "mounts must not propagate between the sandbox and the host",
-        ));
-        for o in &p.filesystem.overlays {
-            s.push(step(
-                "child",
-                format!(
-                    "overlay on {}: lower {}, upper {}",
-                    o.target,
-                    o.lower.join(":"),
-                    o.upper.as_deref().unwrap_or("tmpfs")
-                ),
-                "layers before the binds that go over them",
-            ));
-        }
-        for b in &p.filesystem.binds {
-            s.push(step("child", format!("bind {} -> {} ({}{}, nodev{})", b.source, b.target, if b.readonly { "ro" } else { "rw" }, if b.idmap { ", idmapped" } else { "" }, if b.suid { "" } else { ", nosuid" }), "destinations resolved inside the new root with openat2(RESOLVE_IN_ROOT) (CVE-2021-30465)"));
-        }
-        for t in &p.filesystem.tmpfs {
-            s.push(step(
-                "child",
-                format!(
-                    "tmpfs on {}{}",
-                    t.target,
-                    t.size
-                        .map(|n| format!(" size={}", size(n)))
-                        .unwrap_or_default()
-                ),
-                "scratch space",
-            ));
-        }
-        s.push(step("child", "fresh /proc; minimal /dev (null, zero, full, random, urandom, tty, devpts newinstance); /sys read-only", "symlinked /proc or /sys destinations are refused (CVE-2023-27561)"));
-        s.push(step(
-            "child",
-            "pivot_root(\".\", \".\"), make the old root private, umount2(MNT_DETACH), chdir(\"/\")",
-            "never chroot alone: a privileged process escapes a chroot",
-        ));
-        if !p.filesystem.masked.is_empty() || !p.filesystem.readonly.is_empty() {
-            s.push(step(
-                "child",
-                format!(
-                    "mask {} paths with the verified /dev/null; remount {} paths read-only",
-                    p.filesystem.masked.len(),
-                    p.filesystem.readonly.len()
-                ),
-                "after the pivot, on the paths the payload will see (CVE-2025-31133)",
-            ));
-        }
+    // The launcher, before the clone: the network's host side that needs only the address.
+    let veth = if new(NsKind::Net) {
+        Veth::of(&p.network.mode).map_err(|m| StepError::new("veth", m))?
     } else {
+        None
+    };
+    if let Some(v) = &veth {
+        s.push(Step::Lease(v.clone()));
+        if p.network.nat {
+            s.push(Step::Nat(v.clone()));
+        }
+        if !p.network.publish.is_empty() {
+            s.push(Step::Publish(p.network.publish.clone()));
+        }
+    }
+    s.push(Step::Preflight);
+    let layout = match (inputs.layout, &inputs.cgroup_parent) {
+        (Some(l), Some(parent)) => Some(l.under(parent).map_err(|m| StepError::new("cgroup", m))?),
+        (l, _) => l,
+    };
+    let r = &p.resources;
+    let limits = super::cgroup::limits(r);
+    let strict = r.cgroup == Some(Enforcement::Required);
+    if let Some(layout) = &layout {
+        for l in &limits {
+            if !layout.controllers.contains_key(l.controller) {
+                let what: Vec<String> = l.v2.iter().map(|(f, v)| format!("{f}={v}")).collect();
+                warnings.push(format!(
+                    "no `{}` controller is available to this user: `{}` {}",
+                    l.controller,
+                    what.join(", "),
+                    if strict {
+                        "cannot be enforced and the policy requires it (launch fails)"
+                    } else {
+                        "is skipped (`cgroup optional`)"
+                    }
+                ));
+            }
+        }
+    }
+    let cgroup = CgroupStep {
+        limits,
+        strict,
+        leaf: !new(NsKind::Pid),
+        after_clone: facts.cgroup_v1,
+        layout,
+        parent: inputs.cgroup_parent,
+    };
+    let after_clone = cgroup.after_clone;
+    let mut cgroup = Some(Step::Cgroup(cgroup));
+    if !after_clone {
+        s.extend(cgroup.take());
+    }
+    let early = early(p, &ns);
+    let net_aside = early && new(NsKind::Net);
+    s.push(Step::Clone {
+        new: NsKind::ALL
+            .into_iter()
+            .filter(|k| new(*k) && !matches!(k, NsKind::Cgroup | NsKind::Time))
+            .filter(|k| !(*k == NsKind::Net && net_aside))
+            .collect(),
+        net_aside,
+        into_cgroup: !after_clone,
+        early,
+    });
+
+    // The child up to "go".
+    let userns = new(NsKind::User);
+    let maps = if userns {
+        Some(super::ids::id_maps(p, facts.uid, facts.gid, &facts.groups)?)
+    } else {
+        None
+    };
+    if let Some(m) = maps.as_ref().filter(|m| !m.kept_groups.is_empty()) {
+        warnings.push(format!(
+            "the caller's supplementary groups {:?} stay with the sandbox: without a subordinate gid (/etc/subgid) and newgidmap, a user namespace cannot drop them",
+            m.kept_groups
+        ));
+    }
+    // The audit login uid is the launcher's user, as seen inside.
+    let login_uid = match &maps {
+        None => Some(facts.uid),
+        Some(m) => m.uid.iter().find_map(|e| {
+            (facts.uid >= e.outside && facts.uid - e.outside < e.count)
+                .then(|| e.inside + (facts.uid - e.outside))
+        }),
+    };
+    let root = new(NsKind::Mount).then(|| Box::new(Root::of(p, &ns, facts.selinux)));
+    if root.is_none() {
         warnings.push("no mount namespace: the payload sees the host's file system".into());
     }
-    if let Some(h) = &p.process.hostname {
-        if new.contains(&"uts") {
-            s.push(step(
-                "child",
-                format!("sethostname({h})"),
-                "in the sandbox's own UTS namespace",
-            ));
+    let isolate = |s: &mut Vec<Step>, net_aside: bool| {
+        if new(NsKind::Uts) {
+            if let Some(h) = &p.process.hostname {
+                s.push(Step::Hostname(h.clone()));
+            }
+        }
+        if net_aside {
+            if root.is_none() {
+                s.push(Step::JoinNet);
+            }
+        } else if new(NsKind::Net) {
+            s.push(Step::Loopback);
+            if let Some((address, gateway)) = p.network.mode.eth0() {
+                // A veth's address is the lease's (a fixed one is leased too).
+                s.push(Step::Eth0 {
+                    address: match &veth {
+                        Some(_) => None,
+                        None => address.map(str::to_string),
+                    },
+                    gateway: match &veth {
+                        Some(v) => Some(v.gateway.to_string()),
+                        None => gateway.map(str::to_string),
+                    },
+                });
+            }
+        }
+        if let Some(root) = &root {
+            s.push(Step::Root {
+                root: root.clone(),
+                join_net: net_aside,
+            });
+        }
+    };
+    let late_namespaces = |s: &mut Vec<Step>| {
+        if new(NsKind::Cgroup) {
+            s.push(Step::UnshareCgroup);
+        }
+        if new(NsKind::Time) {
+            s.push(Step::UnshareTime(p.process.time_offsets.clone()));
+        }
+    };
+    s.push(Step::DieWith(Parent::Launcher));
+    let joins: Vec<(NsKind, String)> = {
+        let mut j: Vec<(NsKind, String)> = NsKind::ALL
+            .into_iter()
+            .filter_map(|k| match ns.get(k) {
+                NsMode::Join(path) => Some((k, path.clone())),
+                _ => None,
+            })
+            .collect();
+        j.sort_by_key(|(k, _)| *k != NsKind::User);
+        j
+    };
+    let mut after_go = Vec::new();
+    if early {
+        s.push(Step::Undumpable);
+        s.push(Step::LoginUid(login_uid));
+        s.push(Step::Session);
+        isolate(&mut s, net_aside);
+        s.push(Step::AwaitGo);
+        late_namespaces(&mut after_go);
+    } else {
+        s.push(Step::AwaitGo);
+        after_go.push(Step::Undumpable);
+        let n = p.filesystem.binds.iter().filter(|b| b.idmap).count();
+        if n > 0 {
+            after_go.push(Step::ReceiveIdmapped(n));
+        }
+        after_go.push(Step::Session);
+        if userns {
+            let (uid, gid) = super::ids::entry_ids(p, facts.uid);
+            after_go.push(Step::EnterUserNs { uid, gid });
+            after_go.push(Step::DieWith(Parent::Launcher));
+        }
+        after_go.push(Step::LoginUid(login_uid));
+        if !joins.is_empty() {
+            after_go.push(Step::Join(joins.clone()));
+        }
+        late_namespaces(&mut after_go);
+    }
+
+    // The launcher after the clone, up to "go".
+    if net_aside {
+        s.push(Step::NetAside);
+    }
+    s.extend(cgroup.take());
+    if !r.rlimits.is_empty() {
+        let mut l = Vec::new();
+        for r in &r.rlimits {
+            let resource = policy_lang::catalogue::rlimit(&r.name)
+                .ok_or_else(|| StepError::new("rlimit", format!("unknown rlimit `{}`", r.name)))?;
+            l.push(Rlimit {
+                name: r.name.clone(),
+                resource,
+                soft: r.soft,
+                hard: r.hard,
+            });
+        }
+        s.push(Step::Rlimits(l));
+    }
+    if let Some(m) = &maps {
+        s.push(Step::IdMaps(m.clone()));
+    }
+    let idmapped: Vec<Bind> = p
+        .filesystem
+        .binds
+        .iter()
+        .filter(|b| b.idmap)
+        .cloned()
+        .collect();
+    if !idmapped.is_empty() {
+        if !userns {
+            return Err(StepError::new(
+                "idmap",
+                "idmapped binds need a user namespace",
+            ))
+            .hint("add `namespaces { user on }` with a uid-map, or drop `idmap`");
+        }
+        s.push(Step::Idmapped(idmapped));
+    }
+    if let Some(v) = &veth {
+        if matches!(p.network.mode, policy_lang::ir::NetMode::Veth { .. }) {
+            s.push(Step::HostVeth(v.clone()));
         }
     }
-    if new.contains(&"net") {
-        s.push(step(
-            "child",
-            "bring lo up",
-            "a network namespace starts with lo down",
-        ));
+    if let policy_lang::ir::NetMode::Macvlan { parent, .. } = &p.network.mode {
+        if new(NsKind::Net) {
+            s.push(Step::Macvlan(parent.clone()));
+        }
     }
+    s.push(Step::Go);
+    s.extend(after_go);
 
-    // LSMs
-    if let Some(a) = &p.apparmor {
-        s.push(step("child", format!("AppArmor: write `exec {}` to /proc/thread-self/attr/apparmor/exec (verified procfs)", a.profile), "labels take effect at execve; procfs is checked with fstatfs (CVE-2019-16884)"));
+    // The child after "go": the init, the rest of the sandbox, then the payload's own
+    // process: labels, credentials, Landlock, seccomp, exec.
+    let joined_fork = joins
+        .iter()
+        .any(|(k, _)| matches!(k, NsKind::Pid | NsKind::Time));
+    let init = p.process.init || new(NsKind::Time) || (!early && joined_fork);
+    if init {
+        s.push(Step::ForkInit {
+            subreaper: !new(NsKind::Pid),
+        });
     }
-    if let Some(se) = &p.selinux {
-        let level = match &se.level {
-            Level::Random => " (a random MCS category pair)".to_string(),
-            Level::Fixed(_) => String::new(),
-        };
-        s.push(step(
-            "child",
-            format!(
-                "SELinux: write `{}`{level} to attr/exec and attr/keycreate",
-                backends::selinux::label(p).unwrap_or_default()
-            ),
-            "without a trailing newline, or the write does nothing",
-        ));
+    if !early {
+        isolate(&mut s, false);
     }
-
-    // credentials
-    let c = &p.capabilities;
-    s.push(step(
-        "child",
-        format!(
-            "chdir({}); CLOEXEC sweep; refuse an unreachable cwd",
-            p.process.cwd
-        ),
-        "no host fd or cwd may leak into the payload (CVE-2024-21626)",
-    ));
-    let user = p
-        .identity
-        .user
-        .map_or_else(|| "0".to_string(), |u| u.to_string());
-    let group = p
-        .identity
-        .group
-        .map_or_else(|| "0".to_string(), |g| g.to_string());
-    s.push(step("child", format!("drop the bounding set to [{}]; setgroups {:?}; setresgid {group}; setresuid {user}; capset permitted [{}], effective [{}], inheritable [{}]; ambient [{}]", c.bounding.join(" "), p.identity.groups, c.permitted.join(" "), c.effective.join(" "), c.inheritable.join(" "), c.ambient.join(" ")), "bounding first while CAP_SETPCAP is held; inheritable empty unless asked (CVE-2022-29162)"));
-    if p.process.no_new_privs {
-        s.push(step(
-            "child",
-            "PR_SET_NO_NEW_PRIVS",
-            "from here setuid and file-capability binaries gain nothing",
-        ));
-    } else {
-        warnings
-            .push("no_new_privs is off: setuid binaries in the sandbox can gain privileges".into());
+    if let Some(a) = inputs.apparmor {
+        s.push(Step::AppArmor(a));
     }
-    let ll = backends::landlock::generate(p);
-    if !ll.is_empty() {
-        s.push(step(
-            "child",
-            format!(
-                "Landlock (ABI {}, {:?}): {} path rules, {} port rules",
-                ll.abi,
-                ll.enforcement,
-                ll.paths.len(),
-                ll.ports.len()
-            ),
-            "after every mount: a Landlocked thread may not change its mount topology",
-        ));
+    if let Some(l) = inputs.selinux {
+        s.push(Step::SELinux(l));
     }
-    if p.seccomp.enabled {
-        let abis: Vec<&str> = host
+    s.push(Step::Chdir(p.process.cwd.clone()));
+    let id = &p.identity;
+    let (user, group) = (id.user.unwrap_or(0), id.group.unwrap_or(0));
+    s.push(Step::Stdio {
+        uid: user,
+        gid: group,
+    });
+    s.push(Step::Cloexec);
+    let argv0 = inputs.argv.first().cloned().unwrap_or_default();
+    s.push(Step::Lookup(argv0));
+    let nnp = p.process.no_new_privs;
+    let seccomp = inputs.seccomp.map(|program| Seccomp {
+        program,
+        flags: super::run::seccomp_flags(&p.seccomp.flags) as u64,
+        abis: facts
             .arch
             .abis()
             .iter()
             .filter(|a| p.seccomp.arches.contains(a))
-            .map(|a| a.name())
-            .collect();
-        s.push(step(
-            "child",
-            format!(
-                "seccomp(SECCOMP_SET_MODE_FILTER) with the precompiled seccomp.{}.bpf ({})",
-                host.arch.name(),
-                abis.join(", ")
-            ),
-            "the last syscall before exec: the filter must only allow execve",
-        ));
-        if !p.seccomp.arches.contains(&Arch::X86_64) && host.arch == Host::X86_64 {
-            warnings.push("the policy does not target x86_64: a native payload is killed at its first syscall".into());
-        }
+            .copied()
+            .collect(),
+        before_caps: !nnp,
+    });
+    if !nnp {
+        s.extend(seccomp.clone().map(Step::Seccomp));
+        warnings
+            .push("no_new_privs is off: setuid binaries in the sandbox can gain privileges".into());
     }
-    s.push(step(
-        "child",
-        format!("execve({})", argv.join(" ")),
-        "a failure before this is reported to the parent as (step, errno) and exit 125/126/127",
+    let c = &p.capabilities;
+    s.push(Step::Bounding(cap_mask(&c.bounding)));
+    s.push(Step::KeepCaps(true));
+    s.push(Step::Groups(id.groups.clone()));
+    s.push(Step::Gid(group));
+    s.push(Step::Uid(user));
+    s.push(Step::DieWith(if init {
+        Parent::Init
+    } else {
+        Parent::Launcher
+    }));
+    s.push(Step::Capset {
+        effective: cap_mask(&c.effective),
+        permitted: cap_mask(&c.permitted),
+        inheritable: cap_mask(&c.inheritable),
+    });
+    s.push(Step::Ambient(
+        c.ambient
+            .iter()
+            .filter_map(|a| policy_lang::catalogue::capability(a))
+            .collect(),
     ));
-    let mut sup = "supervise: pidfd wait, forward signals".to_string();
-    if let Some(t) = p.process.timeout_ms {
-        sup.push_str(&format!(", kill after {} ms", t));
+    s.push(Step::KeepCaps(false));
+    if nnp {
+        s.push(Step::NoNewPrivs);
     }
-    sup.push_str("; exit with the payload's status (128+signal); kill and remove the cgroup (a clean v1 one goes back to the pool) and any host veth");
-    s.push(step("parent", sup, "nothing of the sandbox outlives it"));
-    Plan {
+    s.push(Step::Landlock(inputs.landlock));
+    s.push(Step::Signals);
+    if nnp {
+        s.extend(seccomp.map(Step::Seccomp));
+    }
+    s.push(Step::Exec(inputs.argv.clone()));
+    s.push(Step::Supervise {
+        timeout_ms: p.process.timeout_ms,
+        bare_pid1: !init && new(NsKind::Pid),
+        pid_ns: new(NsKind::Pid),
+    });
+    Ok(Plan {
         policy: p.name.clone(),
-        argv,
+        argv: inputs.argv,
+        env: inputs.env,
         steps: s,
         warnings,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::launch::cgroup;
-
-    fn host(uid: u32, v2: bool) -> LaunchHost {
-        let layout = if v2 {
-            cgroup::detect(
-                "25 1 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
-                "cpu io memory pids",
-                "0::/user.slice/kakoi.scope\n",
-            )
-        } else {
-            cgroup::detect("35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n38 31 0:35 / /sys/fs/cgroup/blkio rw - cgroup cgroup rw,blkio\n39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n", "", "7:memory:/limited\n")
-        };
-        LaunchHost {
-            uid,
-            gid: uid,
-            cgroups: layout,
-            arch: Host::X86_64,
-        }
-    }
-
-    fn policy(text: &str) -> Policy {
-        let (_, c) = policy_lang::check_str("t.kakoi", text);
-        c.policy.expect("valid")
-    }
-
-    fn index(p: &Plan, needle: &str) -> usize {
-        p.steps
-            .iter()
-            .position(|s| s.what.contains(needle))
-            .unwrap_or_else(|| panic!("no step `{needle}`"))
-    }
-
-    #[test]
-    fn steps_come_in_the_safe_order() {
-        let p = policy("filesystem {\n read \"/usr\"\n exec \"/usr/bin\"\n}\nresources {\n pids 10\n}\nprocess {\n argv [\"/usr/bin/true\"]\n}\n");
-        let plan = plan(&p, &[], &host(0, true));
-        let order = [
-            "create the cgroup",
-            "clone3",
-            "pivot_root",
-            "drop the bounding set",
-            "PR_SET_NO_NEW_PRIVS",
-            "Landlock",
-            "seccomp(",
-            "execve(",
-        ];
-        let idx: Vec<usize> = order.iter().map(|n| index(&plan, n)).collect();
-        assert!(idx.windows(2).all(|w| w[0] < w[1]), "{idx:?}");
-        assert!(plan.steps[index(&plan, "clone3")]
-            .what
-            .contains("CLONE_INTO_CGROUP"));
-    }
-
-    #[test]
-    fn v1_hosts_name_v1_files_and_join_after_clone() {
-        let p = policy("resources {\n memory 64M\n pids 10\n}\n");
-        let plan = plan(&p, &[], &host(0, false));
-        let cg = &plan.steps[index(&plan, "create the cgroup")].what;
-        // The files and values the launcher writes, below the caller's own cgroup.
-        assert!(
-            cg.contains("memory.limit_in_bytes=67108864 (v1, /sys/fs/cgroup/memory/limited/kakoi-<pid>-<start>)"),
-            "{cg}"
-        );
-        let clone = &plan.steps[index(&plan, "clone3")].what;
-        assert!(
-            clone.contains("write the child's pid into each cgroup") && !clone.contains("INTO"),
-            "{clone}"
-        );
-    }
-
-    /// `--dry-run` prints what the launcher writes, not the policy's words: v1 clamps
-    /// `blkio.weight` to 1000, v2 limits swap alone (`memory.swap.max` = swap - memory).
-    #[test]
-    fn the_cgroup_step_names_the_files_the_launcher_writes() {
-        let p = policy("resources {\n memory 64M\n memory-swap 128M\n io-weight 5000\n}\n");
-        for (v2, want) in [
-            (
-                false,
-                ["memory.memsw.limit_in_bytes=134217728", "blkio.weight=1000"],
-            ),
-            (true, ["memory.swap.max=67108864", "io.weight=default 5000"]),
-        ] {
-            let plan = plan(&p, &[], &host(0, v2));
-            let cg = &plan.steps[index(&plan, "create the cgroup")].what;
-            let limits = crate::launch::cgroup::limits(&p.resources);
-            for w in want {
-                assert!(cg.contains(w), "{cg}");
-            }
-            // One source: every file the launcher writes is named.
-            for l in &limits {
-                for (f, v) in if v2 { &l.v2 } else { &l.v1 } {
-                    assert!(cg.contains(&format!("{f}={v}")), "{f}={v}: {cg}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn rootless_adds_a_user_namespace_and_reports_missing_cgroups() {
-        let p = policy("resources {\n cpu 0.5\n cgroup required\n}\n");
-        let plan = plan(&p, &["/bin/true".into()], &host(1000, false));
-        assert!(plan.steps[index(&plan, "clone3")].what.contains("user"));
-        assert!(plan
-            .steps
-            .iter()
-            .any(|s| s.what.contains("uid_map `0 1000 1`")));
-        assert!(
-            plan.warnings
-                .iter()
-                .any(|w| w.contains("`cpu`") && w.contains("launch fails")),
-            "{:?}",
-            plan.warnings
-        );
-        assert_eq!(plan.argv, ["/bin/true"]);
-    }
+    })
 }

@@ -76,6 +76,23 @@ pub struct ParentStdio {
     restore: Option<(RawFd, sys::Termios)>,
 }
 
+/// Standard descriptors passed as they are, nothing relayed (for the recording seam).
+pub fn passed() -> (ChildStdio, ParentStdio) {
+    (
+        ChildStdio {
+            kinds: [Kind::Pass; 3],
+            ends: [None, None, None],
+            pty: None,
+        },
+        ParentStdio {
+            pumps: Vec::new(),
+            pty_sock: None,
+            master: None,
+            restore: None,
+        },
+    )
+}
+
 /// Set up the standard descriptors for a launch. Descriptors 0–2 the caller left closed
 /// are opened on `/dev/null` first, so that no pipe the launcher makes takes their number.
 pub fn prepare(tty: Tty) -> std::io::Result<(ChildStdio, ParentStdio)> {

@@ -22,3 +22,16 @@ pub fn mark(what: &str) {
         let _ = std::io::stderr().write_all(line.as_bytes());
     }
 }
+
+/// Whether `KAKOI_TRACE` is on.
+pub fn on() -> bool {
+    matches!(START.get(), Some(Some(_)))
+}
+
+/// Mark the start of the plan's step `index` (`KAKOI_TRACE` shows every step run, with
+/// the text `--dry-run` prints for it).
+pub fn step(index: usize, step: &super::plan::Step) {
+    if let Some(Some(_)) = START.get() {
+        mark(&format!("step {}: {step}", index + 1));
+    }
+}

@@ -1235,6 +1235,70 @@ fn dry_run_prints_the_plan() {
     );
 }
 
+/// The plan `--dry-run` prints is the plan the launcher runs: a real launch, traced
+/// (`KAKOI_TRACE`), runs each printed step once, with the text the dry run printed for it,
+/// and nothing else; as root and without.
+#[test]
+fn a_real_launch_runs_exactly_the_steps_the_dry_run_prints() {
+    need_root!();
+    let (uid, gid) = test_user();
+    let d = tempdir();
+    let hand_written = format!(
+        "{}/fixtures/workloads/hand-written.kakoi",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let limits = policy(
+        d.path(),
+        "limits",
+        "resources {\n    memory 64M\n    pids 32\n    rlimit nofile 256 512\n}\nprocess {\n    hostname \"traced\"\n}\n",
+    );
+    let cases: Vec<(String, Option<(u32, u32)>)> = vec![
+        ("default".into(), None),
+        ("strict".into(), None),
+        (hand_written, None),
+        (limits.to_string_lossy().into_owned(), None),
+        ("default".into(), Some((uid, gid))),
+    ];
+    for (p, user) in cases {
+        let cmd = |dry: bool| {
+            let mut c = kakoi();
+            c.current_dir("/").args(["run", "--policy", &p]);
+            if dry {
+                c.args(["--dry-run", "--format", "json"]);
+            } else {
+                c.env("KAKOI_TRACE", "1");
+            }
+            c.args(["--", "/bin/true"]);
+            if let Some((u, g)) = user {
+                c.uid(u).gid(g);
+            }
+            c.output().unwrap()
+        };
+        let dry = cmd(true);
+        assert!(dry.status.success(), "{p}: {}", stderr(&dry));
+        let v: Value = serde_json::from_slice(&dry.stdout).unwrap();
+        let printed: Vec<String> = v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["what"].as_str().unwrap().to_string())
+            .collect();
+        let real = cmd(false);
+        assert!(real.status.success(), "{p}: {}", stderr(&real));
+        let mut ran: Vec<(usize, String)> = stderr(&real)
+            .lines()
+            .filter_map(|l| {
+                let (_, rest) = l.split_once("  step ")?;
+                let (n, what) = rest.split_once(": ")?;
+                Some((n.parse::<usize>().ok()? - 1, what.to_string()))
+            })
+            .collect();
+        ran.sort();
+        let expected: Vec<(usize, String)> = printed.into_iter().enumerate().collect();
+        assert_eq!(ran, expected, "{p} as {user:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // networking, in a network namespace the test creates
 

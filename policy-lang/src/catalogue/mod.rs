@@ -555,6 +555,11 @@ pub fn capability(name: &str) -> Option<u32> {
         .map(|i| i as u32)
 }
 
+/// A capability's name (without `CAP_`) from its number.
+pub fn capability_name(n: u32) -> Option<&'static str> {
+    generated::CAPABILITIES.get(n as usize).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
