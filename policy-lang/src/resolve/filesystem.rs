@@ -282,7 +282,7 @@ impl Builder {
     fn propagation(&mut self, a: &Args<'_>) {
         let f = a.file;
         let vals = &a.stmt.values;
-        if !self.expect_count(&a, 1, "`private` or `slave`") {
+        if !self.expect_count(a, 1, "`private` or `slave`") {
             return;
         }
         match value_text(&vals[0]).as_str() {

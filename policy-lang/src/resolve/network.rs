@@ -86,7 +86,7 @@ impl Builder {
     /// mode none|host|veth|macvlan
     fn mode(&mut self, a: &Args<'_>) {
         let f = a.file;
-        if !self.expect_count(&a, 1, "`none`, `host`, `veth` or `macvlan`") {
+        if !self.expect_count(a, 1, "`none`, `host`, `veth` or `macvlan`") {
             return;
         }
         match value_text(&a.stmt.values[0]).as_str() {

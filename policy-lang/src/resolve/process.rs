@@ -126,7 +126,7 @@ impl Builder {
     /// time-offset monotonic|boottime DURATION
     fn time_offset(&mut self, a: &Args<'_>) {
         let f = a.file;
-        if !self.expect_count(&a, 2, "a clock (`monotonic` or `boottime`) and an offset") {
+        if !self.expect_count(a, 2, "a clock (`monotonic` or `boottime`) and an offset") {
             return;
         }
         let clock = value_text(&a.stmt.values[0]);
