@@ -36,6 +36,12 @@ pub struct Origin {
     pub column: usize,
 }
 
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // seccomp
 

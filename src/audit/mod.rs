@@ -8,6 +8,7 @@
 //! ABI ([`sym`]), so all formats are judged by the same code.
 
 pub mod diff;
+pub mod explain;
 pub mod import;
 #[allow(unsafe_code)]
 pub mod live;

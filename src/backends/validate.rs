@@ -16,8 +16,8 @@ pub const APPARMOR_FEATURES: &str = include_str!("../../fixtures/apparmor/featur
 /// A problem a real consumer reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// `file:line:col` of the policy statement, when the line maps to one.
-    pub origin: Option<String>,
+    /// The policy statement behind the line, when the line maps to one.
+    pub origin: Option<policy_lang::ir::Origin>,
     /// The generated line, 1-based, when the tool named one.
     pub line: Option<usize>,
     pub message: String,
@@ -98,7 +98,7 @@ pub fn apparmor(profile: &Profile) -> Result<Vec<Finding>, Error> {
         let origin = line
             .and_then(|n| profile.lines.get(n - 1))
             .and_then(|s| match s {
-                LineSource::Rule(o) => Some(format!("{}:{}:{}", o.file, o.line, o.column)),
+                LineSource::Rule(o) => Some(o.clone()),
                 _ => None,
             });
         findings.push(Finding {

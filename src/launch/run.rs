@@ -42,11 +42,6 @@ pub struct Options {
     pub read_layout: bool,
 }
 
-/// The host's machine type.
-pub fn host_arch() -> crate::seccomp::Host {
-    crate::host::arch()
-}
-
 /// A random MCS pair `s0:cA,cB` (A < B), as container runtimes choose one per sandbox.
 fn random_level() -> String {
     let mut b = [0u8; 4];

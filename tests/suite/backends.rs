@@ -107,7 +107,8 @@ fn parser_errors_map_back_to_the_policy_with_apparmor_parser() {
     let p = checked.policy.unwrap();
     let findings = validate::apparmor(&apparmor::generate(&p)).unwrap();
     assert_eq!(findings.len(), 1, "{findings:?}");
-    assert_eq!(findings[0].origin.as_deref(), Some("bad.kakoi:2:34"));
+    let o = findings[0].origin.as_ref().expect("mapped to the policy");
+    assert_eq!((o.file.as_str(), o.line, o.column), ("bad.kakoi", 2, 34));
     assert!(
         findings[0]
             .message

@@ -330,7 +330,7 @@ step readonly; $K compile default -o $m/c 2>&1; echo "rc=$?"; ls -A $m
 fn a_launch_reads_every_policy_field_but_the_seccomp_rules() {
     // `kakoi run --bundle` skips the seccomp rules of policy.json (the bundle's filter was
     // compiled from them) and reads everything else as a full load does.
-    let host = kakoi::launch::run::host_arch();
+    let host = kakoi::host::arch();
     for name in kakoi::profiles::names() {
         let d = tempfile::tempdir().unwrap();
         let b = d.path().join("b");
