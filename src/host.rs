@@ -5,6 +5,8 @@
 
 use crate::seccomp::Host;
 
+pub mod cgroups;
+
 /// What a launch needs to know about the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Facts {
@@ -57,7 +59,7 @@ impl Facts {
             groups: crate::launch::sys::getgroups().unwrap_or_default(),
             apparmor: apparmor_enabled(),
             selinux: selinux_enabled(),
-            cgroup_v1: crate::launch::cgroup::v1_or_hybrid_host(),
+            cgroup_v1: cgroups::v1_or_hybrid_host(),
         })
     }
 }

@@ -800,6 +800,14 @@ impl NsKind {
             NsKind::Uts => "uts",
         }
     }
+
+    /// The kind `name` names: kakoi's name, or the OCI runtime spec's (`network`).
+    pub fn from_name(name: &str) -> Option<NsKind> {
+        match name {
+            "network" => Some(NsKind::Net),
+            _ => NsKind::ALL.into_iter().find(|k| k.name() == name),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -225,7 +225,7 @@ pub fn diff(old: &Subject, new: &Subject) -> Diff {
                     changes.push(Change {
                         layer: "namespaces",
                         arch: None,
-                        item: k.clone(),
+                        item: k.name().to_string(),
                         old: t(*ov),
                         new: t(*nv),
                         widens: *ov && !*nv,

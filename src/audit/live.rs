@@ -123,10 +123,10 @@ fn stacked(progs: Vec<Vec<bpf::Insn>>, location: Location) -> SeccompView {
 /// hierarchy's root.
 pub fn cgroup_limits(
     proc_cgroup: &str,
-    layout: &crate::launch::cgroup::Layout,
+    layout: &crate::host::cgroups::Layout,
     location: Location,
 ) -> LimitsView {
-    use crate::launch::cgroup::Hierarchy;
+    use crate::host::cgroups::Hierarchy;
     // The directory chain (leaf first) of the process's cgroup for `controller`.
     let chain = |controller: &str| -> Vec<(bool, std::path::PathBuf)> {
         let Some(h) = layout.controllers.get(controller) else {
@@ -298,14 +298,16 @@ pub fn process(pid: i32) -> Result<Subject, String> {
         let mine = std::fs::read_link(format!("{dir}/ns/{file}")).ok();
         let init = std::fs::read_link(format!("/proc/1/ns/{file}")).ok();
         if let (Some(a), Some(b)) = (mine, init) {
-            ns.insert(k.to_string(), a != b);
+            if let Some(k) = policy_lang::ir::NsKind::from_name(k) {
+                ns.insert(k, a != b);
+            }
         }
     }
     s.namespaces = Some((ns, Location::file(&format!("{dir}/ns"))));
     let cgroup = std::fs::read_to_string(format!("{dir}/cgroup")).unwrap_or_default();
     s.limits = Some(cgroup_limits(
         &cgroup,
-        &crate::launch::cgroup::host_layout(),
+        &crate::host::cgroups::host_layout(),
         Location::file(&format!("{dir}/cgroup")),
     ));
     let label = std::fs::read_to_string(format!("{dir}/attr/current"))
@@ -336,7 +338,7 @@ pub fn process(pid: i32) -> Result<Subject, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::launch::cgroup::{Hierarchy, Layout};
+    use crate::host::cgroups::{Hierarchy, Layout};
 
     /// Limits from a fake hybrid tree: v1 memory and pids, v2 cpu; the smallest value on
     /// the way to the root wins, and "max" or v1's huge value means unlimited.

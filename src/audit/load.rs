@@ -124,9 +124,9 @@ pub fn policy(p: &Policy, name: &str, prog: Option<Vec<bpf::Insn>>) -> Result<Su
     });
     s.caps = Some(caps_of(&p.capabilities, loc.clone()));
     s.no_new_privs = Some((p.process.no_new_privs, loc.clone()));
-    let ns: BTreeMap<String, bool> = NsKind::ALL
+    let ns: BTreeMap<NsKind, bool> = NsKind::ALL
         .iter()
-        .map(|k| (k.name().to_string(), p.namespaces.get(*k) != &NsMode::Host))
+        .map(|k| (*k, p.namespaces.get(*k) != &NsMode::Host))
         .collect();
     s.namespaces = Some((ns, loc.clone()));
     s.masked = Some((p.filesystem.masked.clone(), loc.clone()));
@@ -254,18 +254,12 @@ pub fn oci(name: &str, text: &str) -> Result<Subject, String> {
         v["process"]["user"]["uid"].as_u64().unwrap_or(0) as u32,
         at("/process/user/uid"),
     ));
-    let mut ns: BTreeMap<String, bool> = NsKind::ALL
-        .iter()
-        .map(|k| (k.name().to_string(), false))
-        .collect();
+    let mut ns: BTreeMap<NsKind, bool> = NsKind::ALL.iter().map(|k| (*k, false)).collect();
     for n in v["linux"]["namespaces"].as_array().into_iter().flatten() {
-        let kind = match n["type"].as_str().unwrap_or("") {
-            "mount" => "mount",
-            "network" => "net",
-            other => other,
-        };
         // A namespace with a path joins an existing one: it is not the host's either.
-        ns.insert(kind.to_string(), true);
+        if let Some(kind) = NsKind::from_name(n["type"].as_str().unwrap_or("")) {
+            ns.insert(kind, true);
+        }
     }
     s.namespaces = Some((ns, at("/linux/namespaces")));
     let strs = |v: &Value| -> Vec<String> {

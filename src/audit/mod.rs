@@ -13,6 +13,7 @@ pub mod import;
 #[allow(unsafe_code)]
 pub mod live;
 pub mod load;
+pub mod machine;
 pub mod model;
 pub mod paths;
 pub mod report;

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use policy_lang::catalogue::Arch;
-use policy_lang::ir::{Action, Seccomp};
+use policy_lang::ir::{Action, NsKind, Seccomp};
 use serde::Serialize;
 
 use super::sym::{self, Class};
@@ -257,7 +257,7 @@ pub struct Subject {
     pub caps: Option<CapView>,
     pub no_new_privs: Option<(bool, Location)>,
     /// Namespace kind -> whether the sandbox gets its own.
-    pub namespaces: Option<(BTreeMap<String, bool>, Location)>,
+    pub namespaces: Option<(BTreeMap<NsKind, bool>, Location)>,
     pub masked: Option<(Vec<String>, Location)>,
     pub readonly: Option<(Vec<String>, Location)>,
     pub mounts: Option<Vec<MountView>>,

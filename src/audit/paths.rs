@@ -12,7 +12,7 @@
 
 use policy_lang::catalogue::{self, Arch, ArgKind};
 
-use super::sym::{step, Budget, Domain, Regs, Stop};
+use super::machine::{class_of, step, Budget, Class, Domain, Regs, Stop};
 use crate::bpf::{self, Insn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,7 +236,7 @@ pub fn reachable_class(
     audit_arch: u32,
     nr: u32,
     width: &dyn Fn(usize) -> Width,
-) -> Option<super::sym::Class> {
+) -> Option<Class> {
     reachable_class_within(prog, audit_arch, nr, width, &Budget::new(Budget::SYSCALL))
 }
 
@@ -247,7 +247,7 @@ pub fn reachable_class_within(
     nr: u32,
     width: &dyn Fn(usize) -> Width,
     budget: &Budget,
-) -> Option<super::sym::Class> {
+) -> Option<Class> {
     let mut rets = std::collections::BTreeSet::new();
     for p in paths_within(prog, audit_arch, nr, 4096, budget).ok()? {
         match witness(&p, width) {
@@ -258,7 +258,7 @@ pub fn reachable_class_within(
             Err(NoWitness::NotFound) => return None,
         }
     }
-    Some(super::sym::class_of(&rets))
+    Some(class_of(&rets))
 }
 
 /// How an argument's upper half follows from its lower half for a C caller.

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use policy_lang::catalogue::{self, Arch};
-use policy_lang::ir::Action;
+use policy_lang::ir::{Action, NsKind};
 use serde::Serialize;
 
 use super::model::*;
@@ -348,7 +348,7 @@ fn seccomp_rules(s: &Subject, out: &mut Vec<Finding>) {
         let host_pid = s
             .namespaces
             .as_ref()
-            .is_some_and(|(n, _)| n.get("pid") == Some(&false));
+            .is_some_and(|(n, _)| n.get(&NsKind::Pid) == Some(&false));
         if cap || host_pid {
             out.push(finding(
                 "SCMP008",
@@ -584,10 +584,17 @@ fn oci_rules(s: &Subject, out: &mut Vec<Finding>) {
         ));
     }
     if let Some((ns, loc)) = &s.namespaces {
-        let host: Vec<&str> = ["pid", "net", "ipc", "uts", "user"]
-            .into_iter()
-            .filter(|k| ns.get(*k) == Some(&false))
-            .collect();
+        let host: Vec<&str> = [
+            NsKind::Pid,
+            NsKind::Net,
+            NsKind::Ipc,
+            NsKind::Uts,
+            NsKind::User,
+        ]
+        .into_iter()
+        .filter(|k| ns.get(k) == Some(&false))
+        .map(NsKind::name)
+        .collect();
         // The user namespace alone is OCI005's concern (uid 0 without one).
         let serious: Vec<&str> = host.iter().copied().filter(|k| *k != "user").collect();
         if !serious.is_empty() {
@@ -685,7 +692,7 @@ fn oci_rules(s: &Subject, out: &mut Vec<Finding>) {
     let userns = s
         .namespaces
         .as_ref()
-        .is_some_and(|(n, _)| n.get("user") == Some(&true));
+        .is_some_and(|(n, _)| n.get(&NsKind::User) == Some(&true));
     let mut med = Vec::new();
     let mut loc = None;
     if let Some((false, l)) = &s.rootfs_readonly {
