@@ -52,7 +52,7 @@ fn main() {
         let r = kakoi::audit::audit(&s, None);
         worst = worst.max(r.score);
         for f in &r.findings {
-            *by_rule.entry(f.id).or_default() += 1;
+            *by_rule.entry(f.id.as_str()).or_default() += 1;
         }
     }
     let secs = t.elapsed().as_secs_f64();

@@ -68,9 +68,9 @@ impl Baseline {
     }
 
     fn accepts(&self, f: &Finding) -> bool {
-        self.accepted
-            .iter()
-            .any(|e| e.id == f.id && e.location == f.location.to_string() && e.message == f.message)
+        self.accepted.iter().any(|e| {
+            e.id == f.id.as_str() && e.location == f.location.to_string() && e.message == f.message
+        })
     }
 }
 

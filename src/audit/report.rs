@@ -52,7 +52,7 @@ pub fn human(reports: &[Report], color: bool) -> String {
                 );
                 last = Some(f.severity);
             }
-            let _ = writeln!(o, "    {} {}", paint(color, "1", f.id), f.message);
+            let _ = writeln!(o, "    {} {}", paint(color, "1", f.id.as_str()), f.message);
             let _ = writeln!(o, "      at:  {}", f.location);
             let _ = writeln!(o, "      why: {}", f.rationale);
             let fix = f.fix.replace('\n', "\n           ");
@@ -114,10 +114,6 @@ pub fn sarif(reports: &[Report]) -> Value {
     let mut results = Vec::new();
     for rep in reports {
         for f in &rep.findings {
-            // A finding names its rule by id; one not in the catalogue would be a kakoi
-            // bug, reported without an index rather than as another rule.
-            let index = RULES.iter().position(|r| r.id == f.id);
-            debug_assert!(index.is_some(), "finding {} has no rule", f.id);
             let mut physical = json!({ "artifactLocation": { "uri": f.location.file } });
             if let Some(line) = f.location.line {
                 physical["region"] = json!({ "startLine": line });
@@ -127,16 +123,15 @@ pub fn sarif(reports: &[Report]) -> Value {
                 location["logicalLocations"] =
                     json!([{ "fullyQualifiedName": p, "kind": "object" }]);
             }
-            let mut result = json!({
+            let result = json!({
                 "ruleId": f.id,
+                // The rule's catalogue entry: `RuleId` is its index.
+                "ruleIndex": f.id as usize,
                 "level": level(f.severity),
                 "message": { "text": format!("{} Fix: {}", f.message, f.fix.replace('\n', " ")) },
                 "locations": [location],
                 "properties": { "severity": f.severity.name(), "exposure": rep.score },
             });
-            if let Some(i) = index {
-                result["ruleIndex"] = json!(i);
-            }
             results.push(result);
         }
     }

@@ -34,10 +34,128 @@ impl Severity {
     }
 }
 
+/// A rule of the catalogue: one variant per entry of [`RULES`], in its order (a test
+/// checks it), so a finding cannot name a rule the catalogue lacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RuleId {
+    Scmp001,
+    Scmp002,
+    Scmp003,
+    Scmp004,
+    Scmp005,
+    Scmp006,
+    Scmp007,
+    Scmp008,
+    Scmp009,
+    Scmp010,
+    Scmp011,
+    Scmp012,
+    Scmp013,
+    Cap001,
+    Cap002,
+    Cap003,
+    Cap004,
+    Oci001,
+    Oci002,
+    Oci003,
+    Oci004,
+    Oci005,
+    Oci006,
+    Aa001,
+    Aa002,
+    Sel001,
+    Res001,
+    X001,
+}
+
+impl RuleId {
+    pub const ALL: [RuleId; 28] = [
+        RuleId::Scmp001,
+        RuleId::Scmp002,
+        RuleId::Scmp003,
+        RuleId::Scmp004,
+        RuleId::Scmp005,
+        RuleId::Scmp006,
+        RuleId::Scmp007,
+        RuleId::Scmp008,
+        RuleId::Scmp009,
+        RuleId::Scmp010,
+        RuleId::Scmp011,
+        RuleId::Scmp012,
+        RuleId::Scmp013,
+        RuleId::Cap001,
+        RuleId::Cap002,
+        RuleId::Cap003,
+        RuleId::Cap004,
+        RuleId::Oci001,
+        RuleId::Oci002,
+        RuleId::Oci003,
+        RuleId::Oci004,
+        RuleId::Oci005,
+        RuleId::Oci006,
+        RuleId::Aa001,
+        RuleId::Aa002,
+        RuleId::Sel001,
+        RuleId::Res001,
+        RuleId::X001,
+    ];
+
+    /// The id as reports print it (`SCMP001`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleId::Scmp001 => "SCMP001",
+            RuleId::Scmp002 => "SCMP002",
+            RuleId::Scmp003 => "SCMP003",
+            RuleId::Scmp004 => "SCMP004",
+            RuleId::Scmp005 => "SCMP005",
+            RuleId::Scmp006 => "SCMP006",
+            RuleId::Scmp007 => "SCMP007",
+            RuleId::Scmp008 => "SCMP008",
+            RuleId::Scmp009 => "SCMP009",
+            RuleId::Scmp010 => "SCMP010",
+            RuleId::Scmp011 => "SCMP011",
+            RuleId::Scmp012 => "SCMP012",
+            RuleId::Scmp013 => "SCMP013",
+            RuleId::Cap001 => "CAP001",
+            RuleId::Cap002 => "CAP002",
+            RuleId::Cap003 => "CAP003",
+            RuleId::Cap004 => "CAP004",
+            RuleId::Oci001 => "OCI001",
+            RuleId::Oci002 => "OCI002",
+            RuleId::Oci003 => "OCI003",
+            RuleId::Oci004 => "OCI004",
+            RuleId::Oci005 => "OCI005",
+            RuleId::Oci006 => "OCI006",
+            RuleId::Aa001 => "AA001",
+            RuleId::Aa002 => "AA002",
+            RuleId::Sel001 => "SEL001",
+            RuleId::Res001 => "RES001",
+            RuleId::X001 => "X001",
+        }
+    }
+
+    /// The id `text` names.
+    pub fn from_name(text: &str) -> Option<RuleId> {
+        RuleId::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for RuleId {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RuleId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// One rule of the catalogue.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Rule {
-    pub id: &'static str,
+    pub id: RuleId,
     pub severity: Severity,
     /// Weight in the exposure score (systemd-analyze style).
     pub weight: u32,
@@ -60,43 +178,43 @@ pub enum Layer {
 }
 
 pub const RULES: &[Rule] = &[
-    Rule { id: "SCMP001", severity: Severity::High, weight: 2500, layer: Layer::Seccomp, title: "no seccomp filter, or one whose default lets syscalls through", rationale: "Without a filter every syscall of the kernel is attack surface; an allow/log default makes every syscall not listed reachable, including ones added by future kernels." },
-    Rule { id: "SCMP002", severity: Severity::Critical, weight: 2500, layer: Layer::Seccomp, title: "the filter never checks the architecture, or a foreign one reaches ALLOW", rationale: "Syscall numbers differ per ABI: a filter that does not check seccomp_data.arch decides another ABI's calls by the wrong table (an allowed number there may be a dangerous syscall)." },
-    Rule { id: "SCMP003", severity: Severity::High, weight: 1500, layer: Layer::Seccomp, title: "x86_64 without the x32 guard", rationale: "x32 syscalls share AUDIT_ARCH_X86_64 and differ only by bit 30 of the number: a call denied on x86_64 is reachable again with the x32 bit set." },
-    Rule { id: "SCMP004", severity: Severity::Medium, weight: 700, layer: Layer::Seccomp, title: "extra ABIs (i386, x32) enabled", rationale: "Each ABI is a second syscall table with its own bugs; i386's socketcall and ipc multiplexers also hide arguments from the filter." },
-    Rule { id: "SCMP005", severity: Severity::High, weight: 1000, layer: Layer::Seccomp, title: "allows @module, @raw-io, @reboot, @swap or @clock without the matching capability", rationale: "These calls only do anything with their capability; allowing them without it adds attack surface for nothing, and with it they reach the host (time, modules, devices)." },
-    Rule { id: "SCMP006", severity: Severity::High, weight: 1500, layer: Layer::Seccomp, title: "unfiltered clone, clone3, unshare or setns", rationale: "New user namespaces give a process every capability over new namespaces, which opens large parts of the kernel (netfilter, mounts) to attacks." },
-    Rule { id: "SCMP007", severity: Severity::High, weight: 1500, layer: Layer::Seccomp, title: "allows kernel attack surface (bpf, perf_event_open, keyrings, io_uring, userfaultfd, open_by_handle_at, AF_ALG/AF_VSOCK sockets)", rationale: "These interfaces had a long series of privilege escalations, are not namespaced, or (open_by_handle_at) escape the mount namespace outright (the 'shocker' exploit)." },
-    Rule { id: "SCMP008", severity: Severity::High, weight: 1500, layer: Layer::Seccomp, title: "ptrace or process_vm_* with CAP_SYS_PTRACE or the host pid namespace", rationale: "With SYS_PTRACE or a shared pid namespace, ptrace reaches processes outside the sandbox." },
-    Rule { id: "SCMP009", severity: Severity::High, weight: 1500, layer: Layer::Seccomp, title: "equivalence gap: a syscall is denied but a sibling doing the same is allowed", rationale: "Denying open but allowing openat, or execve but allowing execveat, denies nothing: the program uses the sibling." },
-    Rule { id: "SCMP010", severity: Severity::Medium, weight: 700, layer: Layer::Seccomp, title: "a socket family rule that i386 socketcall bypasses", rationale: "On i386, socket() can be reached through socketcall(), whose arguments are in memory, out of the filter's sight." },
-    Rule { id: "SCMP011", severity: Severity::Info, weight: 0, layer: Layer::Seccomp, title: "clone3 or a newer syscall denied with EPERM instead of ENOSYS", rationale: "libc falls back to an older call on ENOSYS; EPERM makes programs fail (or lose features) instead." },
-    Rule { id: "SCMP012", severity: Severity::Medium, weight: 500, layer: Layer::Seccomp, title: "the filter is too complex to follow exactly", rationale: "The program has more paths than the auditor follows (nested argument branches multiply them); the syscalls it could not follow to the end are reported as conditional, and a filter nobody can follow is one nobody can review. A crafted one can also stall tools that analyse it." },
-    Rule { id: "SCMP013", severity: Severity::Critical, weight: 2500, layer: Layer::Seccomp, title: "a bundle's filter contradicts its own policy.json", rationale: "The filter was replaced or the policy edited after compilation (a changed manifest hides it from the hashes); `kakoi run` refuses such a bundle, other consumers may not." },
-    Rule { id: "CAP001", severity: Severity::Critical, weight: 2500, layer: Layer::Caps, title: "every capability (privileged)", rationale: "A process with every capability is root on the host in all but name." },
-    Rule { id: "CAP002", severity: Severity::High, weight: 1500, layer: Layer::Caps, title: "an effectively-root capability", rationale: "SYS_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_PTRACE, DAC_READ_SEARCH, NET_ADMIN, BPF, PERFMON, SYS_BOOT, MAC_ADMIN, MAC_OVERRIDE, SETFCAP and SYSLOG each lead to full privilege or a sandbox escape." },
-    Rule { id: "CAP003", severity: Severity::Medium, weight: 700, layer: Layer::Caps, title: "capabilities beyond Docker's default set, or NET_RAW", rationale: "Every capability widens what root in the sandbox can do; NET_RAW allows packet spoofing on the sandbox's network." },
-    Rule { id: "CAP004", severity: Severity::Low, weight: 250, layer: Layer::Caps, title: "bounding set not reduced, or inheritable/ambient capabilities set", rationale: "A full bounding set lets setuid and file-capability binaries regain everything; inheritable capabilities survive exec (CVE-2022-29162)." },
-    Rule { id: "OCI001", severity: Severity::High, weight: 1500, layer: Layer::Oci, title: "no_new_privs is off", rationale: "Without no_new_privs, setuid-root and file-capability binaries in the sandbox gain privileges." },
-    Rule { id: "OCI002", severity: Severity::High, weight: 2000, layer: Layer::Oci, title: "host pid, net, ipc, uts or user namespace", rationale: "A shared namespace exposes the host's processes, network, IPC or identity to the sandbox." },
-    Rule { id: "OCI003", severity: Severity::High, weight: 1500, layer: Layer::Oci, title: "/proc or /sys writable or unmasked", rationale: "/proc/sys, /proc/sysrq-trigger, /proc/kcore and /sys reach the host kernel directly." },
-    Rule { id: "OCI004", severity: Severity::High, weight: 1500, layer: Layer::Oci, title: "sensitive host mount or shared propagation", rationale: "Mounting the host's /, /proc, /sys, /dev, /etc or a container-engine socket is an escape; shared propagation leaks mounts both ways." },
-    Rule { id: "OCI005", severity: Severity::Medium, weight: 700, layer: Layer::Oci, title: "writable rootfs, or uid 0 without a user namespace", rationale: "Root in the sandbox is root on the host unless a user namespace maps it away; a writable root lets a compromise persist." },
-    Rule { id: "OCI006", severity: Severity::High, weight: 1000, layer: Layer::Oci, title: "the filter denies calls the runtime makes after loading it (no_new_privs off)", rationale: "Without no_new_privs, runc and crun load the filter before setgroups, setresgid, setresuid and capset, so a filter that denies them stops the container from starting." },
-    Rule { id: "AA001", severity: Severity::High, weight: 1000, layer: Layer::AppArmor, title: "AppArmor unconfined, in complain mode, or no profile", rationale: "Without an enforced profile the LSM layer adds nothing when the other layers fail." },
-    Rule { id: "AA002", severity: Severity::Medium, weight: 500, layer: Layer::AppArmor, title: "bare capability/mount/ptrace rules, unconfined exec, or no /proc and /sys write denials", rationale: "Bare rules allow everything of their class; `ux` leaves confinement at exec." },
-    Rule { id: "SEL001", severity: Severity::High, weight: 1000, layer: Layer::SeLinux, title: "SELinux label disabled, spc_t/unconfined_t, or outside the container domain", rationale: "spc_t and unconfined_t are not confined; a missing label runs with the runtime's own." },
-    Rule { id: "RES001", severity: Severity::Medium, weight: 500, layer: Layer::Resources, title: "no pids or memory limit", rationale: "Without a pids limit a fork bomb exhausts the host's process table; without a memory limit one sandbox can push the host into its OOM killer, which may pick another victim." },
-    Rule { id: "X001", severity: Severity::Medium, weight: 700, layer: Layer::Cross, title: "layers disagree: seccomp allows mount, the capabilities hold SYS_ADMIN, and no LSM denies mounts", rationale: "Each layer assumes another blocks the escape; when none does, the sandbox holds only by luck." },
+    Rule { id: RuleId::Scmp001, severity: Severity::High, weight: 2500, layer: Layer::Seccomp, title: "no seccomp filter, or one whose default lets syscalls through", rationale: "Without a filter every syscall of the kernel is attack surface; an allow/log default makes every syscall not listed reachable, including ones added by future kernels." },
+    Rule { id: RuleId::Scmp002, severity: Severity::Critical, weight: 2500, layer: Layer::Seccomp, title: "the filter never checks the architecture, or a foreign one reaches ALLOW", rationale: "Syscall numbers differ per ABI: a filter that does not check seccomp_data.arch decides another ABI's calls by the wrong table (an allowed number there may be a dangerous syscall)." },
+    Rule { id: RuleId::Scmp003, severity: Severity::High, weight: 1500, layer: Layer::Seccomp, title: "x86_64 without the x32 guard", rationale: "x32 syscalls share AUDIT_ARCH_X86_64 and differ only by bit 30 of the number: a call denied on x86_64 is reachable again with the x32 bit set." },
+    Rule { id: RuleId::Scmp004, severity: Severity::Medium, weight: 700, layer: Layer::Seccomp, title: "extra ABIs (i386, x32) enabled", rationale: "Each ABI is a second syscall table with its own bugs; i386's socketcall and ipc multiplexers also hide arguments from the filter." },
+    Rule { id: RuleId::Scmp005, severity: Severity::High, weight: 1000, layer: Layer::Seccomp, title: "allows @module, @raw-io, @reboot, @swap or @clock without the matching capability", rationale: "These calls only do anything with their capability; allowing them without it adds attack surface for nothing, and with it they reach the host (time, modules, devices)." },
+    Rule { id: RuleId::Scmp006, severity: Severity::High, weight: 1500, layer: Layer::Seccomp, title: "unfiltered clone, clone3, unshare or setns", rationale: "New user namespaces give a process every capability over new namespaces, which opens large parts of the kernel (netfilter, mounts) to attacks." },
+    Rule { id: RuleId::Scmp007, severity: Severity::High, weight: 1500, layer: Layer::Seccomp, title: "allows kernel attack surface (bpf, perf_event_open, keyrings, io_uring, userfaultfd, open_by_handle_at, AF_ALG/AF_VSOCK sockets)", rationale: "These interfaces had a long series of privilege escalations, are not namespaced, or (open_by_handle_at) escape the mount namespace outright (the 'shocker' exploit)." },
+    Rule { id: RuleId::Scmp008, severity: Severity::High, weight: 1500, layer: Layer::Seccomp, title: "ptrace or process_vm_* with CAP_SYS_PTRACE or the host pid namespace", rationale: "With SYS_PTRACE or a shared pid namespace, ptrace reaches processes outside the sandbox." },
+    Rule { id: RuleId::Scmp009, severity: Severity::High, weight: 1500, layer: Layer::Seccomp, title: "equivalence gap: a syscall is denied but a sibling doing the same is allowed", rationale: "Denying open but allowing openat, or execve but allowing execveat, denies nothing: the program uses the sibling." },
+    Rule { id: RuleId::Scmp010, severity: Severity::Medium, weight: 700, layer: Layer::Seccomp, title: "a socket family rule that i386 socketcall bypasses", rationale: "On i386, socket() can be reached through socketcall(), whose arguments are in memory, out of the filter's sight." },
+    Rule { id: RuleId::Scmp011, severity: Severity::Info, weight: 0, layer: Layer::Seccomp, title: "clone3 or a newer syscall denied with EPERM instead of ENOSYS", rationale: "libc falls back to an older call on ENOSYS; EPERM makes programs fail (or lose features) instead." },
+    Rule { id: RuleId::Scmp012, severity: Severity::Medium, weight: 500, layer: Layer::Seccomp, title: "the filter is too complex to follow exactly", rationale: "The program has more paths than the auditor follows (nested argument branches multiply them); the syscalls it could not follow to the end are reported as conditional, and a filter nobody can follow is one nobody can review. A crafted one can also stall tools that analyse it." },
+    Rule { id: RuleId::Scmp013, severity: Severity::Critical, weight: 2500, layer: Layer::Seccomp, title: "a bundle's filter contradicts its own policy.json", rationale: "The filter was replaced or the policy edited after compilation (a changed manifest hides it from the hashes); `kakoi run` refuses such a bundle, other consumers may not." },
+    Rule { id: RuleId::Cap001, severity: Severity::Critical, weight: 2500, layer: Layer::Caps, title: "every capability (privileged)", rationale: "A process with every capability is root on the host in all but name." },
+    Rule { id: RuleId::Cap002, severity: Severity::High, weight: 1500, layer: Layer::Caps, title: "an effectively-root capability", rationale: "SYS_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_PTRACE, DAC_READ_SEARCH, NET_ADMIN, BPF, PERFMON, SYS_BOOT, MAC_ADMIN, MAC_OVERRIDE, SETFCAP and SYSLOG each lead to full privilege or a sandbox escape." },
+    Rule { id: RuleId::Cap003, severity: Severity::Medium, weight: 700, layer: Layer::Caps, title: "capabilities beyond Docker's default set, or NET_RAW", rationale: "Every capability widens what root in the sandbox can do; NET_RAW allows packet spoofing on the sandbox's network." },
+    Rule { id: RuleId::Cap004, severity: Severity::Low, weight: 250, layer: Layer::Caps, title: "bounding set not reduced, or inheritable/ambient capabilities set", rationale: "A full bounding set lets setuid and file-capability binaries regain everything; inheritable capabilities survive exec (CVE-2022-29162)." },
+    Rule { id: RuleId::Oci001, severity: Severity::High, weight: 1500, layer: Layer::Oci, title: "no_new_privs is off", rationale: "Without no_new_privs, setuid-root and file-capability binaries in the sandbox gain privileges." },
+    Rule { id: RuleId::Oci002, severity: Severity::High, weight: 2000, layer: Layer::Oci, title: "host pid, net, ipc, uts or user namespace", rationale: "A shared namespace exposes the host's processes, network, IPC or identity to the sandbox." },
+    Rule { id: RuleId::Oci003, severity: Severity::High, weight: 1500, layer: Layer::Oci, title: "/proc or /sys writable or unmasked", rationale: "/proc/sys, /proc/sysrq-trigger, /proc/kcore and /sys reach the host kernel directly." },
+    Rule { id: RuleId::Oci004, severity: Severity::High, weight: 1500, layer: Layer::Oci, title: "sensitive host mount or shared propagation", rationale: "Mounting the host's /, /proc, /sys, /dev, /etc or a container-engine socket is an escape; shared propagation leaks mounts both ways." },
+    Rule { id: RuleId::Oci005, severity: Severity::Medium, weight: 700, layer: Layer::Oci, title: "writable rootfs, or uid 0 without a user namespace", rationale: "Root in the sandbox is root on the host unless a user namespace maps it away; a writable root lets a compromise persist." },
+    Rule { id: RuleId::Oci006, severity: Severity::High, weight: 1000, layer: Layer::Oci, title: "the filter denies calls the runtime makes after loading it (no_new_privs off)", rationale: "Without no_new_privs, runc and crun load the filter before setgroups, setresgid, setresuid and capset, so a filter that denies them stops the container from starting." },
+    Rule { id: RuleId::Aa001, severity: Severity::High, weight: 1000, layer: Layer::AppArmor, title: "AppArmor unconfined, in complain mode, or no profile", rationale: "Without an enforced profile the LSM layer adds nothing when the other layers fail." },
+    Rule { id: RuleId::Aa002, severity: Severity::Medium, weight: 500, layer: Layer::AppArmor, title: "bare capability/mount/ptrace rules, unconfined exec, or no /proc and /sys write denials", rationale: "Bare rules allow everything of their class; `ux` leaves confinement at exec." },
+    Rule { id: RuleId::Sel001, severity: Severity::High, weight: 1000, layer: Layer::SeLinux, title: "SELinux label disabled, spc_t/unconfined_t, or outside the container domain", rationale: "spc_t and unconfined_t are not confined; a missing label runs with the runtime's own." },
+    Rule { id: RuleId::Res001, severity: Severity::Medium, weight: 500, layer: Layer::Resources, title: "no pids or memory limit", rationale: "Without a pids limit a fork bomb exhausts the host's process table; without a memory limit one sandbox can push the host into its OOM killer, which may pick another victim." },
+    Rule { id: RuleId::X001, severity: Severity::Medium, weight: 700, layer: Layer::Cross, title: "layers disagree: seccomp allows mount, the capabilities hold SYS_ADMIN, and no LSM denies mounts", rationale: "Each layer assumes another blocks the escape; when none does, the sandbox holds only by luck." },
 ];
 
-pub fn rule(id: &str) -> &'static Rule {
-    RULES.iter().find(|r| r.id == id).expect("a catalogue id")
+pub fn rule(id: RuleId) -> &'static Rule {
+    &RULES[id as usize]
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
-    pub id: &'static str,
+    pub id: RuleId,
     pub severity: Severity,
     pub message: String,
     pub location: Location,
@@ -105,12 +223,7 @@ pub struct Finding {
     pub fix: String,
 }
 
-fn finding(
-    id: &'static str,
-    message: String,
-    location: Location,
-    fix: impl Into<String>,
-) -> Finding {
+fn finding(id: RuleId, message: String, location: Location, fix: impl Into<String>) -> Finding {
     let r = rule(id);
     Finding {
         id,
@@ -127,8 +240,8 @@ pub fn applies(r: &Rule, s: &Subject) -> bool {
     // Rules about one kind of input only: a bundle's integrity, and the order in which
     // OCI runtimes load a filter when an OCI config turns no_new_privs off.
     match r.id {
-        "SCMP013" => return s.format == InputFormat::Bundle,
-        "OCI006" => {
+        RuleId::Scmp013 => return s.format == InputFormat::Bundle,
+        RuleId::Oci006 => {
             return s.format == InputFormat::Oci
                 && matches!(s.no_new_privs, Some((false, _)))
                 && s.seccomp().is_some()
@@ -170,7 +283,7 @@ fn seccomp_rules(s: &Subject, out: &mut Vec<Finding>) {
     let Some(sc) = &s.seccomp else { return };
     let Some(v) = sc else {
         out.push(finding(
-            "SCMP001",
+            RuleId::Scmp001,
             "no seccomp filter".into(),
             Location::file(&s.name),
             "seccomp {\n    default errno(EPERM)\n    allow @container-default\n}",
@@ -181,7 +294,7 @@ fn seccomp_rules(s: &Subject, out: &mut Vec<Finding>) {
     // SCMP001: the default.
     if v.default.allows() {
         out.push(finding(
-            "SCMP001",
+            RuleId::Scmp001,
             format!("syscalls not listed get `{}`", v.default.text()),
             v.location.clone(),
             "seccomp {\n    default errno(EPERM)\n}",
@@ -202,7 +315,7 @@ fn seccomp_rules(s: &Subject, out: &mut Vec<Finding>) {
     .collect();
     if !foreign.is_empty() {
         out.push(finding(
-            "SCMP002",
+            RuleId::Scmp002,
             format!(
                 "syscall {probe_nr} from {} reaches ALLOW: the architecture is not checked",
                 foreign.join(", ")
@@ -226,7 +339,7 @@ fn seccomp_rules(s: &Subject, out: &mut Vec<Finding>) {
     }
     if !x32_gaps.is_empty() {
         out.push(finding(
-            "SCMP003",
+            RuleId::Scmp003,
             format!(
                 "denied on x86_64 but allowed with the x32 bit: {}",
                 summary(&x32_gaps)
@@ -248,7 +361,7 @@ fn seccomp_rules(s: &Subject, out: &mut Vec<Finding>) {
             loc.pointer = Some(p.replace("/defaultAction", "/archMap"));
         }
         out.push(finding(
-            "SCMP004",
+            RuleId::Scmp004,
             format!("ABIs besides x86_64 are allowed: {}", extra.join(", ")),
             loc,
             "seccomp {\n    arches [x86_64]\n}",
@@ -283,7 +396,7 @@ fn seccomp_rules(s: &Subject, out: &mut Vec<Finding>) {
             "the capabilities lack it"
         };
         out.push(finding(
-            "SCMP005",
+            RuleId::Scmp005,
             format!(
                 "{g} calls allowed without CAP_{cap} ({why}): {}",
                 summary(&hit)
@@ -297,7 +410,7 @@ fn seccomp_rules(s: &Subject, out: &mut Vec<Finding>) {
     if !ns_calls.is_empty() {
         let sys_admin = held.as_ref().is_some_and(|h| h.contains("SYS_ADMIN"));
         out.push(finding(
-            "SCMP006",
+            RuleId::Scmp006,
             format!(
                 "allowed with any flags: {}{}",
                 ns_calls.join(", "),
@@ -331,7 +444,7 @@ fn seccomp_rules(s: &Subject, out: &mut Vec<Finding>) {
     }
     if !hit.is_empty() {
         out.push(finding(
-            "SCMP007",
+            RuleId::Scmp007,
             format!("allowed: {}", hit.join(", ")),
             v.locate(hit[0].split('(').next().unwrap_or("")),
             "seccomp {\n    deny [bpf, perf_event_open, kcmp, open_by_handle_at, add_key, keyctl, request_key, io_uring_setup, io_uring_enter, io_uring_register, userfaultfd]\n    allow socket if family != AF_ALG && family != AF_VSOCK\n}",
@@ -351,7 +464,7 @@ fn seccomp_rules(s: &Subject, out: &mut Vec<Finding>) {
             .is_some_and(|(n, _)| n.get(&NsKind::Pid) == Some(&false));
         if cap || host_pid {
             out.push(finding(
-                "SCMP008",
+                RuleId::Scmp008,
                 format!(
                     "{} allowed with {}",
                     ptrace.join(", "),
@@ -398,7 +511,7 @@ fn seccomp_rules(s: &Subject, out: &mut Vec<Finding>) {
             .collect();
         if !denied.is_empty() && !open.is_empty() {
             out.push(finding(
-                "SCMP009",
+                RuleId::Scmp009,
                 format!(
                     "{} denied but {} allowed",
                     denied.join(", "),
@@ -417,7 +530,7 @@ fn seccomp_rules(s: &Subject, out: &mut Vec<Finding>) {
             && socketcall == Some(&Class::Allow)
         {
             out.push(finding(
-                "SCMP010",
+                RuleId::Scmp010,
                 "i386 `socket` is filtered but `socketcall` is allowed with any arguments".into(),
                 v.locate("socketcall"),
                 "seccomp {\n    deny socketcall if call == SYS_SOCKET\n}",
@@ -427,7 +540,7 @@ fn seccomp_rules(s: &Subject, out: &mut Vec<Finding>) {
     // SCMP012: the exploration ran out of budget.
     if v.too_complex {
         out.push(finding(
-            "SCMP012",
+            RuleId::Scmp012,
             format!(
                 "following every path would take more than {} instructions; syscalls not followed to the end are reported as conditional",
                 super::sym::Budget::PROGRAM
@@ -439,7 +552,7 @@ fn seccomp_rules(s: &Subject, out: &mut Vec<Finding>) {
     // SCMP011: EPERM where ENOSYS lets libc fall back.
     if let Some(Class::Deny(Action::Errno(1))) = v.class(native, "clone3") {
         out.push(finding(
-            "SCMP011",
+            RuleId::Scmp011,
             "clone3 gets EPERM; libc only falls back to clone on ENOSYS".into(),
             v.locate("clone3"),
             "seccomp {\n    errno(ENOSYS) clone3\n}",
@@ -474,7 +587,7 @@ fn caps_rules(s: &Subject, out: &mut Vec<Finding>) {
         .collect();
     if all.is_subset(&held) {
         out.push(finding(
-            "CAP001",
+            RuleId::Cap001,
             "the process holds every capability".into(),
             c.location.clone(),
             "capabilities {\n    drop all\n}",
@@ -487,7 +600,7 @@ fn caps_rules(s: &Subject, out: &mut Vec<Finding>) {
         .collect();
     if !root.is_empty() {
         out.push(finding(
-            "CAP002",
+            RuleId::Cap002,
             format!("effectively-root capabilities held: {}", root.join(", ")),
             c.location.clone(),
             format!("capabilities {{\n    drop [{}]\n}}", root.join(", ")),
@@ -503,7 +616,7 @@ fn caps_rules(s: &Subject, out: &mut Vec<Finding>) {
     }
     if !extra.is_empty() {
         out.push(finding(
-            "CAP003",
+            RuleId::Cap003,
             format!(
                 "capabilities beyond Docker's default or NET_RAW: {}",
                 extra.join(", ")
@@ -530,7 +643,7 @@ fn caps_rules(s: &Subject, out: &mut Vec<Finding>) {
     }
     if !low.is_empty() {
         out.push(finding(
-            "CAP004",
+            RuleId::Cap004,
             low.join("; "),
             c.location.clone(),
             "capabilities {\n    inheritable []\n    ambient []\n}",
@@ -541,7 +654,7 @@ fn caps_rules(s: &Subject, out: &mut Vec<Finding>) {
 fn tamper_rules(s: &Subject, out: &mut Vec<Finding>) {
     if let Some((why, loc)) = &s.tampered {
         out.push(finding(
-            "SCMP013",
+            RuleId::Scmp013,
             why.clone(),
             loc.clone(),
             "# recompile the bundle from its policy: kakoi compile POLICY -o DIR (and sign it: --sign KEY)",
@@ -562,7 +675,7 @@ fn oci_rules(s: &Subject, out: &mut Vec<Finding>) {
             .collect();
         if !denied.is_empty() {
             out.push(finding(
-                "OCI006",
+                RuleId::Oci006,
                 format!(
                     "no_new_privs is off and the filter denies {}, which runc and crun call after loading it: the container will not start",
                     denied.join(", ")
@@ -577,7 +690,7 @@ fn oci_rules(s: &Subject, out: &mut Vec<Finding>) {
     }
     if let Some((false, loc)) = &s.no_new_privs {
         out.push(finding(
-            "OCI001",
+            RuleId::Oci001,
             "no_new_privs is off".into(),
             loc.clone(),
             "process {\n    no-new-privs on\n}",
@@ -599,7 +712,7 @@ fn oci_rules(s: &Subject, out: &mut Vec<Finding>) {
         let serious: Vec<&str> = host.iter().copied().filter(|k| *k != "user").collect();
         if !serious.is_empty() {
             out.push(finding(
-                "OCI002",
+                RuleId::Oci002,
                 format!("host namespaces: {}", serious.join(", ")),
                 loc.clone(),
                 format!(
@@ -641,7 +754,7 @@ fn oci_rules(s: &Subject, out: &mut Vec<Finding>) {
         }
         if !gaps.is_empty() {
             out.push(finding(
-                "OCI003",
+                RuleId::Oci003,
                 gaps.join("; "),
                 mloc.clone(),
                 "filesystem {\n    mask [\"/proc/kcore\", \"/proc/keys\", \"/proc/timer_list\"]\n    readonly [\"/proc/sys\", \"/proc/sysrq-trigger\"]\n}",
@@ -681,7 +794,7 @@ fn oci_rules(s: &Subject, out: &mut Vec<Finding>) {
                     what.push(format!("{} has shared propagation", mv.destination));
                 }
                 out.push(finding(
-                    "OCI004",
+                    RuleId::Oci004,
                     what.join("; "),
                     mv.location.clone(),
                     "filesystem {\n    # bind only the data the workload needs, read-only\n    bind \"/srv/app-data\" -> \"/data\"\n}",
@@ -707,7 +820,7 @@ fn oci_rules(s: &Subject, out: &mut Vec<Finding>) {
     }
     if let Some(l) = loc {
         out.push(finding(
-            "OCI005",
+            RuleId::Oci005,
             med.join("; "),
             l,
             "identity {\n    user 1000\n}\nnamespaces {\n    user on\n}",
@@ -719,14 +832,14 @@ fn lsm_rules(s: &Subject, out: &mut Vec<Finding>) {
     if let Some(a) = &s.apparmor {
         if a.profile.is_none() {
             out.push(finding(
-                "AA001",
+                RuleId::Aa001,
                 "no AppArmor profile (unconfined)".into(),
                 a.location.clone(),
                 "apparmor optional {\n    profile \"kakoi-app\"\n}",
             ));
         } else if a.complain {
             out.push(finding(
-                "AA001",
+                RuleId::Aa001,
                 format!(
                     "profile `{}` is in complain mode",
                     a.profile.as_deref().unwrap_or("")
@@ -753,7 +866,7 @@ fn lsm_rules(s: &Subject, out: &mut Vec<Finding>) {
                         a.location.clone()
                     };
                     out.push(finding(
-                        "AA002",
+                        RuleId::Aa002,
                         format!("`{t}` allows everything of its class"),
                         loc,
                         "apparmor {\n    rule [\"deny mount,\"]\n}",
@@ -771,7 +884,7 @@ fn lsm_rules(s: &Subject, out: &mut Vec<Finding>) {
                 && !text.contains("deny @{PROC}/sys/**")
             {
                 out.push(finding(
-                    "AA002",
+                    RuleId::Aa002,
                     "no write denial for /proc/sys (Docker's profile has one)".into(),
                     a.location.clone(),
                     "apparmor {\n    rule [\"deny @{PROC}/sys/** wklx,\"]\n}",
@@ -782,7 +895,7 @@ fn lsm_rules(s: &Subject, out: &mut Vec<Finding>) {
     if let Some((label, loc)) = &s.selinux {
         match label {
             None if s.format != InputFormat::Policy => out.push(finding(
-                "SEL001",
+                RuleId::Sel001,
                 "no SELinux label".into(),
                 loc.clone(),
                 "selinux optional {\n    type container_t\n    level random\n}",
@@ -793,7 +906,7 @@ fn lsm_rules(s: &Subject, out: &mut Vec<Finding>) {
                     .any(|t| l.split(':').nth(2) == Some(*t)) =>
             {
                 out.push(finding(
-                    "SEL001",
+                    RuleId::Sel001,
                     format!("label `{l}` is not confined"),
                     loc.clone(),
                     "selinux {\n    type container_t\n}",
@@ -817,7 +930,7 @@ fn cross_rules(s: &Subject, out: &mut Vec<Finding>) {
     });
     if mount_ok && sys_admin && !aa_denies {
         out.push(finding(
-            "X001",
+            RuleId::X001,
             "mount is allowed by seccomp, SYS_ADMIN is held, and no AppArmor rule denies mounts"
                 .into(),
             v.locate("mount"),
@@ -840,7 +953,7 @@ fn resource_rules(s: &Subject, out: &mut Vec<Finding>) {
     }
     if !missing.is_empty() {
         out.push(finding(
-            "RES001",
+            RuleId::Res001,
             missing.join("; "),
             l.location.clone(),
             format!("resources {{\n{}\n}}", fix.join("\n")),
@@ -866,7 +979,7 @@ pub fn check(s: &Subject) -> Vec<Finding> {
     out.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
-            .then(a.id.cmp(b.id))
+            .then(a.id.as_str().cmp(b.id.as_str()))
             .then(a.location.cmp(&b.location))
     });
     out
@@ -876,9 +989,9 @@ pub fn check(s: &Subject) -> Vec<Finding> {
 /// `systemd-analyze security`: each rule that applies to the input adds its weight to the
 /// total; each rule that fires adds it to the exposed part.
 pub fn score(s: &Subject, findings: &[Finding]) -> f64 {
-    let mut fired: BTreeSet<&str> = findings.iter().map(|f| f.id).collect();
+    let mut fired: BTreeSet<RuleId> = findings.iter().map(|f| f.id).collect();
     // No filter at all: every seccomp concern is open, not only SCMP001.
-    if matches!(s.seccomp, Some(None)) && fired.contains("SCMP001") {
+    if matches!(s.seccomp, Some(None)) && fired.contains(&RuleId::Scmp001) {
         fired.extend(
             RULES
                 .iter()
@@ -893,7 +1006,7 @@ pub fn score(s: &Subject, findings: &[Finding]) -> f64 {
             continue;
         }
         total += u64::from(r.weight);
-        if fired.contains(r.id) {
+        if fired.contains(&r.id) {
             exposed += u64::from(r.weight);
         }
     }
@@ -913,5 +1026,20 @@ pub fn band(score: f64) -> &'static str {
         s if s < 9.0 => "EXPOSED",
         s if s < 10.0 => "UNSAFE",
         _ => "DANGEROUS",
+    }
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_id_is_its_catalogue_entry() {
+        assert_eq!(RULES.len(), RuleId::ALL.len());
+        for (i, r) in RULES.iter().enumerate() {
+            assert_eq!(r.id as usize, i, "{}", r.id);
+            assert_eq!(rule(r.id).id, r.id);
+            assert_eq!(RuleId::from_name(r.id.as_str()), Some(r.id));
+        }
     }
 }
