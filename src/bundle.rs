@@ -91,6 +91,48 @@ pub enum Error {
     },
 }
 
+/// Why a bundle cannot be read back: every reader of a bundle (`kakoi run --bundle`,
+/// `kakoi audit`, `load_with`) checks it whole first.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
+    #[error("{name}: no such file")]
+    NoFile { name: String },
+    /// The manifest or the policy is not what this kakoi writes.
+    #[error("{file}: {why}")]
+    Malformed { file: String, why: String },
+    /// A file differs from what the manifest says.
+    #[error("{file}: {why}")]
+    Modified { file: String, why: String },
+    #[error("the bundle has no {file}{}", if file.starts_with("seccomp.") { " (compiled for another machine type?)" } else { "" })]
+    Missing { file: String },
+    #[error("{file}: {source}")]
+    Filter {
+        file: String,
+        #[source]
+        source: crate::bpf::Error,
+    },
+    #[error("{file} contradicts policy.json: {why}")]
+    Contradicts { file: String, why: Contradiction },
+    #[error("policy.json has seccomp off, but the bundle has a filter ({file}): one of them was changed")]
+    StrayFilter { file: String },
+}
+
+/// A decision of a bundle's filter that its `policy.json` does not make (see
+/// [`contradiction`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{what} gets {}, the policy says {}", got.to_source(), says.to_source())]
+pub struct Contradiction {
+    pub what: &'static str,
+    pub got: ir::Action,
+    pub says: ir::Action,
+}
+
+/// A source of a bundle's files by name.
+pub type Reader<'a> = dyn Fn(&str) -> Result<Vec<u8>, LoadError> + 'a;
+
 /// The kinds `--emit` accepts, with the artifact each one prints.
 pub const EMIT_KINDS: &[&str] = &[
     "policy",
@@ -425,33 +467,36 @@ pub struct Loaded {
 /// Read a bundle directory and check it before anything uses it: the manifest's format,
 /// every listed file's size and SHA-256, the policy, and the filter's shape (whole
 /// instructions, valid BPF). A malformed or truncated bundle is an error.
-pub fn load_dir(dir: &Path, host: Host) -> Result<Loaded, String> {
+pub fn load_dir(dir: &Path, host: Host) -> Result<Loaded, LoadError> {
     load_from(&dir_reader(dir), host, &|_| true, false, true)
 }
 
 /// [`load_dir`] for `kakoi audit`: a filter that contradicts `policy.json` is not an
 /// error but what the audit reports (the second value, the contradiction found).
-pub fn load_dir_for_audit(dir: &Path, host: Host) -> Result<(Loaded, Option<String>), String> {
+pub fn load_dir_for_audit(
+    dir: &Path,
+    host: Host,
+) -> Result<(Loaded, Option<LoadError>), LoadError> {
     let b = load_from(&dir_reader(dir), host, &|_| true, false, false)?;
-    let name = format!("seccomp.{}.bpf", host.name());
+    let file = format!("seccomp.{}.bpf", host.name());
     let why = match &b.seccomp {
         Some(bytes) => {
-            let insns = crate::bpf::decode(bytes).map_err(|e| format!("{name}: {e}"))?;
+            let insns = crate::bpf::decode(bytes).map_err(|source| LoadError::Filter {
+                file: file.clone(),
+                source,
+            })?;
             contradiction(&b.policy.seccomp, host, &insns).err()
         }
         None => None,
     };
-    Ok((
-        b,
-        why.map(|w| format!("{name} contradicts policy.json: {w}")),
-    ))
+    Ok((b, why.map(|why| LoadError::Contradicts { file, why })))
 }
 
 /// [`load_dir`] for `kakoi run`: only the files a launch uses (`policy.json` and this
 /// host's filter) are read, and checked the same way; the artifacts for other consumers
 /// (AppArmor, SELinux, OCI…) are left alone. The policy comes without its seccomp rules:
 /// the launch installs the precompiled filter.
-pub fn load_dir_for_launch(dir: &Path, host: Host) -> Result<Loaded, String> {
+pub fn load_dir_for_launch(dir: &Path, host: Host) -> Result<Loaded, LoadError> {
     load_with_for_launch(&dir_reader(dir), host)
 }
 
@@ -519,10 +564,7 @@ impl From<LaunchPolicy> for Policy {
 }
 
 /// [`load_dir_for_launch`] over any source of files (see [`load_with`]).
-pub fn load_with_for_launch(
-    read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
-    host: Host,
-) -> Result<Loaded, String> {
+pub fn load_with_for_launch(read: &Reader, host: Host) -> Result<Loaded, LoadError> {
     let filter = format!("seccomp.{}.bpf", host.name());
     load_from(
         read,
@@ -533,40 +575,47 @@ pub fn load_with_for_launch(
     )
 }
 
-fn dir_reader(dir: &Path) -> impl Fn(&str) -> Result<Vec<u8>, String> + '_ {
+fn dir_reader(dir: &Path) -> impl Fn(&str) -> Result<Vec<u8>, LoadError> + '_ {
     |name: &str| {
-        crate::input::read(&dir.join(name), crate::input::PROFILE_LIMIT).map_err(|e| e.to_string())
+        Ok(crate::input::read(
+            &dir.join(name),
+            crate::input::PROFILE_LIMIT,
+        )?)
     }
 }
 
 /// [`load_dir`] over any source of files: `read` gives a bundle file's bytes by name.
-pub fn load_with(
-    read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
-    host: Host,
-) -> Result<Loaded, String> {
+pub fn load_with(read: &Reader, host: Host) -> Result<Loaded, LoadError> {
     load_from(read, host, &|_| true, false, true)
 }
 
 /// Check and read the listed files that `wanted` names. `launch_only`: the policy's
 /// seccomp rules are not kept (see [`LaunchPolicy`]).
 fn load_from(
-    read: &dyn Fn(&str) -> Result<Vec<u8>, String>,
+    read: &Reader,
     host: Host,
     wanted: &dyn Fn(&str) -> bool,
     launch_only: bool,
     check_filter: bool,
-) -> Result<Loaded, String> {
+) -> Result<Loaded, LoadError> {
+    let malformed = |file: &str, why: String| LoadError::Malformed {
+        file: file.into(),
+        why,
+    };
     let manifest: serde_json::Value = serde_json::from_slice(&read("manifest.json")?)
-        .map_err(|e| format!("manifest.json: {e}"))?;
+        .map_err(|e| malformed("manifest.json", e.to_string()))?;
     if manifest["format"].as_u64() != Some(u64::from(FORMAT)) {
-        return Err(format!(
-            "manifest.json: bundle format {} (this kakoi reads {FORMAT})",
-            manifest["format"]
+        return Err(malformed(
+            "manifest.json",
+            format!(
+                "bundle format {} (this kakoi reads {FORMAT})",
+                manifest["format"]
+            ),
         ));
     }
     let entries = manifest["artifacts"]
         .as_array()
-        .ok_or("manifest.json: no `artifacts` list")?;
+        .ok_or_else(|| malformed("manifest.json", "no `artifacts` list".into()))?;
     let mut listed = Vec::new();
     for e in entries {
         let (Some(name), Some(sum), Some(len)) = (
@@ -574,11 +623,15 @@ fn load_from(
             e["sha256"].as_str(),
             e["bytes"].as_u64(),
         ) else {
-            return Err("manifest.json: an artifact entry lacks name, sha256 or bytes".into());
+            return Err(malformed(
+                "manifest.json",
+                "an artifact entry lacks name, sha256 or bytes".into(),
+            ));
         };
         if name.contains('/') || name.starts_with('.') {
-            return Err(format!(
-                "manifest.json: artifact name `{name}` is not a plain file name"
+            return Err(malformed(
+                "manifest.json",
+                format!("artifact name `{name}` is not a plain file name"),
             ));
         }
         if !wanted(name) {
@@ -586,43 +639,51 @@ fn load_from(
         }
         let bytes = read(name)?;
         if bytes.len() as u64 != len {
-            return Err(format!(
-                "{name}: {} bytes, the manifest says {len} (truncated or modified)",
-                bytes.len()
-            ));
+            return Err(LoadError::Modified {
+                file: name.into(),
+                why: format!(
+                    "{} bytes, the manifest says {len} (truncated or modified)",
+                    bytes.len()
+                ),
+            });
         }
         if hex(&Sha256::digest(&bytes)) != sum {
-            return Err(format!(
-                "{name}: SHA-256 differs from the manifest (modified)"
-            ));
+            return Err(LoadError::Modified {
+                file: name.into(),
+                why: "SHA-256 differs from the manifest (modified)".into(),
+            });
         }
         listed.push((name.to_string(), bytes));
     }
     let get = |n: &str| listed.iter().find(|(name, _)| name == n).map(|(_, b)| b);
-    let policy_json = get("policy.json").ok_or("the bundle has no policy.json")?;
+    let policy_json = get("policy.json").ok_or_else(|| LoadError::Missing {
+        file: "policy.json".into(),
+    })?;
     let policy: Policy = if launch_only {
         serde_json::from_slice::<LaunchPolicy>(policy_json).map(Policy::from)
     } else {
         serde_json::from_slice(policy_json)
     }
-    .map_err(|e| format!("policy.json: {e}"))?;
+    .map_err(|e| malformed("policy.json", e.to_string()))?;
     let seccomp = if policy.seccomp.enabled {
         let name = format!("seccomp.{}.bpf", host.name());
-        let b = get(&name).ok_or_else(|| {
-            format!("the bundle has no {name} (compiled for another machine type?)")
-        })?;
-        let insns = crate::bpf::decode(b).map_err(|e| format!("{name}: {e}"))?;
-        crate::bpf::validate(&insns).map_err(|e| format!("{name}: {e}"))?;
+        let b = get(&name).ok_or_else(|| LoadError::Missing { file: name.clone() })?;
+        let bad = |source| LoadError::Filter {
+            file: name.clone(),
+            source,
+        };
+        let insns = crate::bpf::decode(b).map_err(bad)?;
+        crate::bpf::validate(&insns).map_err(bad)?;
         if check_filter {
-            contradiction(&policy.seccomp, host, &insns)
-                .map_err(|e| format!("{name} contradicts policy.json: {e}"))?;
+            contradiction(&policy.seccomp, host, &insns).map_err(|why| LoadError::Contradicts {
+                file: name.clone(),
+                why,
+            })?;
         }
         Some(b.clone())
     } else {
         if let Some((n, _)) = listed.iter().find(|(n, _)| n.ends_with(".bpf")) {
-            return Err(format!(
-                "policy.json has seccomp off, but the bundle has a filter ({n}): one of them was changed"
-            ));
+            return Err(LoadError::StrayFilter { file: n.clone() });
         }
         None
     };
@@ -634,7 +695,11 @@ fn load_from(
 /// leaves out, get the policy's `bad-arch` action, and a number no kernel assigns gets
 /// its `unknown` (or, from libseccomp, its default) action. An allow-all program, or one
 /// from another policy, fails here even when the manifest's hashes were recomputed.
-pub fn contradiction(s: &ir::Seccomp, host: Host, prog: &[crate::bpf::Insn]) -> Result<(), String> {
+pub fn contradiction(
+    s: &ir::Seccomp,
+    host: Host,
+    prog: &[crate::bpf::Insn],
+) -> Result<(), Contradiction> {
     use policy_lang::catalogue::Arch;
     let decide = |arch: u32, nr: u32| {
         let data = crate::bpf::Data {
@@ -669,11 +734,11 @@ pub fn contradiction(s: &ir::Seccomp, host: Host, prog: &[crate::bpf::Insn]) -> 
     for (what, arch, nr) in cases {
         let got = decide(arch, nr);
         if got != s.bad_arch_action {
-            return Err(format!(
-                "{what} gets {}, the policy says {}",
-                got.to_source(),
-                s.bad_arch_action.to_source()
-            ));
+            return Err(Contradiction {
+                what,
+                got,
+                says: s.bad_arch_action,
+            });
         }
     }
     let native = host.abis()[0];
@@ -681,11 +746,11 @@ pub fn contradiction(s: &ir::Seccomp, host: Host, prog: &[crate::bpf::Insn]) -> 
         // Far above every syscall number of the ABI, and no x32 bit.
         let got = decide(native.audit_arch(), 0x3fff_0000);
         if got != s.unknown_action && got != s.default_action {
-            return Err(format!(
-                "a syscall number no kernel assigns gets {}, the policy says {}",
-                got.to_source(),
-                s.unknown_action.to_source()
-            ));
+            return Err(Contradiction {
+                what: "a syscall number no kernel assigns",
+                got,
+                says: s.unknown_action,
+            });
         }
     }
     Ok(())

@@ -398,7 +398,7 @@ pub fn bundle_files(data: &[u8]) {
         files
             .get(name)
             .cloned()
-            .ok_or_else(|| format!("{name}: no such file"))
+            .ok_or_else(|| crate::bundle::LoadError::NoFile { name: name.into() })
     };
     if let Ok(l) = crate::bundle::load_with(&read, host) {
         if let Some(b) = &l.seccomp {

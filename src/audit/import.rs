@@ -593,7 +593,7 @@ pub fn verify(text: &str, v: &SeccompView) -> Result<(), ImportError> {
         Vec::new(),
         super::Location::file("imported.kakoi"),
     )
-    .map_err(ImportError::Mismatch)?;
+    .map_err(|e| ImportError::Mismatch(e.to_string()))?;
     let progs = Programs::new(v, &p.seccomp, &mine);
     for a in Arch::ALL {
         if !v.abi_enabled(a) && !mine.abi_enabled(a) {

@@ -20,14 +20,15 @@ fn caps(hex: &str) -> BTreeSet<String> {
 }
 
 /// The seccomp filters attached to `pid`, most recent first.
-pub fn filters(pid: i32) -> Result<Vec<Vec<bpf::Insn>>, String> {
+pub fn filters(pid: i32) -> Result<Vec<Vec<bpf::Insn>>, super::Error> {
     const PTRACE_SECCOMP_GET_FILTER: libc::c_uint = 0x420c;
     // SAFETY: attaching to another process by pid; no memory is shared.
     if unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) } < 0 {
-        return Err(format!(
-            "ptrace attach to {pid}: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(super::Error::Ptrace {
+            pid,
+            what: "ptrace attach",
+            source: std::io::Error::last_os_error(),
+        });
     }
     let mut status = 0;
     // SAFETY: `status` is a valid out-pointer; waiting for the attach stop (__WALL: threads too).
@@ -51,7 +52,11 @@ pub fn filters(pid: i32) -> Result<Vec<Vec<bpf::Insn>>, String> {
                 && index == 0
                 && e.raw_os_error() != Some(libc::EINVAL)
             {
-                err = Some(format!("PTRACE_SECCOMP_GET_FILTER: {e}"));
+                err = Some(super::Error::Ptrace {
+                    pid,
+                    what: "PTRACE_SECCOMP_GET_FILTER",
+                    source: e,
+                });
             }
             break;
         }
@@ -211,10 +216,13 @@ pub fn cgroup_limits(
     }
 }
 
-pub fn process(pid: i32) -> Result<Subject, String> {
+pub fn process(pid: i32) -> Result<Subject, super::Error> {
     let dir = format!("/proc/{pid}");
-    let status = std::fs::read_to_string(format!("{dir}/status"))
-        .map_err(|e| format!("{dir}/status: {e}"))?;
+    let status =
+        std::fs::read_to_string(format!("{dir}/status")).map_err(|source| super::Error::Proc {
+            path: format!("{dir}/status"),
+            source,
+        })?;
     let field = |k: &str| {
         status
             .lines()

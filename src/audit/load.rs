@@ -7,25 +7,26 @@ use policy_lang::ir::{AaMode, NsKind, NsMode, Policy, Rootfs};
 use serde_json::Value;
 
 use super::model::*;
+use super::Error;
 use crate::bpf;
 use crate::seccomp::json;
 
 /// Guess the format of `input` (a path, or a shipped policy name).
-pub fn detect(input: &str) -> Result<InputFormat, String> {
+pub fn detect(input: &str) -> Result<InputFormat, Error> {
     let p = Path::new(input);
     if p.is_dir() {
         return if p.join("manifest.json").is_file() {
             Ok(InputFormat::Bundle)
         } else {
-            Err(format!(
-                "`{input}` is a directory but not a kakoi bundle (no manifest.json)"
-            ))
+            Err(Error::NotABundle {
+                input: input.into(),
+            })
         };
     }
     if input.ends_with(".kakoi") || (!p.exists() && crate::profiles::get(input).is_some()) {
         return Ok(InputFormat::Policy);
     }
-    let bytes = crate::input::read(p, crate::input::PROFILE_LIMIT).map_err(|e| e.to_string())?;
+    let bytes = crate::input::read(p, crate::input::PROFILE_LIMIT)?;
     if input.ends_with(".bpf") {
         return Ok(InputFormat::Bpf);
     }
@@ -34,17 +35,19 @@ pub fn detect(input: &str) -> Result<InputFormat, String> {
     };
     let t = text.trim_start();
     if t.starts_with('{') || t.starts_with('[') {
-        let v: Value =
-            serde_json::from_str(text).map_err(|e| format!("`{input}`: not valid JSON: {e}"))?;
+        let v: Value = serde_json::from_str(text).map_err(|source| Error::Json {
+            name: input.into(),
+            source,
+        })?;
         if v.get("ociVersion").is_some() || v.get("process").is_some() || v.get("linux").is_some() {
             return Ok(InputFormat::Oci);
         }
         if v.get("defaultAction").is_some() || v.get("syscalls").is_some() {
             return Ok(InputFormat::SeccompJson);
         }
-        return Err(format!(
-            "`{input}`: JSON, but neither an OCI config nor a seccomp profile"
-        ));
+        return Err(Error::UnknownJson {
+            input: input.into(),
+        });
     }
     if text.lines().any(|l| {
         let l = l.trim_start();
@@ -62,9 +65,9 @@ pub fn detect(input: &str) -> Result<InputFormat, String> {
     {
         return Ok(InputFormat::Policy);
     }
-    Err(format!(
-        "cannot tell the format of `{input}`; say it with --input-format"
-    ))
+    Err(Error::UnknownFormat {
+        input: input.into(),
+    })
 }
 
 fn caps_of(c: &policy_lang::ir::Capabilities, location: Location) -> CapView {
@@ -80,7 +83,7 @@ fn caps_of(c: &policy_lang::ir::Capabilities, location: Location) -> CapView {
 }
 
 /// A resolved policy (from a file, a shipped name or a bundle).
-pub fn policy(p: &Policy, name: &str, prog: Option<Vec<bpf::Insn>>) -> Result<Subject, String> {
+pub fn policy(p: &Policy, name: &str, prog: Option<Vec<bpf::Insn>>) -> Result<Subject, Error> {
     let file = p
         .sources
         .first()
@@ -191,9 +194,8 @@ pub fn policy(p: &Policy, name: &str, prog: Option<Vec<bpf::Insn>>) -> Result<Su
 }
 
 /// A Docker / Podman / OCI seccomp profile, resolved for Docker's default capabilities.
-pub fn seccomp_json(name: &str, text: &str) -> Result<Subject, String> {
-    let imported =
-        json::import(name, text, &json::Target::docker_default()).map_err(|e| e.to_string())?;
+pub fn seccomp_json(name: &str, text: &str) -> Result<Subject, Error> {
+    let imported = json::import(name, text, &json::Target::docker_default())?;
     let locs = imported
         .seccomp
         .rules
@@ -214,9 +216,13 @@ pub fn seccomp_json(name: &str, text: &str) -> Result<Subject, String> {
 }
 
 /// A raw BPF program.
-pub fn bpf_file(name: &str, bytes: &[u8]) -> Result<Subject, String> {
-    let insns = bpf::decode(bytes).map_err(|e| format!("`{name}`: {e}"))?;
-    bpf::validate(&insns).map_err(|e| format!("`{name}`: {e}"))?;
+pub fn bpf_file(name: &str, bytes: &[u8]) -> Result<Subject, Error> {
+    let bad = |source| Error::Bpf {
+        name: name.into(),
+        source,
+    };
+    let insns = bpf::decode(bytes).map_err(bad)?;
+    bpf::validate(&insns).map_err(bad)?;
     let mut s = Subject::new(name, InputFormat::Bpf);
     s.seccomp = Some(Some(SeccompView::from_prog(insns, Location::file(name))));
     Ok(s)
@@ -227,9 +233,11 @@ fn strip_cap(c: &str) -> String {
 }
 
 /// An OCI runtime `config.json`.
-pub fn oci(name: &str, text: &str) -> Result<Subject, String> {
-    let v: Value =
-        serde_json::from_str(text).map_err(|e| format!("`{name}`: not valid JSON: {e}"))?;
+pub fn oci(name: &str, text: &str) -> Result<Subject, Error> {
+    let v: Value = serde_json::from_str(text).map_err(|source| Error::Json {
+        name: name.into(),
+        source,
+    })?;
     let mut s = Subject::new(name, InputFormat::Oci);
     let at = |p: &str| Location::pointer(name, p);
     let list = |v: &Value| -> BTreeSet<String> {

@@ -8,6 +8,7 @@
 //! ABI ([`sym`]), so all formats are judged by the same code.
 
 pub mod diff;
+pub mod error;
 pub mod explain;
 pub mod import;
 #[allow(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod sym;
 
 use serde::Serialize;
 
+pub use error::Error;
 pub use model::{InputFormat, Location, Subject};
 pub use rules::{Finding, Severity};
 

@@ -128,14 +128,18 @@ impl SeccompView {
         s: &Seccomp,
         rule_locations: Vec<Location>,
         location: Location,
-    ) -> Result<SeccompView, String> {
-        let prog = crate::seccomp::compile_checked(s, Host::X86_64, crate::seccomp::Backend::Kakoi)
-            .map_err(|e| e.to_string())?;
-        let insns = bpf::decode(&prog.bpf).map_err(|e| e.to_string())?;
+    ) -> Result<SeccompView, super::Error> {
+        let prog =
+            crate::seccomp::compile_checked(s, Host::X86_64, crate::seccomp::Backend::Kakoi)?;
+        let bad = |source| super::Error::Bpf {
+            name: "the compiled program".into(),
+            source,
+        };
+        let insns = bpf::decode(&prog.bpf).map_err(bad)?;
         let mut v = SeccompView::from_prog(insns, location);
         if s.arches.contains(&Arch::Aarch64) {
             let p = codegen::compile(s, Host::Aarch64);
-            let insns = bpf::decode(&p.bpf).map_err(|e| e.to_string())?;
+            let insns = bpf::decode(&p.bpf).map_err(bad)?;
             v.tables
                 .insert(Arch::Aarch64, sym::table(&insns, Arch::Aarch64));
         }

@@ -11,13 +11,13 @@ pub(super) fn subject(
     use crate::audit::{load, InputFormat};
     let fmt = match fmt {
         Some(f) => f,
-        None => load::detect(input).map_err(Failure::usage)?,
+        None => load::detect(input).map_err(Failure::from)?,
     };
     let read = || read_text(input);
     match fmt {
         InputFormat::Policy => {
             let (p, _) = load_ok(input, color)?;
-            load::policy(&p, input, None).map_err(Failure::usage)
+            load::policy(&p, input, None).map_err(Failure::from)
         }
         InputFormat::Bundle => {
             let host = crate::host::arch();
@@ -29,28 +29,28 @@ pub(super) fn subject(
                 }
                 None => None,
             };
-            let mut s = load::policy(&b.policy, input, prog).map_err(Failure::usage)?;
+            let mut s = load::policy(&b.policy, input, prog).map_err(Failure::from)?;
             s.tampered = tampered.map(|why| {
                 let file = Path::new(input).join(format!("seccomp.{}.bpf", host.name()));
                 (
-                    why,
+                    why.to_string(),
                     crate::audit::Location::file(&file.display().to_string()),
                 )
             });
             Ok(s)
         }
-        InputFormat::SeccompJson => load::seccomp_json(input, &read()?).map_err(Failure::usage),
+        InputFormat::SeccompJson => load::seccomp_json(input, &read()?).map_err(Failure::from),
         InputFormat::Bpf => {
             let bytes = read_bytes(input)?;
-            load::bpf_file(input, &bytes).map_err(Failure::usage)
+            load::bpf_file(input, &bytes).map_err(Failure::from)
         }
-        InputFormat::Oci => load::oci(input, &read()?).map_err(Failure::usage),
+        InputFormat::Oci => load::oci(input, &read()?).map_err(Failure::from),
         InputFormat::Apparmor => Ok(load::apparmor(input, &read()?)),
         InputFormat::Process => {
             let pid = input
                 .parse()
                 .map_err(|_| Failure::usage(format!("`{input}` is not a pid")))?;
-            crate::audit::live::process(pid).map_err(Failure::usage)
+            crate::audit::live::process(pid).map_err(Failure::from)
         }
     }
 }
@@ -141,7 +141,7 @@ pub(super) fn import_cmd(
 ) -> Result<(), Failure> {
     let (s, input) = match (pid, input) {
         (Some(pid), _) => (
-            crate::audit::live::process(pid).map_err(Failure::usage)?,
+            crate::audit::live::process(pid).map_err(Failure::from)?,
             format!("pid {pid}"),
         ),
         (None, Some(input)) => {

@@ -154,15 +154,19 @@ fn load_bundle(
     dir: &Path,
     verify_key: Option<&Path>,
 ) -> Result<(Policy, Option<Vec<u8>>), Failure> {
-    let invalid = |m: String| Failure::usage(format!("invalid bundle `{}`: {m}", dir.display()));
+    let invalid = |m: crate::bundle::LoadError| {
+        Failure::usage(format!("invalid bundle `{}`: {m}", dir.display()))
+    };
     let b = match verify_key {
         None => crate::bundle::load_dir_for_launch(dir, crate::host::arch()).map_err(invalid)?,
         Some(key) => {
             // The manifest is read once: the bytes verified are the bytes whose
             // hashes the other files are checked against.
-            let read = |name: &str| {
-                crate::input::read(&dir.join(name), crate::input::PROFILE_LIMIT)
-                    .map_err(|e| e.to_string())
+            let read = |name: &str| -> Result<Vec<u8>, crate::bundle::LoadError> {
+                Ok(crate::input::read(
+                    &dir.join(name),
+                    crate::input::PROFILE_LIMIT,
+                )?)
             };
             let manifest = read("manifest.json").map_err(invalid)?;
             let sig = match read(crate::sign::SIGNATURE) {

@@ -56,6 +56,16 @@ impl Failure {
     }
 }
 
+/// An input the auditor cannot read is a usage error (2), with its hint.
+impl From<crate::audit::Error> for Failure {
+    fn from(e: crate::audit::Error) -> Self {
+        Failure::usage(match e.hint() {
+            Some(h) => format!("{e}\n  help: {h}"),
+            None => e.to_string(),
+        })
+    }
+}
+
 fn use_color(choice: ColorChoice, stream_is_tty: bool) -> bool {
     match choice {
         ColorChoice::Always => true,

@@ -317,7 +317,7 @@ fn step_of<O: Os>(plan: &Plan, step: &Step, st: &mut State, os: &mut O) -> Resul
         Step::Landlock(rules) => {
             mark("child: credentials");
             os.landlock(rules)
-                .map_err(|e| StepError::new("landlock", e))
+                .map_err(|e| StepError::new("landlock", e.to_string()))
                 .hint("`landlock required` fails on kernels without the rights it needs; `landlock optional` degrades")?;
             mark("child: landlock");
         }

@@ -103,7 +103,7 @@ pub trait Os {
     fn capset(&mut self, effective: u64, permitted: u64, inheritable: u64) -> std::io::Result<()>;
     fn clear_ambient(&mut self) -> std::io::Result<()>;
     fn raise_ambient(&mut self, cap: u32) -> std::io::Result<()>;
-    fn landlock(&mut self, rules: &Ruleset) -> Result<(), String>;
+    fn landlock(&mut self, rules: &Ruleset) -> Result<(), crate::apply::landlock::Error>;
     /// Reset the dispositions the launcher changed (all but `ignored`) and unblock all.
     fn reset_signals(&mut self, ignored: u64) -> std::io::Result<()>;
     /// Returns only on failure.
@@ -477,10 +477,8 @@ impl Os for Real {
         sys::prctl_ambient_raise(cap)
     }
 
-    fn landlock(&mut self, rules: &Ruleset) -> Result<(), String> {
-        crate::apply::landlock::restrict_self(rules)
-            .map(drop)
-            .map_err(|e| e.to_string())
+    fn landlock(&mut self, rules: &Ruleset) -> Result<(), crate::apply::landlock::Error> {
+        crate::apply::landlock::restrict_self(rules).map(drop)
     }
 
     fn reset_signals(&mut self, ignored: u64) -> std::io::Result<()> {
@@ -827,7 +825,7 @@ impl Os for Recorder {
         self.note(format!("ambient_raise({cap})"));
         Ok(())
     }
-    fn landlock(&mut self, rules: &Ruleset) -> Result<(), String> {
+    fn landlock(&mut self, rules: &Ruleset) -> Result<(), crate::apply::landlock::Error> {
         self.note(format!(
             "landlock({} paths, {} ports)",
             rules.paths.len(),
