@@ -112,7 +112,30 @@ fn die_with<O: Os>(st: &State, parent: Parent, os: &mut O) -> Result<(), StepErr
     Ok(())
 }
 
+/// Run one of the child's steps (the launcher's are no-ops here).
 fn step_of<O: Os>(plan: &Plan, step: &Step, st: &mut State, os: &mut O) -> Result<(), StepError> {
+    use Step::*;
+    match step {
+        DieWith(_)
+        | Undumpable
+        | LoginUid(_)
+        | Session
+        | AwaitGo
+        | ReceiveIdmapped(_)
+        | EnterUserNs { .. }
+        | Join(_)
+        | UnshareCgroup
+        | UnshareTime(_)
+        | ForkInit { .. } => namespace_step(step, st, os),
+        Hostname(_) | JoinNet | Loopback | Eth0 { .. } | Root { .. } => {
+            sandbox_step(plan, step, st, os)
+        }
+        _ => payload_step(plan, step, st, os),
+    }
+}
+
+/// The child's own process: death with the launcher, "go", its namespaces, the init.
+fn namespace_step<O: Os>(step: &Step, st: &mut State, os: &mut O) -> Result<(), StepError> {
     match step {
         Step::DieWith(parent) => die_with(st, *parent, os)?,
         Step::Undumpable => os.prctl(libc::PR_SET_DUMPABLE, 0).at("PR_SET_DUMPABLE")?,
@@ -179,6 +202,19 @@ fn step_of<O: Os>(plan: &Plan, step: &Step, st: &mut State, os: &mut O) -> Resul
             let notes = st.notes.take().expect("one init");
             st.init = Some(os.fork_init(*subreaper, notes)?);
         }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The sandbox: hostname, network, the new root.
+fn sandbox_step<O: Os>(
+    plan: &Plan,
+    step: &Step,
+    st: &mut State,
+    os: &mut O,
+) -> Result<(), StepError> {
+    match step {
         Step::Hostname(h) => os.sethostname(h).at("sethostname")?,
         Step::JoinNet => {
             let sock = st
@@ -220,6 +256,20 @@ fn step_of<O: Os>(plan: &Plan, step: &Step, st: &mut State, os: &mut O) -> Resul
             os.build_root(root, leased.or(fixed).as_deref(), idmapped, net)?;
             mark("child: root built");
         }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The payload's process: labels, working directory, stdio, credentials, Landlock,
+/// seccomp, exec.
+fn payload_step<O: Os>(
+    plan: &Plan,
+    step: &Step,
+    st: &mut State,
+    os: &mut O,
+) -> Result<(), StepError> {
+    match step {
         Step::AppArmor(profile) => {
             let text = format!("exec {profile}");
             os.write_attr("/proc/thread-self/attr/apparmor/exec", &text)

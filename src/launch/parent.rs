@@ -177,120 +177,13 @@ fn parent_step<O: Os>(
             st.relay = Some(relay);
             os.cloexec_from(3).at("mark fds CLOEXEC")?;
         }
-        Step::Cgroup(c) => {
-            let layout = layout_of(c, os)?;
-            if super::trace::on() {
-                // As `--dry-run` prints it: with the hierarchies the files go to.
-                let resolved = CgroupStep {
-                    layout: Some(layout.clone()),
-                    ..c.clone()
-                };
-                mark_step(index, &Step::Cgroup(resolved));
-            }
-            let error = cgroup_error(rootless);
-            if c.after_clone {
-                st.cgroup = os
-                    .cgroup_create(&layout, &c.limits, c.strict, c.leaf)
-                    .map_err(&error)?;
-                os.cgroup_join(&mut st.cgroup, &layout, &c.limits, c.strict, pid(), true)
-                    .map_err(&error)?;
-            } else {
-                st.cgroup = os
-                    .cgroup_create(&layout, &c.limits, c.strict, c.leaf)
-                    .map_err(&error)?;
-            }
-            st.layout = Some(layout);
-        }
+        Step::Cgroup(c) => cgroup(index, c, rootless, st, os)?,
         Step::Clone {
             new,
             net_aside,
             into_cgroup,
             early,
-        } => {
-            let v2fd: Option<OwnedFd> = match (&st.cgroup.v2, into_cgroup) {
-                (Some(d), true) => Some(
-                    std::fs::File::open(d)
-                        .map(OwnedFd::from)
-                        .at("open the cgroup")?,
-                ),
-                _ => None,
-            };
-            let net_pair = if *net_aside {
-                Some(sys::socketpair().at("create the namespace socket")?)
-            } else {
-                None
-            };
-            let idmapped = plan.steps.iter().find_map(|s| match s {
-                Step::Idmapped(b) => Some(b.len()),
-                _ => None,
-            });
-            let fd_pair = match idmapped {
-                Some(_) => Some(sys::socketpair().at("create the descriptor socket")?),
-                None => None,
-            };
-            let (go_r, go_w) = sys::pipe().at("create the sync pipe")?;
-            let (err_r, err_w) = sys::pipe().at("create the error pipe")?;
-            let (notes_r, notes_w) = sys::pipe().at("create the notes pipe")?;
-            // The child and the init check through it that the launcher is still there.
-            let me = sys::pidfd_open(sys::getpid()).at("open the launcher's pidfd")?;
-            // Signals to forward are blocked from before the clone, and read from a
-            // signalfd. SIGPIPE too: a relay write to a payload that closed its stdin
-            // gives EPIPE instead.
-            let mut blocked: Vec<libc::c_int> = super::supervise::FORWARDED.to_vec();
-            blocked.push(libc::SIGCHLD);
-            blocked.push(libc::SIGPIPE);
-            st.signals = Some(os.block_signals(&blocked).at("block signals")?);
-            let flags = new
-                .iter()
-                .fold(0u64, |f, k| f | super::os::clone_flag(*k) as u64);
-            mark(&format!("cgroup ready; clone3 flags {flags:#x}"));
-            // When the child builds its root while the launcher does its own set-up (the
-            // network namespace, v1 cgroups: hundreds of µs of kernel work each), the
-            // launcher moves the child to another CPU at once: the scheduler tends to
-            // start a child on its parent's CPU, and the two would then take turns. The
-            // child gets back the CPUs it inherited at "go", before anything of the
-            // payload's runs.
-            let spread = early.then(|| sys::cpu_affinity(0).ok()).flatten();
-            let forked = os
-                .clone3(flags, v2fd.as_ref().map(|f| f.as_fd()))
-                .at("clone3")
-                .hint("creating namespaces needs root, or user namespaces enabled for unprivileged users (sysctl kernel.unprivileged_userns_clone)")?;
-            match forked {
-                sys::Forked::Child => {
-                    drop((go_w, err_r, notes_r, st.signals.take(), st.relay.take()));
-                    let child_stdio = st.child_stdio.take().expect("stdio before the clone");
-                    let fds = child::Fds {
-                        go: go_r,
-                        idmapped: fd_pair.map(|(_, c)| c),
-                        net: net_pair.map(|(_, c)| c),
-                        stdio: child_stdio,
-                        notes: notes_w,
-                        launcher: me,
-                        address: st.address,
-                    };
-                    child::main(plan, fds, err_w, os)
-                }
-                sys::Forked::Parent { pid, pidfd } => {
-                    // A placement hint only: the launch is correct wherever the child runs.
-                    let moved = spread
-                        .as_ref()
-                        .and_then(sys::cpus_but_this_one)
-                        .is_some_and(|others| os.set_cpu_affinity(pid, &others).is_ok());
-                    st.spread = spread.filter(|_| moved);
-                    // The launcher keeps a read end of "go" until it writes: a child that
-                    // failed early has closed its own, and the write must not raise SIGPIPE.
-                    st.go = Some((go_r, go_w));
-                    drop((err_w, notes_w, me));
-                    st.err = Some(err_r);
-                    st.notes = Some(notes_r);
-                    st.net_sock = net_pair.map(|(p, _)| p);
-                    st.fd_sock = fd_pair.map(|(p, _)| p);
-                    st.child = Some((pid, pidfd));
-                    // The payload's ends of the relay pipes and of the terminal's socket.
-                    st.child_stdio = None;
-                }
-            }
-        }
+        } => clone(plan, new, *net_aside, *into_cgroup, *early, st, os)?,
         Step::NetAside => {
             // First: the child waits for it before mounting /sys.
             let net = os
@@ -322,35 +215,7 @@ fn parent_step<O: Os>(
             os.send_fds(sock.as_fd(), &borrowed)
                 .at("pass the idmapped binds")?;
         }
-        Step::HostVeth(v) => {
-            let address = st
-                .address
-                .ok_or_else(|| StepError::new("veth", "no address was leased"))?;
-            let host = veth_host_name(pid());
-            let netns = pid().to_string();
-            st.veth = Some(host.clone());
-            os.ip(&[
-                "link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &netns,
-            ])?;
-            match &v.bridge {
-                Some(b) => {
-                    os.ensure_bridge(v, b)?;
-                    os.ip(&["link", "set", &host, "master", b])?;
-                }
-                // No bridge: a point-to-point link, the gateway's address on this end with
-                // the sandbox's as its peer.
-                None => os.ip(&[
-                    "addr",
-                    "add",
-                    &v.gateway.to_string(),
-                    "peer",
-                    &format!("{address}/32"),
-                    "dev",
-                    &host,
-                ])?,
-            }
-            os.ip(&["link", "set", &host, "up"])?;
-        }
+        Step::HostVeth(v) => host_veth(v, st, os)?,
         Step::Macvlan(parent) => {
             // Made straight in the sandbox's network namespace, as its eth0 (a
             // bridge-mode macvlan: the sandbox is one more host on the parent's network).
@@ -387,6 +252,178 @@ fn parent_step<O: Os>(
         _ => {}
     }
     Ok(None)
+}
+
+/// The host end of the veth pair: made with the sandbox's end in its network namespace,
+/// on the bridge or as a point-to-point link, up.
+fn host_veth<O: Os>(v: &super::net::Veth, st: &mut State, os: &mut O) -> Result<(), StepError> {
+    let address = st
+        .address
+        .ok_or_else(|| StepError::new("veth", "no address was leased"))?;
+    let host = veth_host_name(st.child.as_ref().map_or(0, |(p, _)| *p));
+    let netns = st.child.as_ref().map_or(0, |(p, _)| *p).to_string();
+    st.veth = Some(host.clone());
+    os.ip(&[
+        "link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &netns,
+    ])?;
+    match &v.bridge {
+        Some(b) => {
+            os.ensure_bridge(v, b)?;
+            os.ip(&["link", "set", &host, "master", b])?;
+        }
+        // No bridge: a point-to-point link, the gateway's address on this end with
+        // the sandbox's as its peer.
+        None => os.ip(&[
+            "addr",
+            "add",
+            &v.gateway.to_string(),
+            "peer",
+            &format!("{address}/32"),
+            "dev",
+            &host,
+        ])?,
+    }
+    os.ip(&["link", "set", &host, "up"])?;
+    Ok(())
+}
+
+/// The cgroup step: made (and, after the clone, joined) on the layout read now or at
+/// planning.
+fn cgroup<O: Os>(
+    index: usize,
+    c: &CgroupStep,
+    rootless: bool,
+    st: &mut State,
+    os: &mut O,
+) -> Result<(), StepError> {
+    let layout = layout_of(c, os)?;
+    if super::trace::on() {
+        // As `--dry-run` prints it: with the hierarchies the files go to.
+        let resolved = CgroupStep {
+            layout: Some(layout.clone()),
+            ..c.clone()
+        };
+        mark_step(index, &Step::Cgroup(resolved));
+    }
+    let error = cgroup_error(rootless);
+    if c.after_clone {
+        st.cgroup = os
+            .cgroup_create(&layout, &c.limits, c.strict, c.leaf)
+            .map_err(&error)?;
+        os.cgroup_join(
+            &mut st.cgroup,
+            &layout,
+            &c.limits,
+            c.strict,
+            st.child.as_ref().map_or(0, |(p, _)| *p),
+            true,
+        )
+        .map_err(&error)?;
+    } else {
+        st.cgroup = os
+            .cgroup_create(&layout, &c.limits, c.strict, c.leaf)
+            .map_err(&error)?;
+    }
+    st.layout = Some(layout);
+    Ok(())
+}
+
+/// The `Clone` step: the pipes and sockets the two sides share, the signals blocked, and
+/// `clone3`; the child goes on with the plan's child steps and never returns here.
+#[allow(clippy::too_many_arguments)]
+fn clone<O: Os>(
+    plan: &Plan,
+    new: &[policy_lang::ir::NsKind],
+    net_aside: bool,
+    into_cgroup: bool,
+    early: bool,
+    st: &mut State,
+    os: &mut O,
+) -> Result<(), StepError> {
+    let v2fd: Option<OwnedFd> = match (&st.cgroup.v2, into_cgroup) {
+        (Some(d), true) => Some(
+            std::fs::File::open(d)
+                .map(OwnedFd::from)
+                .at("open the cgroup")?,
+        ),
+        _ => None,
+    };
+    let net_pair = if net_aside {
+        Some(sys::socketpair().at("create the namespace socket")?)
+    } else {
+        None
+    };
+    let idmapped = plan.steps.iter().find_map(|s| match s {
+        Step::Idmapped(b) => Some(b.len()),
+        _ => None,
+    });
+    let fd_pair = match idmapped {
+        Some(_) => Some(sys::socketpair().at("create the descriptor socket")?),
+        None => None,
+    };
+    let (go_r, go_w) = sys::pipe().at("create the sync pipe")?;
+    let (err_r, err_w) = sys::pipe().at("create the error pipe")?;
+    let (notes_r, notes_w) = sys::pipe().at("create the notes pipe")?;
+    // The child and the init check through it that the launcher is still there.
+    let me = sys::pidfd_open(sys::getpid()).at("open the launcher's pidfd")?;
+    // Signals to forward are blocked from before the clone, and read from a
+    // signalfd. SIGPIPE too: a relay write to a payload that closed its stdin
+    // gives EPIPE instead.
+    let mut blocked: Vec<libc::c_int> = super::supervise::FORWARDED.to_vec();
+    blocked.push(libc::SIGCHLD);
+    blocked.push(libc::SIGPIPE);
+    st.signals = Some(os.block_signals(&blocked).at("block signals")?);
+    let flags = new
+        .iter()
+        .fold(0u64, |f, k| f | super::os::clone_flag(*k) as u64);
+    mark(&format!("cgroup ready; clone3 flags {flags:#x}"));
+    // When the child builds its root while the launcher does its own set-up (the
+    // network namespace, v1 cgroups: hundreds of µs of kernel work each), the
+    // launcher moves the child to another CPU at once: the scheduler tends to
+    // start a child on its parent's CPU, and the two would then take turns. The
+    // child gets back the CPUs it inherited at "go", before anything of the
+    // payload's runs.
+    let spread = early.then(|| sys::cpu_affinity(0).ok()).flatten();
+    let forked = os
+        .clone3(flags, v2fd.as_ref().map(|f| f.as_fd()))
+        .at("clone3")
+        .hint("creating namespaces needs root, or user namespaces enabled for unprivileged users (sysctl kernel.unprivileged_userns_clone)")?;
+    match forked {
+        sys::Forked::Child => {
+            drop((go_w, err_r, notes_r, st.signals.take(), st.relay.take()));
+            let child_stdio = st.child_stdio.take().expect("stdio before the clone");
+            let fds = child::Fds {
+                go: go_r,
+                idmapped: fd_pair.map(|(_, c)| c),
+                net: net_pair.map(|(_, c)| c),
+                stdio: child_stdio,
+                notes: notes_w,
+                launcher: me,
+                address: st.address,
+            };
+            child::main(plan, fds, err_w, os)
+        }
+        sys::Forked::Parent { pid, pidfd } => {
+            // A placement hint only: the launch is correct wherever the child runs.
+            let moved = spread
+                .as_ref()
+                .and_then(sys::cpus_but_this_one)
+                .is_some_and(|others| os.set_cpu_affinity(pid, &others).is_ok());
+            st.spread = spread.filter(|_| moved);
+            // The launcher keeps a read end of "go" until it writes: a child that
+            // failed early has closed its own, and the write must not raise SIGPIPE.
+            st.go = Some((go_r, go_w));
+            drop((err_w, notes_w, me));
+            st.err = Some(err_r);
+            st.notes = Some(notes_r);
+            st.net_sock = net_pair.map(|(p, _)| p);
+            st.fd_sock = fd_pair.map(|(p, _)| p);
+            st.child = Some((pid, pidfd));
+            // The payload's ends of the relay pipes and of the terminal's socket.
+            st.child_stdio = None;
+        }
+    }
+    Ok(())
 }
 
 /// The `Supervise` step: the child's report (the error pipe closes at exec), the terminal,

@@ -636,7 +636,7 @@ fn cap_mask(names: &[String]) -> u64 {
 }
 
 /// The plan for running `inputs.argv` under `p` on the host `facts` describes.
-pub fn build(p: &Policy, inputs: Inputs, facts: &Facts) -> Result<Plan, StepError> {
+pub fn build(p: &Policy, mut inputs: Inputs, facts: &Facts) -> Result<Plan, StepError> {
     let mut s = Vec::new();
     let mut warnings = Vec::new();
     let ns = namespaces(p, facts);
@@ -661,38 +661,14 @@ pub fn build(p: &Policy, inputs: Inputs, facts: &Facts) -> Result<Plan, StepErro
         }
     }
     s.push(Step::Preflight);
-    let layout = match (inputs.layout, &inputs.cgroup_parent) {
-        (Some(l), Some(parent)) => Some(l.under(parent).map_err(|m| StepError::new("cgroup", m))?),
-        (l, _) => l,
-    };
-    let r = &p.resources;
-    let limits = super::cgroup::limits(r);
-    let strict = r.cgroup == Some(Enforcement::Required);
-    if let Some(layout) = &layout {
-        for l in &limits {
-            if !layout.controllers.contains_key(l.controller) {
-                let what: Vec<String> = l.v2.iter().map(|(f, v)| format!("{f}={v}")).collect();
-                warnings.push(format!(
-                    "no `{}` controller is available to this user: `{}` {}",
-                    l.controller,
-                    what.join(", "),
-                    if strict {
-                        "cannot be enforced and the policy requires it (launch fails)"
-                    } else {
-                        "is skipped (`cgroup optional`)"
-                    }
-                ));
-            }
-        }
-    }
-    let cgroup = CgroupStep {
-        limits,
-        strict,
-        leaf: !new(NsKind::Pid),
-        after_clone: facts.cgroup_v1,
-        layout,
-        parent: inputs.cgroup_parent,
-    };
+    let cgroup = cgroup_step(
+        p,
+        inputs.layout.take(),
+        inputs.cgroup_parent.take(),
+        facts,
+        new(NsKind::Pid),
+        &mut warnings,
+    )?;
     let after_clone = cgroup.after_clone;
     let mut cgroup = Some(Step::Cgroup(cgroup));
     if !after_clone {
@@ -736,46 +712,11 @@ pub fn build(p: &Policy, inputs: Inputs, facts: &Facts) -> Result<Plan, StepErro
     if root.is_none() {
         warnings.push("no mount namespace: the payload sees the host's file system".into());
     }
-    let isolate = |s: &mut Vec<Step>, net_aside: bool| {
-        if new(NsKind::Uts) {
-            if let Some(h) = &p.process.hostname {
-                s.push(Step::Hostname(h.clone()));
-            }
-        }
-        if net_aside {
-            if root.is_none() {
-                s.push(Step::JoinNet);
-            }
-        } else if new(NsKind::Net) {
-            s.push(Step::Loopback);
-            if let Some((address, gateway)) = p.network.mode.eth0() {
-                // A veth's address is the lease's (a fixed one is leased too).
-                s.push(Step::Eth0 {
-                    address: match &veth {
-                        Some(_) => None,
-                        None => address.map(str::to_string),
-                    },
-                    gateway: match &veth {
-                        Some(v) => Some(v.gateway.to_string()),
-                        None => gateway.map(str::to_string),
-                    },
-                });
-            }
-        }
-        if let Some(root) = &root {
-            s.push(Step::Root {
-                root: root.clone(),
-                join_net: net_aside,
-            });
-        }
-    };
-    let late_namespaces = |s: &mut Vec<Step>| {
-        if new(NsKind::Cgroup) {
-            s.push(Step::UnshareCgroup);
-        }
-        if new(NsKind::Time) {
-            s.push(Step::UnshareTime(p.process.time_offsets.clone()));
-        }
+    let sandbox = Sandbox {
+        p,
+        ns: &ns,
+        root,
+        veth: veth.as_ref(),
     };
     s.push(Step::DieWith(Parent::Launcher));
     let joins: Vec<(NsKind, String)> = {
@@ -789,83 +730,16 @@ pub fn build(p: &Policy, inputs: Inputs, facts: &Facts) -> Result<Plan, StepErro
         j.sort_by_key(|(k, _)| *k != NsKind::User);
         j
     };
-    let mut after_go = Vec::new();
-    if early {
-        s.push(Step::Undumpable);
-        s.push(Step::LoginUid(login_uid));
-        s.push(Step::Session);
-        isolate(&mut s, net_aside);
-        s.push(Step::AwaitGo);
-        late_namespaces(&mut after_go);
-    } else {
-        s.push(Step::AwaitGo);
-        after_go.push(Step::Undumpable);
-        let n = p.filesystem.binds.iter().filter(|b| b.idmap).count();
-        if n > 0 {
-            after_go.push(Step::ReceiveIdmapped(n));
-        }
-        after_go.push(Step::Session);
-        if userns {
-            let (uid, gid) = super::ids::entry_ids(p, facts.uid);
-            after_go.push(Step::EnterUserNs { uid, gid });
-            after_go.push(Step::DieWith(Parent::Launcher));
-        }
-        after_go.push(Step::LoginUid(login_uid));
-        if !joins.is_empty() {
-            after_go.push(Step::Join(joins.clone()));
-        }
-        late_namespaces(&mut after_go);
-    }
+    let after_go = child_until_go(
+        &sandbox, early, net_aside, login_uid, userns, &joins, facts, &mut s,
+    );
 
     // The launcher after the clone, up to "go".
     if net_aside {
         s.push(Step::NetAside);
     }
     s.extend(cgroup.take());
-    if !r.rlimits.is_empty() {
-        let mut l = Vec::new();
-        for r in &r.rlimits {
-            let resource = policy_lang::catalogue::rlimit(&r.name)
-                .ok_or_else(|| StepError::new("rlimit", format!("unknown rlimit `{}`", r.name)))?;
-            l.push(Rlimit {
-                name: r.name.clone(),
-                resource,
-                soft: r.soft,
-                hard: r.hard,
-            });
-        }
-        s.push(Step::Rlimits(l));
-    }
-    if let Some(m) = &maps {
-        s.push(Step::IdMaps(m.clone()));
-    }
-    let idmapped: Vec<Bind> = p
-        .filesystem
-        .binds
-        .iter()
-        .filter(|b| b.idmap)
-        .cloned()
-        .collect();
-    if !idmapped.is_empty() {
-        if !userns {
-            return Err(StepError::new(
-                "idmap",
-                "idmapped binds need a user namespace",
-            ))
-            .hint("add `namespaces { user on }` with a uid-map, or drop `idmap`");
-        }
-        s.push(Step::Idmapped(idmapped));
-    }
-    if let Some(v) = &veth {
-        if matches!(p.network.mode, policy_lang::ir::NetMode::Veth { .. }) {
-            s.push(Step::HostVeth(v.clone()));
-        }
-    }
-    if let policy_lang::ir::NetMode::Macvlan { parent, .. } = &p.network.mode {
-        if new(NsKind::Net) {
-            s.push(Step::Macvlan(parent.clone()));
-        }
-    }
+    launcher_setup(p, maps, veth.as_ref(), userns, new(NsKind::Net), &mut s)?;
     s.push(Step::Go);
     s.extend(after_go);
 
@@ -881,8 +755,34 @@ pub fn build(p: &Policy, inputs: Inputs, facts: &Facts) -> Result<Plan, StepErro
         });
     }
     if !early {
-        isolate(&mut s, false);
+        sandbox.isolate(&mut s, false);
     }
+    let (argv, env) = (inputs.argv.clone(), std::mem::take(&mut inputs.env));
+    payload_steps(p, inputs, facts, init, &mut s, &mut warnings);
+    s.push(Step::Supervise {
+        timeout_ms: p.process.timeout_ms,
+        bare_pid1: !init && new(NsKind::Pid),
+        pid_ns: new(NsKind::Pid),
+    });
+    Ok(Plan {
+        policy: p.name.clone(),
+        argv,
+        env,
+        steps: s,
+        warnings,
+    })
+}
+
+/// The payload's own process, after the init's fork: labels, working directory, stdio,
+/// seccomp (first without no_new_privs), credentials, Landlock, seccomp, exec.
+fn payload_steps(
+    p: &Policy,
+    inputs: Inputs,
+    facts: &Facts,
+    init: bool,
+    s: &mut Vec<Step>,
+    warnings: &mut Vec<String>,
+) {
     if let Some(a) = inputs.apparmor {
         s.push(Step::AppArmor(a));
     }
@@ -948,17 +848,212 @@ pub fn build(p: &Policy, inputs: Inputs, facts: &Facts) -> Result<Plan, StepErro
     if nnp {
         s.extend(seccomp.map(Step::Seccomp));
     }
-    s.push(Step::Exec(inputs.argv.clone()));
-    s.push(Step::Supervise {
-        timeout_ms: p.process.timeout_ms,
-        bare_pid1: !init && new(NsKind::Pid),
-        pid_ns: new(NsKind::Pid),
-    });
-    Ok(Plan {
-        policy: p.name.clone(),
-        argv: inputs.argv,
-        env: inputs.env,
-        steps: s,
-        warnings,
+    s.push(Step::Exec(inputs.argv));
+}
+
+/// The cgroup step: the limits' files, on the layout when it is known now; a warning for
+/// each limit whose controller this user has nowhere.
+fn cgroup_step(
+    p: &Policy,
+    layout: Option<Layout>,
+    parent: Option<String>,
+    facts: &Facts,
+    pid_ns: bool,
+    warnings: &mut Vec<String>,
+) -> Result<CgroupStep, StepError> {
+    let layout = match (layout, &parent) {
+        (Some(l), Some(parent)) => Some(l.under(parent).map_err(|m| StepError::new("cgroup", m))?),
+        (l, _) => l,
+    };
+    let r = &p.resources;
+    let limits = super::cgroup::limits(r);
+    let strict = r.cgroup == Some(Enforcement::Required);
+    if let Some(layout) = &layout {
+        for l in &limits {
+            if !layout.controllers.contains_key(l.controller) {
+                let what: Vec<String> = l.v2.iter().map(|(f, v)| format!("{f}={v}")).collect();
+                warnings.push(format!(
+                    "no `{}` controller is available to this user: `{}` {}",
+                    l.controller,
+                    what.join(", "),
+                    if strict {
+                        "cannot be enforced and the policy requires it (launch fails)"
+                    } else {
+                        "is skipped (`cgroup optional`)"
+                    }
+                ));
+            }
+        }
+    }
+    Ok(CgroupStep {
+        limits,
+        strict,
+        leaf: !pid_ns,
+        after_clone: facts.cgroup_v1,
+        layout,
+        parent,
     })
+}
+
+/// The launcher's set-up after the clone, while the child waits for "go": rlimits, id
+/// maps, idmapped binds, the host side of the network.
+fn launcher_setup(
+    p: &Policy,
+    maps: Option<Maps>,
+    veth: Option<&Veth>,
+    userns: bool,
+    new_net: bool,
+    s: &mut Vec<Step>,
+) -> Result<(), StepError> {
+    if !p.resources.rlimits.is_empty() {
+        let mut l = Vec::new();
+        for r in &p.resources.rlimits {
+            let resource = policy_lang::catalogue::rlimit(&r.name)
+                .ok_or_else(|| StepError::new("rlimit", format!("unknown rlimit `{}`", r.name)))?;
+            l.push(Rlimit {
+                name: r.name.clone(),
+                resource,
+                soft: r.soft,
+                hard: r.hard,
+            });
+        }
+        s.push(Step::Rlimits(l));
+    }
+    if let Some(m) = maps {
+        s.push(Step::IdMaps(m));
+    }
+    let idmapped: Vec<Bind> = p
+        .filesystem
+        .binds
+        .iter()
+        .filter(|b| b.idmap)
+        .cloned()
+        .collect();
+    if !idmapped.is_empty() {
+        if !userns {
+            return Err(StepError::new(
+                "idmap",
+                "idmapped binds need a user namespace",
+            ))
+            .hint("add `namespaces { user on }` with a uid-map, or drop `idmap`");
+        }
+        s.push(Step::Idmapped(idmapped));
+    }
+    if let Some(v) = veth {
+        if matches!(p.network.mode, policy_lang::ir::NetMode::Veth { .. }) {
+            s.push(Step::HostVeth(v.clone()));
+        }
+    }
+    if let policy_lang::ir::NetMode::Macvlan { parent, .. } = &p.network.mode {
+        if new_net {
+            s.push(Step::Macvlan(parent.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// The child's steps that make the sandbox itself.
+struct Sandbox<'a> {
+    p: &'a Policy,
+    ns: &'a Namespaces,
+    root: Option<Box<Root>>,
+    veth: Option<&'a Veth>,
+}
+
+impl Sandbox<'_> {
+    fn makes(&self, k: NsKind) -> bool {
+        self.ns.get(k) == &NsMode::New
+    }
+
+    /// Hostname, network and the new root. `net_aside`: the launcher makes the network
+    /// namespace, joined inside the root's steps (or alone, without a mount namespace).
+    fn isolate(&self, s: &mut Vec<Step>, net_aside: bool) {
+        let p = self.p;
+        if self.makes(NsKind::Uts) {
+            if let Some(h) = &p.process.hostname {
+                s.push(Step::Hostname(h.clone()));
+            }
+        }
+        if net_aside {
+            if self.root.is_none() {
+                s.push(Step::JoinNet);
+            }
+        } else if self.makes(NsKind::Net) {
+            s.push(Step::Loopback);
+            if let Some((address, gateway)) = p.network.mode.eth0() {
+                // A veth's address is the lease's (a fixed one is leased too).
+                s.push(Step::Eth0 {
+                    address: match self.veth {
+                        Some(_) => None,
+                        None => address.map(str::to_string),
+                    },
+                    gateway: match self.veth {
+                        Some(v) => Some(v.gateway.to_string()),
+                        None => gateway.map(str::to_string),
+                    },
+                });
+            }
+        }
+        if let Some(root) = &self.root {
+            s.push(Step::Root {
+                root: root.clone(),
+                join_net: net_aside,
+            });
+        }
+    }
+
+    /// The cgroup namespace (once in every cgroup) and the time namespace.
+    fn late_namespaces(&self, s: &mut Vec<Step>) {
+        if self.makes(NsKind::Cgroup) {
+            s.push(Step::UnshareCgroup);
+        }
+        if self.makes(NsKind::Time) {
+            s.push(Step::UnshareTime(self.p.process.time_offsets.clone()));
+        }
+    }
+}
+
+/// The child's first steps: up to "go" into `s`, and those right after it (returned):
+/// its own process's set-up, its user namespace, joined namespaces, the late ones.
+#[allow(clippy::too_many_arguments)]
+fn child_until_go(
+    sandbox: &Sandbox,
+    early: bool,
+    net_aside: bool,
+    login_uid: Option<u32>,
+    userns: bool,
+    joins: &[(NsKind, String)],
+    facts: &Facts,
+    s: &mut Vec<Step>,
+) -> Vec<Step> {
+    let mut after_go = Vec::new();
+    let p = sandbox.p;
+    if early {
+        s.push(Step::Undumpable);
+        s.push(Step::LoginUid(login_uid));
+        s.push(Step::Session);
+        sandbox.isolate(s, net_aside);
+        s.push(Step::AwaitGo);
+        sandbox.late_namespaces(&mut after_go);
+    } else {
+        s.push(Step::AwaitGo);
+        after_go.push(Step::Undumpable);
+        let n = p.filesystem.binds.iter().filter(|b| b.idmap).count();
+        if n > 0 {
+            after_go.push(Step::ReceiveIdmapped(n));
+        }
+        after_go.push(Step::Session);
+        if userns {
+            let (uid, gid) = super::ids::entry_ids(p, facts.uid);
+            after_go.push(Step::EnterUserNs { uid, gid });
+            after_go.push(Step::DieWith(Parent::Launcher));
+        }
+        after_go.push(Step::LoginUid(login_uid));
+        if !joins.is_empty() {
+            after_go.push(Step::Join(joins.to_vec()));
+        }
+        sandbox.late_namespaces(&mut after_go);
+    }
+
+    after_go
 }
