@@ -13,6 +13,7 @@ pub mod backends;
 pub mod bpf;
 pub mod bundle;
 pub mod cli;
+pub mod exit;
 pub mod fuzzing;
 pub mod host;
 pub mod input;

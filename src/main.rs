@@ -1,5 +1,5 @@
 //! The `kakoi` binary: parse arguments, run, and map every failure to an exit code in one
-//! place (see `cli::exit`).
+//! place (see `kakoi::exit`).
 //!
 //! The entry point is C's `main`, not Rust's `fn main`: the runtime set-up Rust runs
 //! before its `main` (the main thread's stack bounds, which glibc reads from
@@ -38,7 +38,7 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
     })
     // A panic has printed its message; 101 as Rust's runtime would exit. (The release
     // binary, built with `panic = "abort"`, aborts at the panic instead.)
-    .unwrap_or(101);
+    .unwrap_or(kakoi::exit::PANIC);
     // Flushes stdout, which returning to the C library would not.
     std::process::exit(code)
 }

@@ -43,7 +43,6 @@ pub(super) fn run_cmd(
 ) -> Result<(), Failure> {
     use crate::launch::run::{self, Outcome};
     crate::launch::trace::start();
-    const LAUNCH_FAILED: i32 = 125;
     // An input that cannot be read or has errors exits as in every other command (2, 1):
     // 125 is for a launch that failed.
     let (mut p, prog) = match bundle {
@@ -75,7 +74,7 @@ pub(super) fn run_cmd(
     for e in &env {
         if !e.contains('=') {
             return Err(Failure {
-                code: LAUNCH_FAILED,
+                code: exit::LAUNCH,
                 message: Some(format!("`--env {e}`: expected KEY=VALUE")),
             });
         }

@@ -24,15 +24,8 @@ use audit::*;
 use launch::*;
 use policy::*;
 
-/// Exit codes, one meaning each.
-pub mod exit {
-    /// Success; for `check`, no errors (warnings allowed).
-    pub const OK: i32 = 0;
-    /// The policy has errors (or warnings with `--deny-warnings`).
-    pub const POLICY: i32 = 1;
-    /// Bad usage, unreadable input, or an output that could not be written.
-    pub const USAGE: i32 = 2;
-}
+/// Exit codes (see [`crate::exit`]).
+pub use crate::exit;
 
 /// A failure with the exit code it maps to; its message is printed by `main`.
 #[derive(Debug)]

@@ -47,11 +47,11 @@ impl StepError {
     pub fn exit_code(&self) -> i32 {
         if self.stage == Stage::Exec {
             match self.errno {
-                libc::ENOENT | libc::ENOTDIR => 127,
-                _ => 126,
+                libc::ENOENT | libc::ENOTDIR => crate::exit::NOT_FOUND,
+                _ => crate::exit::CANNOT_EXECUTE,
             }
         } else {
-            125
+            crate::exit::LAUNCH
         }
     }
 

@@ -2,7 +2,7 @@
 //! once from the policy and the host's facts ([`build`], pure). `kakoi run --dry-run` and
 //! `kakoi plan` print it; the launcher runs it ([`super::parent`] the parent's steps,
 //! [`super::child`] the child's), so the two cannot differ. The order is the one of
-//! `launcher.md`; each step says why it comes where it does.
+//! `docs/launch.md`; each step says why it comes where it does.
 
 use std::fmt;
 
