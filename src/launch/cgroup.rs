@@ -744,7 +744,7 @@ mod tests {
         assert!(mine.starts_with(&format!("kakoi-{me}-")), "{mine}");
         assert_eq!(kind(&mine), Some(Kind::Live));
         // The same pid with another start time: a launcher that died, its pid reused.
-        let start = super::super::owner::start_time(me).unwrap();
+        let start = crate::launch::owner::start_time(me).unwrap();
         assert_eq!(
             kind(&format!("kakoi-{me}-{}", start + 1)),
             Some(Kind::Stale)
