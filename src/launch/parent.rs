@@ -376,7 +376,13 @@ fn clone<O: Os>(
     let flags = new
         .iter()
         .fold(0u64, |f, k| f | super::os::clone_flag(*k) as u64);
-    mark(&format!("cgroup ready; clone3 flags {flags:#x}"));
+    mark(&format!(
+        "cgroup ready; clone3 flags {flags:#x}{}",
+        match (&st.cgroup.v2, &v2fd) {
+            (Some(d), Some(_)) => format!(" with CLONE_INTO_CGROUP {}", d.display()),
+            _ => String::new(),
+        }
+    ));
     // When the child builds its root while the launcher does its own set-up (the
     // network namespace, v1 cgroups: hundreds of µs of kernel work each), the
     // launcher moves the child to another CPU at once: the scheduler tends to
