@@ -50,14 +50,27 @@ pub fn selinux_enabled() -> bool {
 impl Facts {
     /// Read the facts of this host and process.
     pub fn probe() -> std::io::Result<Facts> {
+        Facts::probe_for(None)
+    }
+
+    /// [`Facts::probe`], leaving out what a launch of `policy` does not use (each probe
+    /// is a system call on the launch's path): AppArmor when the policy names no
+    /// profile, the supplementary groups when the launcher is root (they matter only to
+    /// an unprivileged user namespace's gid map).
+    pub fn probe_for(policy: Option<&policy_lang::Policy>) -> std::io::Result<Facts> {
         use std::os::unix::fs::MetadataExt;
         let me = std::fs::metadata("/proc/self")?;
+        let uid = me.uid();
         Ok(Facts {
             arch: arch(),
-            uid: me.uid(),
+            uid,
             gid: me.gid(),
-            groups: crate::launch::sys::getgroups().unwrap_or_default(),
-            apparmor: apparmor_enabled(),
+            groups: if uid == 0 {
+                Vec::new()
+            } else {
+                crate::launch::sys::getgroups().unwrap_or_default()
+            },
+            apparmor: policy.is_none_or(|p| p.apparmor.is_some()) && apparmor_enabled(),
             selinux: selinux_enabled(),
             cgroup_v1: cgroups::v1_or_hybrid_host(),
         })

@@ -92,7 +92,7 @@ pub(super) fn run_cmd(
             message: None,
         }
     };
-    let facts = crate::host::Facts::probe()
+    let facts = crate::host::Facts::probe_for(Some(&p))
         .map_err(|e| Failure::usage(format!("cannot read /proc/self: {e}")))?;
     let timeout_ms = p.process.timeout_ms;
     // The plan a dry run prints is the one `run` executes: both come from `prepare`.
@@ -108,6 +108,8 @@ pub(super) fn run_cmd(
     if dry_run {
         return print_plan(&launch.plan, format);
     }
+    // The plan holds all the launch needs: the policy's memory is not the child's to copy.
+    drop(p);
     crate::launch::trace::mark("policy loaded");
     for w in &launch.plan.warnings {
         eprintln!("kakoi: warning: {w}");
