@@ -7,13 +7,24 @@
 CARGO ?= cargo
 KAKOI := target/static/dist/kakoi
 
-.PHONY: setup build demo test lint vm-test fuzz fuzz-smoke catalogue bench bench-seccomp launch-order
+.PHONY: setup build install demo test lint vm-test fuzz fuzz-smoke catalogue bench bench-seccomp launch-order oci-suite
 
 setup:
 	@scripts/setup.sh
 
 build: setup
 	scripts/build-release.sh
+
+# The release binary in $(PREFIX)/bin, with `kakoi-runtime` (the OCI runtime: runc's
+# command line) as a link to it.
+PREFIX ?= /usr/local
+install: build
+	install -D -m 0755 target/static/dist/kakoi $(DESTDIR)$(PREFIX)/bin/kakoi
+	ln -sf kakoi $(DESTDIR)$(PREFIX)/bin/kakoi-runtime
+
+# The OCI runtime-tools validation suite, kakoi's runtime and runc side by side.
+oci-suite: setup
+	scripts/oci-suite.sh
 
 demo: build
 	@echo "== kakoi check default"

@@ -19,6 +19,7 @@ pub mod host;
 pub mod input;
 pub mod launch;
 pub mod loader;
+pub mod oci;
 pub mod profiles;
 pub mod seccomp;
 pub mod sign;

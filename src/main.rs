@@ -25,6 +25,11 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
     // a failed write: SIGPIPE keeps the default disposition it had at exec (kakoi's own
     // launcher resets it for its payloads too).
     let code = std::panic::catch_unwind(|| {
+        // Invoked as `kakoi-runtime` (a link `make install` makes): runc's command line.
+        let argv0 = std::env::args_os().next().unwrap_or_default();
+        if std::path::Path::new(&argv0).file_name() == Some(std::ffi::OsStr::new("kakoi-runtime")) {
+            return kakoi::oci::main(std::env::args());
+        }
         let cli = kakoi::cli::Cli::parse();
         match kakoi::cli::run(cli) {
             Ok(()) => 0,

@@ -350,6 +350,21 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// kakoi as an OCI runtime, with runc's command line (the same as the binary invoked
+    /// as `kakoi-runtime`): create, start, state, kill, delete, run, spec, features, list, ps.
+    ///
+    ///   kakoi oci spec && kakoi oci create --bundle . c1 && kakoi oci start c1
+    ///   kakoi oci --root /run/kakoi/oci state c1
+    #[command(verbatim_doc_comment)]
+    Oci {
+        /// runc's arguments.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
     /// List the shipped policies embedded in this binary (name them wherever a policy file
     /// goes: `kakoi compile strict -o out/`).
     Profiles {

@@ -103,6 +103,7 @@ pub(super) fn run_cmd(
         tty,
         cgroup_parent,
         read_layout: dry_run,
+        detach: None,
     };
     let launch = run::prepare(&p, options, &facts).map_err(|e| failed(&e))?;
     if dry_run {
@@ -123,6 +124,8 @@ pub(super) fn run_cmd(
                 message: None,
             })
         }
+        // `kakoi run` never detaches.
+        Outcome::Created { .. } => Ok(()),
         Outcome::Exited {
             code,
             timed_out,

@@ -200,6 +200,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             format,
         } => explain(&input, &syscall, &args, &arch, format, color_err),
         Command::Gc { dry_run, format } => gc(dry_run, format),
+        Command::Oci { args } => {
+            match crate::oci::main(std::iter::once("kakoi oci".to_string()).chain(args)) {
+                0 => Ok(()),
+                code => Err(Failure {
+                    code,
+                    message: None,
+                }),
+            }
+        }
         Command::Keygen { output } => {
             let public = crate::sign::keygen(&output)
                 .map_err(|e| Failure::usage(format!("{e}\nhint: {}", e.hint())))?;

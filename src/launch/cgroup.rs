@@ -332,8 +332,19 @@ impl Cgroup {
         strict: bool,
         leaf: bool,
     ) -> Result<Cgroup, Error> {
+        Cgroup::create_named(layout, limits, strict, leaf, name())
+    }
+
+    /// [`Cgroup::create`] with the directories' name given (a detached container's).
+    pub fn create_named(
+        layout: &Layout,
+        limits: &[Limit],
+        strict: bool,
+        leaf: bool,
+        name: String,
+    ) -> Result<Cgroup, Error> {
         let mut cg = Cgroup::default();
-        cg.name = name();
+        cg.name = name;
         let v2_limit = limits.iter().any(|l| {
             matches!(
                 layout.controllers.get(l.controller),
@@ -585,6 +596,16 @@ impl Cgroup {
     /// when the payload, its pid 1, exits), so removal is tried first; a cgroup still busy
     /// has what is left killed, and its removal is retried briefly while the kernel
     /// finishes tearing the killed tasks down.
+    /// The directories, which this value no longer removes (a detached container's
+    /// cgroups outlive the launcher: `kakoi oci delete` removes them).
+    pub fn detach(&mut self) -> Vec<std::path::PathBuf> {
+        self.v2
+            .take()
+            .into_iter()
+            .chain(self.v1.drain(..).map(|v| v.dir))
+            .collect()
+    }
+
     pub fn remove(&mut self) {
         let gone = |d: &std::path::Path| match std::fs::remove_dir(d) {
             Ok(()) => true,

@@ -36,6 +36,9 @@ pub struct Fds {
     pub launcher: OwnedFd,
     /// The sandbox's leased address (`mode veth`).
     pub address: Option<Ipv4Addr>,
+    /// Detached: where to say "created", and the start FIFO (opened `O_PATH`).
+    pub ready: Option<OwnedFd>,
+    pub start: Option<OwnedFd>,
 }
 
 /// Run the child's steps; on failure, report over `err` (the error pipe) and exit. Never
@@ -64,6 +67,8 @@ struct State {
     ignored: u64,
     init: Option<libc::pid_t>,
     exe: Option<String>,
+    ready: Option<OwnedFd>,
+    start: Option<OwnedFd>,
 }
 
 /// The child's steps, in the plan's order; returns only on failure (the last is `execve`).
@@ -84,6 +89,8 @@ pub fn steps<O: Os>(
         ignored: 0,
         init: None,
         exe: None,
+        ready: fds.ready,
+        start: fds.start,
     };
     mark("child: started");
     for (i, step) in plan.steps.iter().enumerate() {
@@ -372,6 +379,12 @@ fn payload_step<O: Os>(
             mark("child: landlock");
         }
         Step::Signals => os.reset_signals(st.ignored).at("unblock signals")?,
+        Step::AwaitStart(_) => {
+            let (Some(ready), Some(fifo)) = (st.ready.take(), st.start.take()) else {
+                return Err(StepError::new("create", "no start FIFO"));
+            };
+            os.await_start(ready, fifo)?;
+        }
         Step::Exec(argv) => {
             let exe = st.exe.take().unwrap_or_else(|| argv[0].clone());
             let e = os.execve(&exe, argv, &plan.env);

@@ -27,6 +27,8 @@ pub struct Root {
     pub network: NetMode,
     /// SELinux is active: device nodes are bound from the host (they keep their labels).
     pub selinux: bool,
+    /// Mount the IPC namespace's mqueue file system on /dev/mqueue (an OCI config asks).
+    pub mqueue: bool,
 }
 
 impl Root {
@@ -37,6 +39,7 @@ impl Root {
             hostname: p.process.hostname.clone(),
             network: p.network.mode.clone(),
             selinux,
+            mqueue: false,
         }
     }
 }
@@ -834,12 +837,24 @@ fn special_mounts(
     }
     let shm = sys::fs_mount(
         c"tmpfs",
-        &[("mode", Some("1777"))],
+        &[("mode", Some("1777")), ("source", Some("shm"))],
         sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
     )
     .at("mount /dev/shm")?;
     if !mount_on_new_dir(&shm, dev.as_fd(), "shm").at("mount /dev/shm")? {
         attach(shm, root, "/dev/shm", false, false).at("mount /dev/shm")?;
+    }
+    if p.mqueue {
+        // POSIX message queues of the sandbox's IPC namespace (an OCI config's mount).
+        let mq = sys::fs_mount(
+            c"mqueue",
+            &[],
+            sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+        )
+        .at("mount /dev/mqueue")?;
+        if !mount_on_new_dir(&mq, dev.as_fd(), "mqueue").at("mount /dev/mqueue")? {
+            attach(mq, root, "/dev/mqueue", false, false).at("mount /dev/mqueue")?;
+        }
     }
     for (name, target) in [
         ("ptmx", "pts/ptmx"),

@@ -120,12 +120,14 @@ pub trait Os {
     ) -> Result<Option<Published>, StepError>;
     fn prepare_stdio(&mut self, tty: Tty) -> std::io::Result<(ChildStdio, ParentStdio)>;
     fn cgroup_layout(&mut self) -> Layout;
+    /// The cgroups (`name`: their own name; `None`: this launch's `kakoi-<pid>-<start>`).
     fn cgroup_create(
         &mut self,
         layout: &Layout,
         limits: &[Limit],
         strict: bool,
         leaf: bool,
+        name: Option<&str>,
     ) -> Result<Cgroup, cgroup::Error>;
     /// The v1 part of the cgroups, and the child moved into all of them.
     fn cgroup_join(
@@ -165,6 +167,11 @@ pub trait Os {
     fn go(&mut self, go: OwnedFd);
     fn kill(&mut self, pidfd: BorrowedFd, signal: libc::c_int);
     fn supervise(&mut self, s: Supervision) -> Result<Ended, StepError>;
+    /// Detached: say "created" on `ready`, then wait until the other end of the FIFO
+    /// (opened `O_PATH` as `fifo`) is opened by `start`.
+    fn await_start(&mut self, ready: OwnedFd, fifo: OwnedFd) -> Result<(), StepError>;
+    /// Detached: wait for the child's "created" on `ready` (false: it failed first).
+    fn await_created(&mut self, ready: OwnedFd) -> bool;
     fn wait(&mut self, pidfd: BorrowedFd) -> std::io::Result<sys::Exit>;
 }
 
@@ -529,8 +536,12 @@ impl Os for Real {
         limits: &[Limit],
         strict: bool,
         leaf: bool,
+        name: Option<&str>,
     ) -> Result<Cgroup, cgroup::Error> {
-        Cgroup::create(layout, limits, strict, leaf)
+        match name {
+            Some(n) => Cgroup::create_named(layout, limits, strict, leaf, n.to_string()),
+            None => Cgroup::create(layout, limits, strict, leaf),
+        }
     }
 
     fn cgroup_join(
@@ -649,6 +660,26 @@ impl Os for Real {
 
     fn wait(&mut self, pidfd: BorrowedFd) -> std::io::Result<sys::Exit> {
         sys::wait_pidfd(pidfd)
+    }
+
+    fn await_start(&mut self, ready: OwnedFd, fifo: OwnedFd) -> Result<(), StepError> {
+        use std::os::fd::AsRawFd;
+        std::fs::File::from(ready)
+            .write_all(b"R")
+            .at("report the container created")?;
+        // Through the O_PATH descriptor: the FIFO is outside the container's root. The
+        // open blocks until `start` opens the other end.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/self/fd/{}", fifo.as_raw_fd()))
+            .at("wait for start")?;
+        drop(fifo);
+        f.write_all(b"0").at("wait for start")
+    }
+
+    fn await_created(&mut self, ready: OwnedFd) -> bool {
+        let mut b = [0u8; 1];
+        std::fs::File::from(ready).read_exact(&mut b).is_ok() && b[0] == b'R'
     }
 }
 
@@ -874,6 +905,7 @@ impl Os for Recorder {
         limits: &[Limit],
         strict: bool,
         leaf: bool,
+        _name: Option<&str>,
     ) -> Result<Cgroup, cgroup::Error> {
         let files: Vec<String> = limits
             .iter()
@@ -984,5 +1016,13 @@ impl Os for Recorder {
     fn wait(&mut self, _pidfd: BorrowedFd) -> std::io::Result<sys::Exit> {
         self.note("wait".into());
         Ok(sys::Exit::Code(0))
+    }
+    fn await_start(&mut self, _ready: OwnedFd, _fifo: OwnedFd) -> Result<(), StepError> {
+        self.note("await_start".into());
+        Ok(())
+    }
+    fn await_created(&mut self, _ready: OwnedFd) -> bool {
+        self.note("await_created".into());
+        true
     }
 }

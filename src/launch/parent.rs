@@ -5,6 +5,7 @@
 use std::io::Read;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 
 use super::cgroup::{self, Cgroup, Layout};
 use super::child;
@@ -27,6 +28,12 @@ pub enum Outcome {
     },
     /// A step before exec failed.
     Failed(StepError),
+    /// Detached: the container waits for its start (its command's pid on the host, and
+    /// its cgroups, which outlive the launcher).
+    Created {
+        pid: i32,
+        cgroups: Vec<std::path::PathBuf>,
+    },
 }
 
 /// The host end of the sandbox's veth pair.
@@ -58,6 +65,8 @@ struct State {
     spread: Option<libc::cpu_set_t>,
     /// A host veth to remove at the end.
     veth: Option<String>,
+    /// Detached: the read end of the child's "created".
+    ready: Option<OwnedFd>,
 }
 
 impl State {
@@ -249,6 +258,7 @@ fn parent_step<O: Os>(
             bare_pid1,
             pid_ns,
         } => return supervise(st, *timeout_ms, *bare_pid1, *pid_ns, os).map(Some),
+        Step::Created => return created(st, os).map(Some),
         _ => {}
     }
     Ok(None)
@@ -308,7 +318,7 @@ fn cgroup<O: Os>(
     let error = cgroup_error(rootless);
     if c.after_clone {
         st.cgroup = os
-            .cgroup_create(&layout, &c.limits, c.strict, c.leaf)
+            .cgroup_create(&layout, &c.limits, c.strict, c.leaf, c.name.as_deref())
             .map_err(&error)?;
         os.cgroup_join(
             &mut st.cgroup,
@@ -321,7 +331,7 @@ fn cgroup<O: Os>(
         .map_err(&error)?;
     } else {
         st.cgroup = os
-            .cgroup_create(&layout, &c.limits, c.strict, c.leaf)
+            .cgroup_create(&layout, &c.limits, c.strict, c.leaf, c.name.as_deref())
             .map_err(&error)?;
     }
     st.layout = Some(layout);
@@ -364,6 +374,26 @@ fn clone<O: Os>(
     let (go_r, go_w) = sys::pipe().at("create the sync pipe")?;
     let (err_r, err_w) = sys::pipe().at("create the error pipe")?;
     let (notes_r, notes_w) = sys::pipe().at("create the notes pipe")?;
+    // Detached: the child says "created" on a pipe of its own (the error pipe stays open
+    // until its exec), and waits on the FIFO, opened here, outside its root.
+    let detach = plan.steps.iter().find_map(|s| match s {
+        Step::AwaitStart(fifo) => Some(fifo),
+        _ => None,
+    });
+    let (ready, start) = match detach {
+        Some(fifo) => {
+            let start = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH)
+                .open(fifo)
+                .at(format!("open {}", fifo.display()))?;
+            (
+                Some(sys::pipe().at("create the ready pipe")?),
+                Some(OwnedFd::from(start)),
+            )
+        }
+        None => (None, None),
+    };
     // The child and the init check through it that the launcher is still there.
     let me = sys::pidfd_open(sys::getpid()).at("open the launcher's pidfd")?;
     // Signals to forward are blocked from before the clone, and read from a
@@ -406,6 +436,8 @@ fn clone<O: Os>(
                 notes: notes_w,
                 launcher: me,
                 address: st.address,
+                ready: ready.map(|(_, w)| w),
+                start,
             };
             child::main(plan, fds, err_w, os)
         }
@@ -425,11 +457,40 @@ fn clone<O: Os>(
             st.net_sock = net_pair.map(|(p, _)| p);
             st.fd_sock = fd_pair.map(|(p, _)| p);
             st.child = Some((pid, pidfd));
+            st.ready = ready.map(|(r, _)| r);
             // The payload's ends of the relay pipes and of the terminal's socket.
             st.child_stdio = None;
         }
     }
     Ok(())
+}
+
+/// The `Created` step: the child waits for its start; the launcher leaves it, and its
+/// cgroups, running.
+fn created<O: Os>(st: &mut State, os: &mut O) -> Result<Outcome, StepError> {
+    let (pid, pidfd) = st
+        .child
+        .take()
+        .ok_or_else(|| StepError::new("create", "no child"))?;
+    let ready = st
+        .ready
+        .take()
+        .ok_or_else(|| StepError::new("create", "no ready pipe"))?;
+    if !os.await_created(ready) {
+        // It failed before its start, and says why on the error pipe.
+        let _ = os.wait(pidfd.as_fd());
+        let mut report = Vec::new();
+        if let Some(err) = st.err.take() {
+            let _ = std::fs::File::from(err).read_to_end(&mut report);
+        }
+        return Err(StepError::decode(&report).unwrap_or_else(|| {
+            StepError::new("create", "the container exited before it was created")
+        }));
+    }
+    Ok(Outcome::Created {
+        pid,
+        cgroups: st.cgroup.detach(),
+    })
 }
 
 /// The `Supervise` step: the child's report (the error pipe closes at exec), the terminal,

@@ -44,6 +44,8 @@ pub struct CgroupStep {
     pub layout: Option<Layout>,
     /// `--cgroup-parent`.
     pub parent: Option<String>,
+    /// The cgroup's own name (a detached container's); `None`: `kakoi-<pid>-<start>`.
+    pub name: Option<String>,
 }
 
 /// One resource limit of the payload's process (`setrlimit` on its pid).
@@ -172,7 +174,12 @@ pub enum Step {
     Landlock(Ruleset),
     /// Reset the launcher's signal dispositions and mask.
     Signals,
+    /// Detached (`kakoi oci create`): tell the launcher the container is created, then
+    /// wait until `kakoi oci start` opens this FIFO.
+    AwaitStart(std::path::PathBuf),
     Exec(Vec<String>),
+    /// Detached: once the child waits for its start, leave it (and its cgroups) running.
+    Created,
 }
 
 /// The plan: the steps in the order they happen (the launcher's and the child's
@@ -228,7 +235,8 @@ impl Step {
             | HostVeth(_)
             | Macvlan(_)
             | Go
-            | Supervise { .. } => By::Parent,
+            | Supervise { .. }
+            | Created => By::Parent,
             _ => By::Child,
         }
     }
@@ -283,6 +291,8 @@ impl Step {
             NoNewPrivs => "from here setuid and file-capability binaries gain nothing",
             Landlock(_) => "after every mount: a Landlocked thread may not change its mount topology",
             Signals => "only ignored dispositions survive an execve; the launcher's mask must not",
+            AwaitStart(_) => "the OCI lifecycle: `create` sets the container up, `start` runs the command; before the last filter, which must only allow execve",
+            Created => "`create` returns with the container waiting for `start`",
             Exec(_) => "a failure before this is reported to the parent as (step, errno) and exit 125/126/127",
         }
     }
@@ -476,6 +486,8 @@ impl fmt::Display for Step {
             Landlock(l) if l.is_empty() => write!(f, "Landlock: no rules (nothing to restrict)"),
             Landlock(l) => write!(f, "Landlock (ABI {}, {:?}): {} path rules, {} port rules", l.abi, l.enforcement, l.paths.len(), l.ports.len()),
             Signals => write!(f, "reset signal dispositions; unblock signals"),
+            AwaitStart(fifo) => write!(f, "report \"created\", then wait for `start` on {}", fifo.display()),
+            Created => write!(f, "wait for the child's \"created\"; leave it and its cgroups running (no parent-death signal to the launcher)"),
             Exec(argv) => write!(f, "execve({})", argv.join(" ")),
         }
     }
@@ -603,6 +615,19 @@ pub struct Inputs {
     /// The cgroup layout, when read before the launch (`None`: read after the clone).
     pub layout: Option<Layout>,
     pub cgroup_parent: Option<String>,
+    /// Detached (an OCI runtime's `create`): the FIFO `start` opens, and the exact cgroup
+    /// name (no launcher pid in it: the cgroup outlives the launcher).
+    pub detach: Option<Detach>,
+}
+
+/// How a detached launch waits for its start.
+#[derive(Clone, Debug)]
+pub struct Detach {
+    pub fifo: std::path::PathBuf,
+    /// The cgroup's own name, below `cgroup_parent`.
+    pub cgroup_name: String,
+    /// The config mounts mqueue on /dev/mqueue.
+    pub mqueue: bool,
 }
 
 /// The namespaces a launch by `facts`' user makes: the policy's, with a user namespace
@@ -661,7 +686,8 @@ pub fn build(p: &Policy, mut inputs: Inputs, facts: &Facts) -> Result<Plan, Step
         }
     }
     s.push(Step::Preflight);
-    let cgroup = cgroup_step(
+    let detach = inputs.detach.take();
+    let mut cgroup = cgroup_step(
         p,
         inputs.layout.take(),
         inputs.cgroup_parent.take(),
@@ -669,6 +695,7 @@ pub fn build(p: &Policy, mut inputs: Inputs, facts: &Facts) -> Result<Plan, Step
         new(NsKind::Pid),
         &mut warnings,
     )?;
+    cgroup.name = detach.as_ref().map(|d| d.cgroup_name.clone());
     let after_clone = cgroup.after_clone;
     let mut cgroup = Some(Step::Cgroup(cgroup));
     if !after_clone {
@@ -708,7 +735,11 @@ pub fn build(p: &Policy, mut inputs: Inputs, facts: &Facts) -> Result<Plan, Step
                 .then(|| e.inside + (facts.uid - e.outside))
         }),
     };
-    let root = new(NsKind::Mount).then(|| Box::new(Root::of(p, &ns, facts.selinux)));
+    let root = new(NsKind::Mount).then(|| {
+        let mut r = Root::of(p, &ns, facts.selinux);
+        r.mqueue = detach.as_ref().is_some_and(|d| d.mqueue);
+        Box::new(r)
+    });
     if root.is_none() {
         warnings.push("no mount namespace: the payload sees the host's file system".into());
     }
@@ -759,11 +790,29 @@ pub fn build(p: &Policy, mut inputs: Inputs, facts: &Facts) -> Result<Plan, Step
     }
     let (argv, env) = (inputs.argv.clone(), std::mem::take(&mut inputs.env));
     payload_steps(p, inputs, facts, init, &mut s, &mut warnings);
-    s.push(Step::Supervise {
-        timeout_ms: p.process.timeout_ms,
-        bare_pid1: !init && new(NsKind::Pid),
-        pid_ns: new(NsKind::Pid),
-    });
+    match detach {
+        None => s.push(Step::Supervise {
+            timeout_ms: p.process.timeout_ms,
+            bare_pid1: !init && new(NsKind::Pid),
+            pid_ns: new(NsKind::Pid),
+        }),
+        Some(d) => {
+            if init {
+                return Err(StepError::new(
+                    "create",
+                    "a detached container runs its command as its first process: no init, no time namespace, no joined pid namespace",
+                ));
+            }
+            // Nothing dies with the launcher: `create` exits and the container goes on.
+            s.retain(|st| !matches!(st, Step::DieWith(_)));
+            let at = s
+                .iter()
+                .position(|st| matches!(st, Step::Signals))
+                .map_or(s.len(), |i| i + 1);
+            s.insert(at, Step::AwaitStart(d.fifo));
+            s.push(Step::Created);
+        }
+    }
     Ok(Plan {
         policy: p.name.clone(),
         argv,
@@ -865,6 +914,7 @@ fn cgroup_step(
         (Some(l), Some(parent)) => Some(l.under(parent).map_err(|m| StepError::new("cgroup", m))?),
         (l, _) => l,
     };
+    let name = None;
     let r = &p.resources;
     let limits = super::cgroup::limits(r);
     let strict = r.cgroup == Some(Enforcement::Required);
@@ -892,6 +942,7 @@ fn cgroup_step(
         after_clone: facts.cgroup_v1,
         layout,
         parent,
+        name,
     })
 }
 

@@ -40,6 +40,8 @@ pub struct Options {
     /// Read the cgroup layout now even where the launch reads it after the clone (a
     /// dry run prints where each file is written).
     pub read_layout: bool,
+    /// Detached, as an OCI runtime's `create` (see [`plan::Detach`]).
+    pub detach: Option<plan::Detach>,
 }
 
 /// A random MCS pair `s0:cA,cB` (A < B), as container runtimes choose one per sandbox.
@@ -171,6 +173,7 @@ pub fn prepare(policy: &Policy, o: Options, facts: &Facts) -> Result<Launch, Ste
             selinux,
             layout,
             cgroup_parent: o.cgroup_parent,
+            detach: o.detach,
         },
         facts,
     )?;

@@ -55,6 +55,9 @@ pub enum Tty {
     Auto,
     Always,
     Never,
+    /// The payload gets the launcher's descriptors as they are, whatever they are (an OCI
+    /// runtime's caller hands it pipes or files, and no launcher stays to relay).
+    Inherit,
 }
 
 /// The payload's side of the standard descriptors, made before the clone.
@@ -115,6 +118,7 @@ pub fn prepare(tty: Tty) -> std::io::Result<(ChildStdio, ParentStdio)> {
         Tty::Always => true,
         Tty::Never => false,
         Tty::Auto => sys::isatty(0) && sys::isatty(1),
+        Tty::Inherit => return Ok(passed()),
     };
     let mut parent = ParentStdio {
         pumps: Vec::new(),

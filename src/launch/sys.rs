@@ -798,7 +798,13 @@ pub fn fs_mount(
     let fsfd =
         check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), 1 as libc::c_uint) })
             .map(owned)?;
-    for (k, v) in options {
+    // The mount's source as /proc/self/mountinfo shows it: the file system's name unless
+    // given (`proc`, `sysfs`, as mount(8) and container runtimes set it, not "none").
+    let own_source = fstype.to_str().unwrap_or("none");
+    let source = [("source", Some(own_source))];
+    let has_source = options.iter().any(|(k, _)| *k == "source");
+    let all = options.iter().chain(source.iter().filter(|_| !has_source));
+    for (k, v) in all {
         let key = CString::new(*k).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         let val = v
             .map(CString::new)
@@ -1217,6 +1223,12 @@ pub fn ptrace_detach(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
         )
     })
     .map(drop)
+}
+
+/// Make a FIFO at `path` (mode 0600).
+pub fn mkfifo(path: &CStr) -> io::Result<()> {
+    // SAFETY: `path` is a valid NUL-terminated string.
+    check_int(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }).map(drop)
 }
 
 #[cfg(test)]

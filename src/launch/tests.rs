@@ -65,6 +65,7 @@ fn plan_for(p: &Policy, f: &Facts) -> Plan {
             .map(|_| "system_u:system_r:kakoi_t:s0:c1,c2".into()),
         layout: Some(layout(f.cgroup_v1)),
         cgroup_parent: None,
+        detach: None,
     };
     plan::build(p, inputs, f).expect("a plan")
 }
@@ -93,6 +94,8 @@ fn record(plan: &Plan, f: &Facts) -> Recorder {
             .iter()
             .any(|s| matches!(s, Step::Lease(_)))
             .then(|| "10.88.0.2".parse().unwrap()),
+        ready: Some(null()),
+        start: Some(null()),
     };
     // The recorder's execve fails (ENOSYS): the child's steps end there.
     let e = child::steps(plan, fds, &mut rec).unwrap_err();

@@ -26,6 +26,7 @@
 //!   compat ABIs' own argument lists.
 //! - `workloads`: the shipped policies running real programs (shell, tar, git, gcc,
 //!   sqlite3, python threads and multiprocessing) as root and rootless; one SIGTERM.
+//! - `oci`: kakoi as an OCI runtime (runc's lifecycle through `kakoi-runtime`).
 //! - `cli`: exit codes, `--format json`, `--emit`, atomic bundle writes, completions, man.
 
 mod audit;
@@ -39,6 +40,7 @@ mod fuzz;
 mod launch;
 mod libseccomp;
 mod live;
+mod oci;
 mod profiles;
 mod redteam;
 mod redteam_run;
