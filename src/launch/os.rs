@@ -160,6 +160,8 @@ pub trait Os {
     ) -> Result<(), StepError>;
     /// Idmapped copies of `binds` for the user namespace of `pid`.
     fn idmapped(&mut self, pid: libc::pid_t, binds: &[Bind]) -> Result<Vec<OwnedFd>, StepError>;
+    /// Write `/proc/PID/FILE` (the child's, from the launcher).
+    fn write_proc_of(&mut self, pid: libc::pid_t, file: &str, text: &str) -> std::io::Result<()>;
     fn ensure_bridge(&mut self, v: &Veth, name: &str) -> Result<(), StepError>;
     fn set_cpu_affinity(&mut self, pid: libc::pid_t, cpus: &libc::cpu_set_t)
         -> std::io::Result<()>;
@@ -597,6 +599,10 @@ impl Os for Real {
         super::ids::write_maps(pid, maps, launcher_uid)
     }
 
+    fn write_proc_of(&mut self, pid: libc::pid_t, file: &str, text: &str) -> std::io::Result<()> {
+        std::fs::write(format!("/proc/{pid}/{file}"), text)
+    }
+
     fn idmapped(&mut self, pid: libc::pid_t, binds: &[Bind]) -> Result<Vec<OwnedFd>, StepError> {
         let userns = std::fs::File::open(format!("/proc/{pid}/ns/user"))
             .at("open the sandbox's user namespace")?;
@@ -979,6 +985,10 @@ impl Os for Recorder {
                 .collect::<Vec<_>>(),
             maps.helper
         ));
+        Ok(())
+    }
+    fn write_proc_of(&mut self, pid: libc::pid_t, file: &str, text: &str) -> std::io::Result<()> {
+        self.note(format!("write /proc/{pid}/{file} {text}"));
         Ok(())
     }
     fn idmapped(&mut self, pid: libc::pid_t, binds: &[Bind]) -> Result<Vec<OwnedFd>, StepError> {

@@ -214,6 +214,10 @@ fn parent_step<O: Os>(
             }
         }
         Step::IdMaps(m) => os.write_maps(pid(), m, launcher_uid)?,
+        Step::OomScoreAdj(n) => os
+            .write_proc_of(pid(), "oom_score_adj", &n.to_string())
+            .at("write oom_score_adj")
+            .hint("a score below the launcher's own needs CAP_SYS_RESOURCE")?,
         Step::Idmapped(binds) => {
             let trees = os.idmapped(pid(), binds)?;
             let borrowed: Vec<_> = trees.iter().map(|t| t.as_fd()).collect();

@@ -103,6 +103,8 @@ pub enum Step {
     // The launcher, after the clone.
     NetAside,
     Rlimits(Vec<Rlimit>),
+    /// The payload's OOM score adjustment (an OCI config's `process.oomScoreAdj`).
+    OomScoreAdj(i32),
     IdMaps(Maps),
     Idmapped(Vec<Bind>),
     HostVeth(Veth),
@@ -230,6 +232,7 @@ impl Step {
             | Clone { .. }
             | NetAside
             | Rlimits(_)
+            | OomScoreAdj(_)
             | IdMaps(_)
             | Idmapped(_)
             | HostVeth(_)
@@ -253,6 +256,7 @@ impl Step {
             Clone { .. } => "no window outside the cgroup; the cgroup namespace root is the sandbox's own cgroup",
             NetAside => "the costliest namespace is made while the child builds its root",
             Rlimits(_) => "raising a hard limit needs CAP_SYS_RESOURCE in the initial user namespace",
+            OomScoreAdj(_) => "lowering it needs CAP_SYS_RESOURCE in the initial user namespace: the launcher writes it",
             IdMaps(_) => "the child blocks on a pipe until its identity exists",
             Idmapped(_) => "idmapping a host file system needs CAP_SYS_ADMIN in the initial user namespace",
             HostVeth(_) | Macvlan(_) => "the network namespace must exist before its interfaces",
@@ -398,6 +402,7 @@ impl fmt::Display for Step {
                 )
             }
             NetAside => write!(f, "create the network namespace (lo up) and pass it to the child over a socket"),
+            OomScoreAdj(n) => write!(f, "oom_score_adj {n}"),
             Rlimits(r) => {
                 let l: Vec<String> = r.iter().map(|r| format!("{}={}/{}", r.name, limit(r.soft), limit(r.hard))).collect();
                 write!(f, "set rlimits: {}", l.join(", "))
@@ -628,6 +633,8 @@ pub struct Detach {
     pub cgroup_name: String,
     /// The config mounts mqueue on /dev/mqueue.
     pub mqueue: bool,
+    /// `process.oomScoreAdj`.
+    pub oom_score_adj: Option<i32>,
 }
 
 /// The namespaces a launch by `facts`' user makes: the policy's, with a user namespace
@@ -771,6 +778,9 @@ pub fn build(p: &Policy, mut inputs: Inputs, facts: &Facts) -> Result<Plan, Step
     }
     s.extend(cgroup.take());
     launcher_setup(p, maps, veth.as_ref(), userns, new(NsKind::Net), &mut s)?;
+    if let Some(n) = detach.as_ref().and_then(|d| d.oom_score_adj) {
+        s.push(Step::OomScoreAdj(n));
+    }
     s.push(Step::Go);
     s.extend(after_go);
 

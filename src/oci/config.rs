@@ -49,6 +49,7 @@ pub struct Container {
     pub cgroups_path: Option<String>,
     /// `mqueue` on /dev/mqueue is among the mounts.
     pub mqueue: bool,
+    pub oom_score_adj: Option<i32>,
     pub annotations: std::collections::BTreeMap<String, String>,
 }
 
@@ -115,9 +116,7 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Container, Error> {
     let env = process.env().clone().unwrap_or_default();
     p.process.cwd = process.cwd().display().to_string();
     p.process.no_new_privs = process.no_new_privileges().unwrap_or(false);
-    if process.oom_score_adj().is_some() {
-        return Err(unsupported("process.oomScoreAdj", "not yet"));
-    }
+
     let user = process.user();
     p.identity.user = Some(user.uid());
     p.identity.group = Some(user.gid());
@@ -268,6 +267,7 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Container, Error> {
         argv,
         env,
         terminal: process.terminal().unwrap_or(false),
+        oom_score_adj: process.oom_score_adj(),
         cgroups_path,
         mqueue: spec.mounts().iter().flatten().any(|m| {
             m.typ().as_deref() == Some("mqueue") && m.destination() == Path::new("/dev/mqueue")

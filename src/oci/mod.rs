@@ -307,6 +307,22 @@ fn create(
     let result = (|| {
         let fifo = dir.join(state::FIFO);
         state::mkfifo(&fifo).map_err(fail)?;
+        // The container's root opens it for writing, through its user namespace when it
+        // has one: owned by the host ids its root maps to, as runc makes it.
+        let host_id = |m: &[policy_lang::ir::IdMap]| {
+            m.iter()
+                .find(|e| e.inside == 0 && e.count > 0)
+                .map(|e| e.outside)
+        };
+        let ids = &c.policy.identity;
+        if host_id(&ids.uid_map).is_some() || host_id(&ids.gid_map).is_some() {
+            use std::os::unix::fs::PermissionsExt;
+            std::os::unix::fs::chown(&fifo, host_id(&ids.uid_map), host_id(&ids.gid_map))
+                .and_then(|()| {
+                    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o622))
+                })
+                .map_err(|e| fail(format!("{}: {e}", fifo.display())))?;
+        }
         let facts = crate::host::Facts::probe_for(Some(&c.policy))
             .map_err(|e| fail(format!("cannot read /proc/self: {e}")))?;
         let (parent, name) = match &c.cgroups_path {
@@ -331,6 +347,7 @@ fn create(
                 fifo,
                 cgroup_name: name,
                 mqueue: c.mqueue,
+                oom_score_adj: c.oom_score_adj,
             }),
         };
         let launch = run::prepare(&c.policy, options, &facts)
