@@ -402,6 +402,51 @@ fn size(s: &str) -> Option<u64> {
 
 /// `linux.resources`: the limits kakoi's cgroup step writes.
 fn resources(p: &mut Policy, r: &oci_spec::runtime::LinuxResources) -> Result<(), Error> {
+    // What kakoi's cgroup step cannot write yet is refused, not left out.
+    let mut unset = Vec::new();
+    if let Some(c) = r.cpu() {
+        for (set, name) in [
+            (c.shares().is_some(), "cpu.shares"),
+            (c.idle().is_some(), "cpu.idle"),
+            (c.burst().is_some(), "cpu.burst"),
+            (c.realtime_runtime().is_some(), "cpu.realtimeRuntime"),
+            (c.realtime_period().is_some(), "cpu.realtimePeriod"),
+            (c.cpus().is_some(), "cpu.cpus"),
+            (c.mems().is_some(), "cpu.mems"),
+        ] {
+            if set {
+                unset.push(name);
+            }
+        }
+    }
+    if let Some(m) = r.memory() {
+        for (set, name) in [
+            (m.reservation().is_some(), "memory.reservation"),
+            (m.kernel().is_some(), "memory.kernel"),
+            (m.kernel_tcp().is_some(), "memory.kernelTCP"),
+            (m.swappiness().is_some(), "memory.swappiness"),
+            (
+                m.disable_oom_killer() == Some(true),
+                "memory.disableOOMKiller",
+            ),
+        ] {
+            if set {
+                unset.push(name);
+            }
+        }
+    }
+    if r.rdma().is_some() {
+        unset.push("rdma");
+    }
+    if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        unset.push("unified");
+    }
+    if !unset.is_empty() {
+        return Err(unsupported(
+            format!("linux.resources ({})", unset.join(", ")),
+            "not yet",
+        ));
+    }
     let res = &mut p.resources;
     if let Some(m) = r.memory() {
         res.memory = m.limit().filter(|l| *l > 0).map(|l| l as u64);
@@ -514,6 +559,31 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("hooks"));
+    }
+
+    /// Limits kakoi's cgroup step cannot write are refused, not left out.
+    #[test]
+    fn resources_kakoi_cannot_write_are_refused() {
+        let mut v = serde_json::to_value(Spec::default()).unwrap();
+        v["linux"]["resources"] = serde_json::json!({
+            "memory": {"limit": 67108864},
+            "pids": {"limit": 32},
+            "cpu": {"quota": 50000, "period": 100000},
+        });
+        let spec: Spec = serde_json::from_value(v.clone()).unwrap();
+        let r = translate(&spec, Path::new("/b")).unwrap().policy.resources;
+        assert_eq!(
+            (r.memory, r.pids, r.cpu_quota, r.cpu_period),
+            (Some(64 << 20), Some(32), Some(50000), 100000)
+        );
+        v["linux"]["resources"]["cpu"]["shares"] = serde_json::json!(512);
+        v["linux"]["resources"]["memory"]["swappiness"] = serde_json::json!(10);
+        let spec: Spec = serde_json::from_value(v).unwrap();
+        let e = translate(&spec, Path::new("/b")).unwrap_err().to_string();
+        assert!(
+            e.contains("cpu.shares") && e.contains("memory.swappiness"),
+            "{e}"
+        );
     }
 
     #[test]
