@@ -134,7 +134,7 @@ fn step_of<O: Os>(plan: &Plan, step: &Step, st: &mut State, os: &mut O) -> Resul
         | UnshareCgroup
         | UnshareTime(_)
         | ForkInit { .. } => namespace_step(step, st, os),
-        Hostname(_) | JoinNet | Loopback | Eth0 { .. } | Root { .. } => {
+        Hostname(_) | JoinNet | Loopback | Eth0 { .. } | Sysctl(_) | Root { .. } => {
             sandbox_step(plan, step, st, os)
         }
         _ => payload_step(plan, step, st, os),
@@ -231,6 +231,13 @@ fn sandbox_step<O: Os>(
             os.join_netns(sock)?;
         }
         Step::Loopback => os.link_up("lo").at("bring lo up")?,
+        Step::Sysctl(kv) => {
+            for (k, v) in kv {
+                os.write_sysctl(k, v)
+                    .at(format!("sysctl {k}={v}"))
+                    .hint("only the sysctls of the sandbox's own namespaces can be set")?;
+            }
+        }
         Step::Eth0 { address, gateway } => {
             let leased = st.address.zip(plan.steps.iter().find_map(|s| match s {
                 Step::Lease(v) => Some(v.prefix),

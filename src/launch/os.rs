@@ -77,6 +77,9 @@ pub trait Os {
     /// Join the network namespace that arrives on `sock`.
     fn join_netns(&mut self, sock: OwnedFd) -> Result<(), StepError>;
     fn link_up(&mut self, name: &str) -> std::io::Result<()>;
+    /// Write the kernel parameter `key` (`net.ipv4.ip_forward`) of this process's
+    /// namespaces.
+    fn write_sysctl(&mut self, key: &str, value: &str) -> std::io::Result<()>;
     /// Run the host's `ip` (inside the sandbox's network namespace in the child).
     fn ip(&mut self, args: &[&str]) -> Result<(), StepError>;
     fn build_root(
@@ -337,6 +340,19 @@ impl Os for Real {
 
     fn link_up(&mut self, name: &str) -> std::io::Result<()> {
         sys::link_up(name)
+    }
+
+    fn write_sysctl(&mut self, key: &str, value: &str) -> std::io::Result<()> {
+        // Dots are separators; a key holding a slash (an interface name) has it as a dot.
+        let path: String = key
+            .chars()
+            .map(|c| match c {
+                '.' => '/',
+                '/' => '.',
+                c => c,
+            })
+            .collect();
+        std::fs::write(format!("/proc/sys/{path}"), value)
     }
 
     fn ip(&mut self, args: &[&str]) -> Result<(), StepError> {
@@ -789,6 +805,10 @@ impl Os for Recorder {
     }
     fn link_up(&mut self, name: &str) -> std::io::Result<()> {
         self.note(format!("link_up({name})"));
+        Ok(())
+    }
+    fn write_sysctl(&mut self, key: &str, value: &str) -> std::io::Result<()> {
+        self.note(format!("sysctl({key}={value})"));
         Ok(())
     }
     fn ip(&mut self, args: &[&str]) -> Result<(), StepError> {

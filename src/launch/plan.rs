@@ -105,6 +105,9 @@ pub enum Step {
     Rlimits(Vec<Rlimit>),
     /// The payload's OOM score adjustment (an OCI config's `process.oomScoreAdj`).
     OomScoreAdj(i32),
+    /// Namespaced kernel parameters, written in the sandbox's own namespaces before its
+    /// root is built (and /proc/sys made read-only).
+    Sysctl(Vec<(String, String)>),
     IdMaps(Maps),
     Idmapped(Vec<Bind>),
     HostVeth(Veth),
@@ -257,6 +260,7 @@ impl Step {
             NetAside => "the costliest namespace is made while the child builds its root",
             Rlimits(_) => "raising a hard limit needs CAP_SYS_RESOURCE in the initial user namespace",
             OomScoreAdj(_) => "lowering it needs CAP_SYS_RESOURCE in the initial user namespace: the launcher writes it",
+            Sysctl(_) => "from inside the namespaces they belong to, while /proc/sys is still writable",
             IdMaps(_) => "the child blocks on a pipe until its identity exists",
             Idmapped(_) => "idmapping a host file system needs CAP_SYS_ADMIN in the initial user namespace",
             HostVeth(_) | Macvlan(_) => "the network namespace must exist before its interfaces",
@@ -403,6 +407,14 @@ impl fmt::Display for Step {
             }
             NetAside => write!(f, "create the network namespace (lo up) and pass it to the child over a socket"),
             OomScoreAdj(n) => write!(f, "oom_score_adj {n}"),
+            Sysctl(kv) => write!(
+                f,
+                "sysctl {}",
+                kv.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
             Rlimits(r) => {
                 let l: Vec<String> = r.iter().map(|r| format!("{}={}/{}", r.name, limit(r.soft), limit(r.hard))).collect();
                 write!(f, "set rlimits: {}", l.join(", "))
@@ -635,6 +647,8 @@ pub struct Detach {
     pub mqueue: bool,
     /// `process.oomScoreAdj`.
     pub oom_score_adj: Option<i32>,
+    /// `linux.sysctl`: namespaced kernel parameters (checked by the translation).
+    pub sysctl: Vec<(String, String)>,
 }
 
 /// The namespaces a launch by `facts`' user makes: the policy's, with a user namespace
@@ -709,7 +723,13 @@ pub fn build(p: &Policy, mut inputs: Inputs, facts: &Facts) -> Result<Plan, Step
         s.extend(cgroup.take());
     }
     let early = early(p, &ns);
-    let net_aside = early && new(NsKind::Net);
+    let sysctl = detach
+        .as_ref()
+        .map(|d| d.sysctl.clone())
+        .unwrap_or_default();
+    // Network parameters are written from inside the network namespace before the root:
+    // the clone makes it then, not the launcher meanwhile.
+    let net_aside = early && new(NsKind::Net) && sysctl.is_empty();
     s.push(Step::Clone {
         new: NsKind::ALL
             .into_iter()
@@ -755,6 +775,7 @@ pub fn build(p: &Policy, mut inputs: Inputs, facts: &Facts) -> Result<Plan, Step
         ns: &ns,
         root,
         veth: veth.as_ref(),
+        sysctl,
     };
     s.push(Step::DieWith(Parent::Launcher));
     let joins: Vec<(NsKind, String)> = {
@@ -1019,6 +1040,7 @@ struct Sandbox<'a> {
     ns: &'a Namespaces,
     root: Option<Box<Root>>,
     veth: Option<&'a Veth>,
+    sysctl: Vec<(String, String)>,
 }
 
 impl Sandbox<'_> {
@@ -1054,6 +1076,9 @@ impl Sandbox<'_> {
                     },
                 });
             }
+        }
+        if !self.sysctl.is_empty() {
+            s.push(Step::Sysctl(self.sysctl.clone()));
         }
         if let Some(root) = &self.root {
             s.push(Step::Root {

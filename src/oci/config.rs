@@ -49,6 +49,8 @@ pub struct Container {
     pub cgroups_path: Option<String>,
     /// `mqueue` on /dev/mqueue is among the mounts.
     pub mqueue: bool,
+    /// `linux.sysctl`, namespaced ones only.
+    pub sysctl: Vec<(String, String)>,
     pub oom_score_adj: Option<i32>,
     pub annotations: std::collections::BTreeMap<String, String>,
 }
@@ -193,6 +195,7 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Container, Error> {
         })?;
     }
     let mut cgroups_path = None;
+    let mut sysctl = Vec::new();
     if let Some(linux) = spec.linux() {
         for n in linux.namespaces().iter().flatten() {
             let t = name(&n.typ());
@@ -218,9 +221,39 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Container, Error> {
         p.identity.gid_map = map(linux.gid_mappings());
         p.filesystem.masked = linux.masked_paths().clone().unwrap_or_default();
         p.filesystem.readonly = linux.readonly_paths().clone().unwrap_or_default();
-        if linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(unsupported("linux.sysctl", "not yet"));
+        for (k, v) in linux.sysctl().iter().flatten() {
+            // Only the parameters of the namespaces the container has of its own: any
+            // other would change the host.
+            let own = |kind: NsKind| p.namespaces.get(kind) != &NsMode::Host;
+            let ipc = matches!(
+                k.as_str(),
+                "kernel.msgmax"
+                    | "kernel.msgmnb"
+                    | "kernel.msgmni"
+                    | "kernel.sem"
+                    | "kernel.shmall"
+                    | "kernel.shmmax"
+                    | "kernel.shmmni"
+                    | "kernel.shm_rmid_forced"
+            ) || k.starts_with("fs.mqueue.");
+            let ok = if ipc {
+                own(NsKind::Ipc)
+            } else if k.starts_with("net.") {
+                own(NsKind::Net)
+            } else if matches!(k.as_str(), "kernel.hostname" | "kernel.domainname") {
+                own(NsKind::Uts)
+            } else {
+                false
+            };
+            if !ok || k.contains("..") || v.contains('\0') {
+                return Err(invalid(
+                    format!("linux.sysctl {k}"),
+                    "not a parameter of a namespace the container has of its own (it would change the host)",
+                ));
+            }
+            sysctl.push((k.clone(), v.clone()));
         }
+        sysctl.sort();
         if linux.devices().as_ref().is_some_and(|d| !d.is_empty()) {
             return Err(unsupported(
                 "linux.devices",
@@ -269,6 +302,7 @@ pub fn translate(spec: &Spec, bundle: &Path) -> Result<Container, Error> {
         terminal: process.terminal().unwrap_or(false),
         oom_score_adj: process.oom_score_adj(),
         cgroups_path,
+        sysctl,
         mqueue: spec.mounts().iter().flatten().any(|m| {
             m.typ().as_deref() == Some("mqueue") && m.destination() == Path::new("/dev/mqueue")
         }),
@@ -543,10 +577,22 @@ mod tests {
     #[test]
     fn unsupported_fields_are_errors_not_skips() {
         let mut v = serde_json::to_value(Spec::default()).unwrap();
-        v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+        // A host-wide parameter is refused; one of the container's own namespaces is not.
+        v["linux"]["sysctl"] = serde_json::json!({"vm.overcommit_memory": "1"});
         let spec: Spec = serde_json::from_value(v.clone()).unwrap();
         let e = translate(&spec, Path::new("/b")).unwrap_err().to_string();
-        assert!(e.contains("linux.sysctl"), "{e}");
+        assert!(e.contains("linux.sysctl vm.overcommit_memory"), "{e}");
+        v["linux"]["sysctl"] =
+            serde_json::json!({"net.ipv4.ip_forward": "1", "kernel.shmmni": "8"});
+        let spec: Spec = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(
+            translate(&spec, Path::new("/b")).unwrap().sysctl,
+            [
+                ("kernel.shmmni".to_string(), "8".to_string()),
+                ("net.ipv4.ip_forward".to_string(), "1".to_string())
+            ]
+        );
+        v["linux"]["sysctl"] = serde_json::json!({});
         let mut w = serde_json::to_value(Spec::default()).unwrap();
         w["mounts"] = serde_json::json!([{"destination": "/x", "type": "nfs", "source": "h:/e"}]);
         let spec: Spec = serde_json::from_value(w).unwrap();

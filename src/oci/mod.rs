@@ -348,6 +348,7 @@ fn create(
                 cgroup_name: name,
                 mqueue: c.mqueue,
                 oom_score_adj: c.oom_score_adj,
+                sysctl: c.sysctl.clone(),
             }),
         };
         let launch = run::prepare(&c.policy, options, &facts)

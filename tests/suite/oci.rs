@@ -154,7 +154,8 @@ fn create_refuses_what_it_cannot_do() {
     bundle(&b, &["/bin/true"]);
     let path = b.join("config.json");
     let mut c: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    c["linux"]["sysctl"] = serde_json::json!({"kernel.domainname": "x"});
+    // A host-wide kernel parameter: never the container's to set.
+    c["linux"]["sysctl"] = serde_json::json!({"kernel.panic": "1"});
     std::fs::write(&path, c.to_string()).unwrap();
     let o = oci(
         &root,
