@@ -15,15 +15,17 @@ pub mod cgroup;
 pub(crate) mod owner {
     /// A process's start time, if it runs.
     pub fn start_time(pid: u32) -> Option<u64> {
+        stat(pid).map(|(_, start)| start)
+    }
+
+    /// A process's state letter (`R`, `S`, `Z`…) and start time, if it exists.
+    pub fn stat(pid: u32) -> Option<(char, u64)> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // The command name (field 2) may hold spaces and parentheses: fields after the
-        // last ')'; the start time is field 22.
-        stat.rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(19)?
-            .parse()
-            .ok()
+        // last ')'; the state is field 3, the start time field 22.
+        let mut f = stat.rsplit_once(')')?.1.split_whitespace();
+        let state = f.next()?.chars().next()?;
+        Some((state, f.nth(18)?.parse().ok()?))
     }
 
     /// This process's mark: (pid, start time).

@@ -47,24 +47,30 @@ pub struct Cli {
     pub command: Cmd,
 }
 
+/// What `create` and `run` take.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    #[arg(long, short, default_value = ".")]
+    bundle: PathBuf,
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    /// Accepted for compatibility (kakoi always pivots).
+    #[arg(long)]
+    no_pivot: bool,
+    /// Accepted for compatibility.
+    #[arg(long)]
+    no_new_keyring: bool,
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: u32,
+    id: String,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Create a container from a bundle; it waits for `start`.
-    Create {
-        #[arg(long, short, default_value = ".")]
-        bundle: PathBuf,
-        #[arg(long)]
-        pid_file: Option<PathBuf>,
-        #[arg(long)]
-        console_socket: Option<PathBuf>,
-        #[arg(long)]
-        no_pivot: bool,
-        #[arg(long)]
-        no_new_keyring: bool,
-        #[arg(long, default_value_t = 0)]
-        preserve_fds: u32,
-        id: String,
-    },
+    Create(CreateArgs),
     /// Run a created container's command.
     Start { id: String },
     /// A container's state, as JSON.
@@ -86,21 +92,10 @@ pub enum Cmd {
     },
     /// Create, start and wait for a container; exit with its status.
     Run {
-        #[arg(long, short, default_value = ".")]
-        bundle: PathBuf,
-        #[arg(long)]
-        pid_file: Option<PathBuf>,
         #[arg(long, short)]
         detach: bool,
-        #[arg(long)]
-        console_socket: Option<PathBuf>,
-        #[arg(long)]
-        no_pivot: bool,
-        #[arg(long)]
-        no_new_keyring: bool,
-        #[arg(long, default_value_t = 0)]
-        preserve_fds: u32,
-        id: String,
+        #[command(flatten)]
+        create: CreateArgs,
     },
     /// Write a default config.json into the bundle directory.
     Spec {
@@ -176,19 +171,7 @@ pub fn main(args: impl IntoIterator<Item = String>) -> i32 {
 fn run_cmd(cli: Cli) -> Result<i32, Failure> {
     let root = cli.root;
     match cli.command {
-        Cmd::Create {
-            bundle,
-            pid_file,
-            console_socket,
-            id,
-            ..
-        } => create(
-            &root,
-            &id,
-            &bundle,
-            pid_file.as_deref(),
-            console_socket.as_deref(),
-        ),
+        Cmd::Create(a) => create(&root, &a),
         Cmd::Start { id } => start(&root, &id),
         Cmd::State { id } => {
             let s = State::load(&root, &id).map_err(fail)?;
@@ -215,21 +198,9 @@ fn run_cmd(cli: Cli) -> Result<i32, Failure> {
             s.delete(force).map_err(fail)?;
             Ok(0)
         }
-        Cmd::Run {
-            bundle,
-            pid_file,
-            detach,
-            console_socket,
-            id,
-            ..
-        } => {
-            create(
-                &root,
-                &id,
-                &bundle,
-                pid_file.as_deref(),
-                console_socket.as_deref(),
-            )?;
+        Cmd::Run { detach, create: a } => {
+            create(&root, &a)?;
+            let id = a.id;
             start(&root, &id)?;
             if detach {
                 return Ok(0);
@@ -288,17 +259,15 @@ fn run_cmd(cli: Cli) -> Result<i32, Failure> {
 }
 
 /// `create`: translate the bundle's config, launch it detached, record its state.
-fn create(
-    root: &Path,
-    id: &str,
-    bundle: &Path,
-    pid_file: Option<&Path>,
-    console_socket: Option<&Path>,
-) -> Result<i32, Failure> {
+fn create(root: &Path, a: &CreateArgs) -> Result<i32, Failure> {
+    let (id, bundle, pid_file) = (a.id.as_str(), a.bundle.as_path(), a.pid_file.as_deref());
+    if a.preserve_fds > 0 {
+        return Err(fail("`--preserve-fds` is not supported by kakoi yet"));
+    }
     let bundle = std::fs::canonicalize(bundle)
         .map_err(|e| fail(format!("bundle {}: {e}", bundle.display())))?;
     let c = config::load(&bundle).map_err(|e| fail(e.to_string()))?;
-    if c.terminal || console_socket.is_some() {
+    if c.terminal || a.console_socket.is_some() {
         return Err(fail(
             "config.json: `process.terminal` (a console socket) is not supported by kakoi yet",
         ));
@@ -351,8 +320,14 @@ fn create(
                 sysctl: c.sysctl.clone(),
             }),
         };
-        let launch = run::prepare(&c.policy, options, &facts)
-            .map_err(|e| fail(format!("{}: {}", e.step, e.message)))?;
+        let step_failure = |e: crate::launch::error::StepError| Failure {
+            message: match &e.hint {
+                Some(h) => format!("{}: {}\n  hint: {h}", e.step, e.message),
+                None => format!("{}: {}", e.step, e.message),
+            },
+            code: e.exit_code(),
+        };
+        let launch = run::prepare(&c.policy, options, &facts).map_err(step_failure)?;
         match run::run(&launch) {
             run::Outcome::Created { pid, cgroups } => {
                 let s = State::new(id, pid, &bundle, cgroups, c.annotations.clone());
@@ -363,10 +338,7 @@ fn create(
                 }
                 Ok(0)
             }
-            run::Outcome::Failed(e) => Err(Failure {
-                message: format!("{}: {}", e.step, e.message),
-                code: e.exit_code(),
-            }),
+            run::Outcome::Failed(e) => Err(step_failure(e)),
             run::Outcome::Exited { code, .. } => Ok(code),
         }
     })();

@@ -90,14 +90,7 @@ fn valid_id(id: &str) -> bool {
 
 /// Whether `pid` with start time `start` is a live (not zombie) process.
 fn alive(pid: i32, start: u64) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return false;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    f.first() != Some(&"Z") && f.get(19).and_then(|s| s.parse().ok()) == Some(start)
+    crate::launch::owner::stat(pid as u32).is_some_and(|(state, s)| state != 'Z' && s == start)
 }
 
 impl State {
